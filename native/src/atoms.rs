@@ -1,0 +1,105 @@
+//! Every atom the NIF reads or writes, in one place.
+
+rustler::atoms! {
+    ok,
+    error,
+    finished,
+    infinity,
+    undefined,
+    bad_runtime,
+
+    // messages
+    erqwest_response,
+    erqwest_runtime_stopped,
+    erqwest_runtime_failure,
+    reply,
+    next,
+    chunk,
+    fin,
+
+    // err() codes
+    timeout,
+    redirect,
+    url,
+    connect,
+    request,
+    body,
+    cancelled,
+    unknown,
+
+    // err() and resp() keys
+    code,
+    reason,
+    status,
+    headers,
+    version,
+
+    // HTTP versions in resp()
+    http0_9 = "HTTP/0.9",
+    http1_0 = "HTTP/1.0",
+    http1_1 = "HTTP/1.1",
+    http2 = "HTTP/2",
+    http3 = "HTTP/3",
+
+    // methods
+    options,
+    get,
+    post,
+    put,
+    delete,
+    head,
+    trace,
+    patch,
+
+    // req_opts() keys and values
+    method,
+    stream,
+    complete,
+    response_body,
+    length,
+    period,
+
+    // client_opts() keys
+    identity,
+    pkcs12,
+    pem,
+    follow_redirects,
+    additional_root_certs,
+    use_built_in_root_certs,
+    danger_accept_invalid_hostnames,
+    danger_accept_invalid_certs,
+    proxy,
+    system,
+    no_proxy,
+    http,
+    https,
+    all,
+    basic_auth,
+    connect_timeout,
+    read_timeout,
+    pool_idle_timeout,
+    pool_max_idle_per_host,
+    https_only,
+    cookie_store,
+    gzip,
+    brotli,
+    deflate,
+    zstd,
+    cookies,
+    http2_prior_knowledge,
+    http1_only,
+    tcp_nodelay,
+    tcp_keepalive,
+    local_address,
+    user_agent,
+    default_headers,
+    resolve,
+    min_tls_version,
+    tlsv1_0 = "tlsv1",
+    tlsv1_1 = "tlsv1.1",
+    tlsv1_2 = "tlsv1.2",
+    tlsv1_3 = "tlsv1.3",
+
+    // runtime options
+    worker_threads,
+}

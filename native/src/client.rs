@@ -1,0 +1,387 @@
+//! Clients: `client_opts()` decoded into a typed [`ClientConfig`], validated,
+//! then turned into a reqwest client that lives in a NIF resource.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::RwLock;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use rustler::{Atom, Binary, Encoder, Env, Error as NifError, MapIterator, NifResult, ResourceArc, Term};
+
+use crate::atoms;
+use crate::runtime::Runtime;
+use crate::term::{decode_bool, decode_header_list, decode_ms, header_map, EncodeBinary};
+use crate::tls;
+
+/// A client: its connection pool and the runtime its requests run on.
+pub struct Client {
+    inner: RwLock<Option<reqwest::Client>>,
+    runtime: ResourceArc<Runtime>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for Client {}
+
+impl Client {
+    /// The reqwest client, or `None` after `close_client`.
+    pub fn get(&self) -> Option<reqwest::Client> {
+        self.inner.read().ok().and_then(|c| c.clone())
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+}
+
+/// How redirects are followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirects {
+    None,
+    Limit(usize),
+}
+
+/// Where requests go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyConfig {
+    /// `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` from the environment.
+    System,
+    NoProxy,
+    Rules(Vec<ProxyRule>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyScheme {
+    Http,
+    Https,
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRule {
+    pub scheme: ProxyScheme,
+    pub url: String,
+    pub basic_auth: Option<(String, String)>,
+}
+
+/// Every `client_opts()` key, decoded. Defaults are the contract's.
+pub struct ClientConfig {
+    pub identity: Option<tls::IdentitySource>,
+    pub redirects: Redirects,
+    pub additional_root_certs: Vec<Vec<u8>>,
+    pub use_built_in_root_certs: bool,
+    pub danger_accept_invalid_hostnames: bool,
+    pub danger_accept_invalid_certs: bool,
+    pub proxy: ProxyConfig,
+    pub connect_timeout: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub read_timeout: Option<Duration>,
+    pub pool_idle_timeout: Option<Duration>,
+    pub pool_max_idle_per_host: Option<usize>,
+    pub https_only: bool,
+    pub cookie_store: bool,
+    pub gzip: bool,
+    pub brotli: bool,
+    pub deflate: bool,
+    pub zstd: bool,
+    pub http2_prior_knowledge: bool,
+    pub http1_only: bool,
+    pub tcp_nodelay: bool,
+    pub tcp_keepalive: Option<Duration>,
+    pub local_address: Option<IpAddr>,
+    pub user_agent: Vec<u8>,
+    pub default_headers: HeaderMap,
+    pub resolve: Vec<(String, SocketAddr)>,
+    pub min_tls_version: Option<reqwest::tls::Version>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            identity: None,
+            redirects: Redirects::Limit(10),
+            additional_root_certs: Vec::new(),
+            use_built_in_root_certs: true,
+            danger_accept_invalid_hostnames: false,
+            danger_accept_invalid_certs: false,
+            proxy: ProxyConfig::System,
+            connect_timeout: None,
+            timeout: None,
+            read_timeout: None,
+            pool_idle_timeout: Some(Duration::from_secs(90)),
+            pool_max_idle_per_host: None,
+            https_only: false,
+            cookie_store: false,
+            gzip: true,
+            brotli: true,
+            deflate: true,
+            zstd: true,
+            http2_prior_knowledge: false,
+            http1_only: false,
+            tcp_nodelay: true,
+            tcp_keepalive: None,
+            local_address: None,
+            user_agent: concat!("erqwest/", env!("CARGO_PKG_VERSION")).as_bytes().to_vec(),
+            default_headers: HeaderMap::new(),
+            resolve: Vec::new(),
+            min_tls_version: None,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Decodes a `client_opts()` map. Any unknown key or ill-typed value is
+    /// `badarg`.
+    pub fn decode(term: Term) -> NifResult<Self> {
+        let mut c = ClientConfig::default();
+        for (key, value) in term.decode::<MapIterator>()? {
+            let key: Atom = key.decode()?;
+            c.set(key, value)?;
+        }
+        Ok(c)
+    }
+
+    fn set(&mut self, key: Atom, v: Term) -> NifResult<()> {
+        match key {
+            k if k == atoms::identity() => self.identity = Some(tls::IdentitySource::decode(v)?),
+            k if k == atoms::follow_redirects() => {
+                self.redirects = match v.decode::<bool>() {
+                    Ok(true) => Redirects::Limit(10),
+                    Ok(false) => Redirects::None,
+                    Err(_) => Redirects::Limit(v.decode::<usize>()?),
+                }
+            }
+            k if k == atoms::additional_root_certs() => {
+                self.additional_root_certs = v
+                    .decode::<Vec<Binary>>()?
+                    .iter()
+                    .map(|b| b.as_slice().to_vec())
+                    .collect()
+            }
+            k if k == atoms::use_built_in_root_certs() => self.use_built_in_root_certs = decode_bool(v)?,
+            k if k == atoms::danger_accept_invalid_hostnames() => {
+                self.danger_accept_invalid_hostnames = decode_bool(v)?
+            }
+            k if k == atoms::danger_accept_invalid_certs() => {
+                self.danger_accept_invalid_certs = decode_bool(v)?
+            }
+            k if k == atoms::proxy() => self.proxy = decode_proxy(v)?,
+            k if k == atoms::connect_timeout() => self.connect_timeout = decode_ms(v)?,
+            k if k == atoms::timeout() => self.timeout = decode_ms(v)?,
+            k if k == atoms::read_timeout() => self.read_timeout = decode_ms(v)?,
+            k if k == atoms::pool_idle_timeout() => self.pool_idle_timeout = decode_ms(v)?,
+            k if k == atoms::pool_max_idle_per_host() => self.pool_max_idle_per_host = Some(v.decode()?),
+            k if k == atoms::https_only() => self.https_only = decode_bool(v)?,
+            k if k == atoms::cookie_store() => self.cookie_store = decode_bool(v)?,
+            k if k == atoms::gzip() => self.gzip = decode_bool(v)?,
+            k if k == atoms::brotli() => self.brotli = decode_bool(v)?,
+            k if k == atoms::deflate() => self.deflate = decode_bool(v)?,
+            k if k == atoms::zstd() => self.zstd = decode_bool(v)?,
+            k if k == atoms::http2_prior_knowledge() => self.http2_prior_knowledge = decode_bool(v)?,
+            k if k == atoms::http1_only() => self.http1_only = decode_bool(v)?,
+            k if k == atoms::tcp_nodelay() => self.tcp_nodelay = decode_bool(v)?,
+            k if k == atoms::tcp_keepalive() => self.tcp_keepalive = decode_ms(v)?,
+            k if k == atoms::local_address() => self.local_address = Some(decode_ip(v)?),
+            k if k == atoms::user_agent() => {
+                let ua: Binary = v.decode()?;
+                reqwest::header::HeaderValue::from_bytes(ua.as_slice()).map_err(|_| NifError::BadArg)?;
+                self.user_agent = ua.as_slice().to_vec();
+            }
+            k if k == atoms::default_headers() => {
+                let list = decode_header_list(v)?;
+                self.default_headers = header_map(&list).map_err(|_| NifError::BadArg)?;
+            }
+            k if k == atoms::resolve() => self.resolve = decode_resolve(v)?,
+            k if k == atoms::min_tls_version() => self.min_tls_version = Some(decode_tls_version(v)?),
+            _ => return Err(NifError::BadArg),
+        }
+        Ok(())
+    }
+
+    /// Turns the configuration into a reqwest client. Failures (a PKCS#12
+    /// that does not open, a proxy URL that does not parse) are reported
+    /// as text for the caller to raise.
+    pub fn build(self) -> Result<reqwest::Client, String> {
+        let mut b = reqwest::Client::builder()
+            .redirect(match self.redirects {
+                Redirects::None => reqwest::redirect::Policy::none(),
+                Redirects::Limit(n) => reqwest::redirect::Policy::limited(n),
+            })
+            .https_only(self.https_only)
+            .cookie_store(self.cookie_store)
+            .gzip(self.gzip)
+            .brotli(self.brotli)
+            .deflate(self.deflate)
+            .zstd(self.zstd)
+            .tcp_nodelay(self.tcp_nodelay)
+            .tcp_keepalive(self.tcp_keepalive)
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .local_address(self.local_address)
+            .default_headers(self.default_headers);
+        let ua = reqwest::header::HeaderValue::from_bytes(&self.user_agent).map_err(|e| e.to_string())?;
+        b = b.user_agent(ua);
+        if let Some(t) = self.connect_timeout {
+            b = b.connect_timeout(t);
+        }
+        if let Some(t) = self.timeout {
+            b = b.timeout(t);
+        }
+        if let Some(t) = self.read_timeout {
+            b = b.read_timeout(t);
+        }
+        if let Some(n) = self.pool_max_idle_per_host {
+            b = b.pool_max_idle_per_host(n);
+        }
+        if self.http2_prior_knowledge {
+            b = b.http2_prior_knowledge();
+        }
+        if self.http1_only {
+            b = b.http1_only();
+        }
+        for (host, addr) in &self.resolve {
+            b = b.resolve(host, *addr);
+        }
+        if let Some(v) = self.min_tls_version {
+            b = b.tls_version_min(v);
+        }
+        b = match self.proxy {
+            ProxyConfig::System => b,
+            ProxyConfig::NoProxy => b.no_proxy(),
+            ProxyConfig::Rules(rules) => {
+                for rule in rules {
+                    let mut p = match rule.scheme {
+                        ProxyScheme::Http => reqwest::Proxy::http(&rule.url),
+                        ProxyScheme::Https => reqwest::Proxy::https(&rule.url),
+                        ProxyScheme::All => reqwest::Proxy::all(&rule.url),
+                    }
+                    .map_err(|e| format!("proxy {}: {e}", rule.url))?;
+                    if let Some((user, pass)) = &rule.basic_auth {
+                        p = p.basic_auth(user, pass);
+                    }
+                    b = b.proxy(p);
+                }
+                b
+            }
+        };
+        let tls = tls::TlsConfig {
+            identity: self.identity,
+            additional_root_certs: self.additional_root_certs,
+            use_built_in_root_certs: self.use_built_in_root_certs,
+            danger_accept_invalid_hostnames: self.danger_accept_invalid_hostnames,
+            danger_accept_invalid_certs: self.danger_accept_invalid_certs,
+        };
+        b = tls.apply(b)?;
+        b.build().map_err(|e| crate::error::Error::from_reqwest(&e).to_string())
+    }
+}
+
+fn decode_proxy(v: Term) -> NifResult<ProxyConfig> {
+    if let Ok(a) = v.decode::<Atom>() {
+        return match a {
+            a if a == atoms::system() => Ok(ProxyConfig::System),
+            a if a == atoms::no_proxy() => Ok(ProxyConfig::NoProxy),
+            _ => Err(NifError::BadArg),
+        };
+    }
+    let mut rules = Vec::new();
+    for (scheme, spec) in v.decode::<Vec<(Atom, Term)>>()? {
+        let scheme = match scheme {
+            s if s == atoms::http() => ProxyScheme::Http,
+            s if s == atoms::https() => ProxyScheme::Https,
+            s if s == atoms::all() => ProxyScheme::All,
+            _ => return Err(NifError::BadArg),
+        };
+        let mut url = None;
+        let mut basic_auth = None;
+        for (k, val) in spec.decode::<MapIterator>()? {
+            match k.decode::<Atom>()? {
+                k if k == atoms::url() => url = Some(utf8(val)?),
+                k if k == atoms::basic_auth() => {
+                    let (u, p): (Term, Term) = val.decode()?;
+                    basic_auth = Some((utf8(u)?, utf8(p)?));
+                }
+                _ => return Err(NifError::BadArg),
+            }
+        }
+        rules.push(ProxyRule {
+            scheme,
+            url: url.ok_or(NifError::BadArg)?,
+            basic_auth,
+        });
+    }
+    Ok(ProxyConfig::Rules(rules))
+}
+
+fn utf8(t: Term) -> NifResult<String> {
+    let b: Binary = t.decode()?;
+    String::from_utf8(b.as_slice().to_vec()).map_err(|_| NifError::BadArg)
+}
+
+/// `inet:ip_address()`: a 4-tuple or an 8-tuple.
+fn decode_ip(t: Term) -> NifResult<IpAddr> {
+    if let Ok((a, b, c, d)) = t.decode::<(u8, u8, u8, u8)>() {
+        return Ok(IpAddr::from([a, b, c, d]));
+    }
+    let parts = rustler::types::tuple::get_tuple(t)?;
+    if parts.len() != 8 {
+        return Err(NifError::BadArg);
+    }
+    let mut segs = [0u16; 8];
+    for (seg, p) in segs.iter_mut().zip(parts) {
+        *seg = p.decode()?;
+    }
+    Ok(IpAddr::from(segs))
+}
+
+/// `[{Host :: binary(), {inet:ip_address(), inet:port_number()}}]`.
+fn decode_resolve(t: Term) -> NifResult<Vec<(String, SocketAddr)>> {
+    let mut out = Vec::new();
+    for (host, addr) in t.decode::<Vec<(Term, Term)>>()? {
+        let (ip, port): (Term, u16) = addr.decode()?;
+        out.push((utf8(host)?, SocketAddr::new(decode_ip(ip)?, port)));
+    }
+    Ok(out)
+}
+
+fn decode_tls_version(t: Term) -> NifResult<reqwest::tls::Version> {
+    use reqwest::tls::Version;
+    match t.decode::<Atom>()? {
+        a if a == atoms::tlsv1_0() => Ok(Version::TLS_1_0),
+        a if a == atoms::tlsv1_1() => Ok(Version::TLS_1_1),
+        a if a == atoms::tlsv1_2() => Ok(Version::TLS_1_2),
+        a if a == atoms::tlsv1_3() => Ok(Version::TLS_1_3),
+        _ => Err(NifError::BadArg),
+    }
+}
+
+/// Builds a client, or answers `{error, Reason}` when an option's content is
+/// unusable (a PKCS#12 that does not open, a proxy URL that does not parse).
+/// Dirty: loading trust stores and opening PKCS#12 files takes milliseconds.
+#[rustler::nif(schedule = "DirtyIo")]
+fn make_client<'a>(env: Env<'a>, runtime: ResourceArc<Runtime>, opts: Term<'a>) -> NifResult<Term<'a>> {
+    let handle = runtime.handle().ok_or(NifError::BadArg)?;
+    let config = ClientConfig::decode(opts)?;
+    // Some reqwest internals (the system proxy lookup) expect a runtime context.
+    let _guard = handle.enter();
+    match config.build() {
+        Ok(client) => Ok(ResourceArc::new(Client {
+            inner: RwLock::new(Some(client)),
+            runtime: runtime.clone(),
+        })
+        .encode(env)),
+        Err(reason) => Ok((atoms::error(), reason.as_bytes().encode_binary(env)).encode(env)),
+    }
+}
+
+/// Drops the client's pool: idle connections close now, in-flight requests
+/// keep their own reference and finish. A second close is `badarg`.
+#[rustler::nif]
+fn close_client<'a>(env: Env<'a>, client: ResourceArc<Client>) -> NifResult<Term<'a>> {
+    let taken = client.inner.write().map_err(|_| NifError::BadArg)?.take();
+    match taken {
+        Some(c) => {
+            drop(c);
+            Ok(atoms::ok().encode(env))
+        }
+        None => Err(NifError::BadArg),
+    }
+}

@@ -1,0 +1,42 @@
+//! erqwest's NIF: reqwest on a tokio runtime, driven from Erlang.
+//!
+//! Each concept has its module: [`runtime`] (the tokio runtime resource),
+//! [`client`] and [`tls`] (options to a reqwest client), [`request`] (one
+//! request's handle and task), [`body`] (streamed request bodies),
+//! [`reply`] (messages back to Erlang), [`error`] (`err()` codes) and
+//! [`term`] (term decoding and encoding). This file only wires them up.
+
+mod atoms;
+pub mod body;
+pub mod client;
+pub mod error;
+mod reply;
+mod request;
+mod runtime;
+mod term;
+mod tls;
+
+use rustler::{Atom, Env, Term};
+
+/// Compile-time features; every codec is built in.
+#[rustler::nif]
+fn feature(name: Atom) -> bool {
+    [
+        atoms::cookies(),
+        atoms::gzip(),
+        atoms::brotli(),
+        atoms::deflate(),
+        atoms::zstd(),
+        atoms::http2(),
+    ]
+    .contains(&name)
+}
+
+fn load(_env: Env, _info: Term) -> bool {
+    // reqwest is built without a default crypto provider; install ring's
+    // once per VM. An earlier install (a reload) is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    true
+}
+
+rustler::init!("erqwest_nif", load = load);

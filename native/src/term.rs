@@ -1,0 +1,153 @@
+//! Decoding Erlang terms into Rust values and encoding replies back.
+//!
+//! Shape errors (a key of the wrong type, an unknown key) are `badarg`,
+//! raised at once. Content errors that the contract reports as an `err()`
+//! (a header name that is not a token, say) are found later, in
+//! `request.rs`, and sent as messages.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+use rustler::env::OwnedEnv;
+use rustler::{Binary, Encoder, Env, Error as NifError, ListIterator, NifResult, Term};
+
+use crate::atoms;
+
+/// Below this size a binary is copied; above it the Rust side borrows the
+/// Erlang binary instead (see [`bytes_from_binary`]).
+const BORROW_THRESHOLD: usize = 4096;
+
+/// Encodes bytes as an Erlang binary (rustler encodes `&[u8]` as a list).
+pub trait EncodeBinary {
+    fn encode_binary<'a>(&self, env: Env<'a>) -> Term<'a>;
+}
+
+impl EncodeBinary for [u8] {
+    fn encode_binary<'a>(&self, env: Env<'a>) -> Term<'a> {
+        let mut bin = rustler::NewBinary::new(env, self.len());
+        bin.as_mut_slice().copy_from_slice(self);
+        let bin: Binary = bin.into();
+        bin.to_term(env)
+    }
+}
+
+/// `non_neg_integer()` milliseconds, or `infinity` for no limit.
+pub fn decode_ms(term: Term) -> NifResult<Option<Duration>> {
+    if let Ok(ms) = term.decode::<u64>() {
+        return Ok(Some(Duration::from_millis(ms)));
+    }
+    if term.decode::<rustler::Atom>()? == atoms::infinity() {
+        Ok(None)
+    } else {
+        Err(NifError::BadArg)
+    }
+}
+
+pub fn decode_bool(term: Term) -> NifResult<bool> {
+    term.decode::<bool>()
+}
+
+/// A proper list of `{binary(), binary()}`; the bytes are checked later.
+pub fn decode_header_list<'a>(term: Term<'a>) -> NifResult<Vec<(Binary<'a>, Binary<'a>)>> {
+    let iter: ListIterator = term.decode()?;
+    let mut out = Vec::new();
+    for item in iter {
+        let (name, value): (Term, Term) = item.decode()?;
+        out.push((name.decode::<Binary>()?, value.decode::<Binary>()?));
+    }
+    Ok(out)
+}
+
+/// Builds a header map, rejecting names that are not tokens and values
+/// with control bytes. Bytes 128..=255 in values are allowed (obs-text).
+pub fn header_map(list: &[(Binary, Binary)]) -> Result<HeaderMap, String> {
+    use reqwest::header::{HeaderName, HeaderValue};
+    let mut map = HeaderMap::with_capacity(list.len());
+    for (name, value) in list {
+        let n = HeaderName::from_bytes(name.as_slice())
+            .map_err(|_| format!("invalid header name: {:?}", String::from_utf8_lossy(name)))?;
+        let v = HeaderValue::from_bytes(value.as_slice())
+            .map_err(|_| format!("invalid value for header {n}"))?;
+        map.append(n, v);
+    }
+    Ok(map)
+}
+
+/// An Erlang binary kept alive by a process-independent environment, so
+/// that reqwest can send it without a copy.
+struct BorrowedBinary {
+    _env: OwnedEnv,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the bytes belong to a refc binary that `_env` keeps referenced;
+// ERTS never moves or frees it while a reference is held, and nothing
+// writes to it (inspecting a binary from a NIF makes it read-only).
+unsafe impl Send for BorrowedBinary {}
+
+impl AsRef<[u8]> for BorrowedBinary {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: see the `Send` impl; `ptr`/`len` came from a live binary.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// Turns `iodata()` into bytes. A binary is borrowed when large (no copy,
+/// O(1) on the scheduler) and copied when small; a list is flattened, which
+/// costs time in proportion to its size, so the Erlang side sends lists to a
+/// dirty scheduler. `None` when the term is not iodata.
+pub fn bytes_from_iodata(term: Term) -> Option<Bytes> {
+    if let Ok(bin) = term.decode::<Binary>() {
+        if bin.len() < BORROW_THRESHOLD {
+            return Some(Bytes::copy_from_slice(bin.as_slice()));
+        }
+        let env = OwnedEnv::new();
+        let saved = env.save(term);
+        let (ptr, len) = env.run(|e| match saved.load(e).decode::<Binary>() {
+            Ok(b) => (b.as_slice().as_ptr(), b.len()),
+            Err(_) => (std::ptr::null(), 0),
+        });
+        if ptr.is_null() {
+            return Some(Bytes::copy_from_slice(bin.as_slice()));
+        }
+        return Some(Bytes::from_owner(BorrowedBinary {
+            _env: env,
+            ptr,
+            len,
+        }));
+    }
+    if !term.is_list() {
+        return None;
+    }
+    let flat = Binary::from_iolist(term).ok()?;
+    Some(Bytes::copy_from_slice(flat.as_slice()))
+}
+
+/// Encodes a header map as `[{Name, Value}]`, names lower-case, repeated
+/// names kept in the order they arrived.
+pub fn encode_headers<'a>(env: Env<'a>, headers: &HeaderMap) -> Term<'a> {
+    let items: Vec<Term<'a>> = headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().as_bytes().encode_binary(env),
+                v.as_bytes().encode_binary(env),
+            )
+                .encode(env)
+        })
+        .collect();
+    items.encode(env)
+}
+
+pub fn encode_version<'a>(env: Env<'a>, v: reqwest::Version) -> Term<'a> {
+    let atom = match v {
+        reqwest::Version::HTTP_09 => atoms::http0_9(),
+        reqwest::Version::HTTP_10 => atoms::http1_0(),
+        reqwest::Version::HTTP_2 => atoms::http2(),
+        reqwest::Version::HTTP_3 => atoms::http3(),
+        _ => atoms::http1_1(),
+    };
+    atom.encode(env)
+}

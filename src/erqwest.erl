@@ -1,0 +1,330 @@
+%% @doc erqwest: an HTTP client backed by Rust's reqwest.
+%%
+%% This module holds the clients and the synchronous API, which blocks the
+%% calling process (never a scheduler) until the answer arrives. The
+%% message-based API is {@link erqwest_async}. The `erqwest' application
+%% must be started first.
+%%
+%% ```
+%% 1> application:ensure_all_started(erqwest).
+%% 2> C = erqwest:make_client().
+%% 3> {ok, #{status := 200, body := Body}} = erqwest:get(C, <<"http://127.0.0.1:8080/">>).
+%% '''
+%%
+%% Requests that stream their body (`body => stream') return
+%% `{handle, H}'; feed it with {@link send/2} and end with
+%% {@link finish_send/1}. Responses read with `response_body => stream'
+%% carry a handle as `body'; read it with {@link read/2}. Such a handle
+%% belongs to the process that made it.
+-module(erqwest).
+
+-include_lib("stdlib/include/assert.hrl").
+
+-export([make_client/0, make_client/1, close_client/1]).
+-export([start_client/1, start_client/2, stop_client/1, get_client/1, feature/1]).
+-export([req/2, get/2, get/3, head/2, head/3, options/2, options/3]).
+-export([post/3, put/3, delete/2, delete/3, patch/3]).
+-export([send/2, finish_send/1, read/1, read/2, cancel/1]).
+-export([format_error/2]).
+
+-export_type([client/0, handle/0, client_opts/0, req_opts/0, read_opts/0, method/0,
+              header/0, resp/0, err/0, code/0, proxy_spec/0, timeout_ms/0]).
+
+-opaque client() :: reference().
+
+-record(sync_handle, {
+    ref :: reference(),
+    handle :: erqwest_async:handle(),
+    owner :: pid(),
+    %% Whether the response body is streamed (then a reply is not final).
+    stream_response :: boolean()
+}).
+-opaque handle() :: #sync_handle{}.
+
+-type timeout_ms() :: non_neg_integer() | infinity.
+-type header() :: {binary(), binary()}.
+-type method() :: options | get | post | put | delete | head | trace | connect | patch.
+-type proxy_spec() :: system | no_proxy
+                    | [{http | https | all, #{url := binary(), basic_auth => {binary(), binary()}}}].
+
+-type client_opts() :: #{
+    identity => {Pkcs12Der :: binary(), Password :: binary()}
+              | {pem, CertsAndKey :: binary()}
+              | {pem, Certs :: binary(), Key :: binary()},
+    follow_redirects => boolean() | non_neg_integer(),
+    additional_root_certs => [CertDer :: binary()],
+    use_built_in_root_certs => boolean(),
+    danger_accept_invalid_hostnames => boolean(),
+    danger_accept_invalid_certs => boolean(),
+    proxy => proxy_spec(),
+    connect_timeout => timeout_ms(),
+    timeout => timeout_ms(),
+    read_timeout => timeout_ms(),
+    pool_idle_timeout => timeout_ms(),
+    pool_max_idle_per_host => non_neg_integer(),
+    https_only => boolean(),
+    cookie_store => boolean(),
+    gzip => boolean(),
+    brotli => boolean(),
+    deflate => boolean(),
+    zstd => boolean(),
+    http2_prior_knowledge => boolean(),
+    http1_only => boolean(),
+    tcp_nodelay => boolean(),
+    tcp_keepalive => timeout_ms(),
+    local_address => inet:ip_address(),
+    user_agent => binary(),
+    default_headers => [header()],
+    resolve => [{Host :: binary(), {inet:ip_address(), inet:port_number()}}],
+    min_tls_version => tlsv1 | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3'
+}.
+
+-type req_opts() :: #{
+    url := binary(),
+    method := method(),
+    headers => [header()],
+    body => iodata() | stream,
+    response_body => complete | stream,
+    timeout => timeout_ms()
+}.
+
+-type read_opts() :: #{length => non_neg_integer(), period => timeout_ms()}.
+
+-type resp() :: #{
+    status := 100..599,
+    headers := [header()],
+    body => binary() | handle(),
+    version => 'HTTP/0.9' | 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2' | 'HTTP/3',
+    url => binary()
+}.
+
+-type code() :: timeout | redirect | url | connect | request | body | cancelled | unknown.
+-type err() :: #{code := code(), reason := binary()}.
+
+%%% Clients
+
+%% @equiv make_client(#{})
+-spec make_client() -> client().
+make_client() ->
+    make_client(#{}).
+
+%% @doc Makes a client with its own connection pool, freed when garbage
+%% collected. Raises `badarg' for an unknown key or a bad value; when the
+%% value's content is the problem (a PKCS#12 that does not open) the
+%% error's extended info says why.
+-spec make_client(client_opts()) -> client().
+make_client(Opts) ->
+    Runtime = erqwest_runtime:get(),
+    case erqwest_nif:make_client(Runtime, Opts) of
+        {error, Reason} ->
+            erlang:error(badarg, [Opts], [{error_info, #{module => ?MODULE, cause => Reason}}]);
+        Client ->
+            Client
+    end.
+
+%% @doc Closes the client's idle connections now; in-flight requests
+%% finish. Raises `badarg' when the client is already closed.
+-spec close_client(client() | atom()) -> ok.
+close_client(Client) ->
+    erqwest_nif:close_client(get_client(Client)).
+
+%% @equiv start_client(Name, #{})
+-spec start_client(atom()) -> ok.
+start_client(Name) ->
+    start_client(Name, #{}).
+
+%% @doc Makes a client and registers it under `Name', so that every
+%% function taking a client also takes `Name'.
+-spec start_client(atom(), client_opts()) -> ok.
+start_client(Name, Opts) when is_atom(Name) ->
+    persistent_term:put({?MODULE, client, Name}, make_client(Opts)).
+
+%% @doc Closes and unregisters a named client.
+-spec stop_client(atom()) -> ok.
+stop_client(Name) when is_atom(Name) ->
+    Client = get_client(Name),
+    _ = persistent_term:erase({?MODULE, client, Name}),
+    try close_client(Client) catch error:badarg -> ok end,
+    ok.
+
+%% @doc The client registered under `Name', or the client itself. Raises
+%% `badarg' for an unknown name.
+-spec get_client(client() | atom()) -> client().
+get_client(Name) when is_atom(Name) ->
+    persistent_term:get({?MODULE, client, Name});
+get_client(Client) ->
+    Client.
+
+%% @doc Whether a feature was compiled in: `cookies', `gzip', `brotli',
+%% `deflate', `zstd' and `http2' all are.
+-spec feature(atom()) -> boolean().
+feature(Name) when is_atom(Name) ->
+    erqwest_nif:feature(Name).
+
+%%% Requests
+
+%% @doc Makes a request and waits for the answer.
+%%
+%% `{ok, Resp}' for a complete response; with `response_body => stream'
+%% its `body' is a handle for {@link read/2}. With `body => stream' the
+%% answer is `{handle, H}' once the request body can be sent (or `{ok, _}'
+%% if the server answered at once).
+-spec req(client() | atom(), req_opts()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+req(Client, Opts) ->
+    Ref = make_ref(),
+    Handle = erqwest_async:req(Client, self(), Ref, Opts),
+    H = #sync_handle{ref = Ref, handle = Handle, owner = self(),
+                     stream_response = maps:get(response_body, Opts, complete) =:= stream},
+    case maps:get(body, Opts, undefined) of
+        stream ->
+            case await(H) of
+                next -> {handle, H};
+                {reply, Resp} -> {ok, Resp};
+                {error, _} = Error -> Error
+            end;
+        _ ->
+            case await(H) of
+                {reply, Resp} -> {ok, Resp};
+                {error, _} = Error -> Error
+            end
+    end.
+
+%% @equiv get(Client, Url, #{})
+-spec get(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+get(Client, Url) -> get(Client, Url, #{}).
+
+-spec get(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+get(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => get}).
+
+%% @equiv head(Client, Url, #{})
+-spec head(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+head(Client, Url) -> head(Client, Url, #{}).
+
+-spec head(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+head(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => head}).
+
+%% @equiv options(Client, Url, #{})
+-spec options(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+options(Client, Url) -> options(Client, Url, #{}).
+
+-spec options(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+options(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => options}).
+
+-spec post(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+post(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => post}).
+
+-spec put(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+put(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => put}).
+
+%% @equiv delete(Client, Url, #{})
+-spec delete(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+delete(Client, Url) -> delete(Client, Url, #{}).
+
+-spec delete(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+delete(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => delete}).
+
+-spec patch(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+patch(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => patch}).
+
+%%% Streaming
+
+%% @doc Sends a chunk of a streamed request body, blocking while the
+%% connection cannot take more. `{reply, Resp}' when the server answered
+%% early. Raises `badarg' once the request takes no more body.
+-spec send(handle(), iodata()) -> ok | {reply, resp()} | {error, err()}.
+send(#sync_handle{handle = Handle} = H, Data) ->
+    owner(H),
+    Sent = case is_binary(Data) of
+        true -> erqwest_nif:send(Handle, Data);
+        false -> erqwest_nif:send_dirty(Handle, Data)
+    end,
+    Sent =:= ok orelse erlang:error(badarg),
+    case await(H) of
+        next -> ok;
+        Other -> Other
+    end.
+
+%% @doc Completes a streamed request body and waits for the response.
+-spec finish_send(handle()) -> {ok, resp()} | {error, err()}.
+finish_send(#sync_handle{handle = Handle} = H) ->
+    owner(H),
+    erqwest_nif:finish_send(Handle) =:= ok orelse erlang:error(badarg),
+    case await(H) of
+        {reply, Resp} -> {ok, Resp};
+        {error, _} = Error -> Error
+    end.
+
+%% @equiv read(Handle, #{})
+-spec read(handle()) -> {more, binary()} | {ok, binary()} | {error, err()}.
+read(H) ->
+    read(H, #{}).
+
+%% @doc Reads a streamed response body: returns once at least `length'
+%% bytes arrived (default 8 MB; it may return more) or `period' ms passed
+%% (default `infinity'). `{ok, Data}' is the last chunk. Raises `badarg'
+%% after the last chunk.
+-spec read(handle(), read_opts()) -> {more, binary()} | {ok, binary()} | {error, err()}.
+read(#sync_handle{handle = Handle} = H, Opts) ->
+    owner(H),
+    erqwest_nif:read(Handle, Opts) =:= ok orelse erlang:error(badarg),
+    case await(H) of
+        {chunk, Data} -> {more, Data};
+        {fin, Data} -> {ok, Data};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Abandons a streamed request or response body. The request's final
+%% message is consumed here, so none is left in the mailbox.
+-spec cancel(handle()) -> ok.
+cancel(#sync_handle{handle = Handle} = H) ->
+    owner(H),
+    case erqwest_nif:cancel(Handle) of
+        ok -> await_final(H);
+        finished -> flush(H)
+    end.
+
+%%% Internals
+
+owner(#sync_handle{owner = Owner}) ->
+    ?assertEqual(Owner, self()).
+
+%% Waits for the next message of this request.
+await(#sync_handle{ref = Ref} = H) ->
+    receive
+        {erqwest_response, Ref, next} -> next;
+        {erqwest_response, Ref, reply, Resp} -> {reply, with_body(H, Resp)};
+        {erqwest_response, Ref, chunk, Data} -> {chunk, Data};
+        {erqwest_response, Ref, fin, Data} -> {fin, Data};
+        {erqwest_response, Ref, error, Err} -> {error, Err}
+    end.
+
+with_body(#sync_handle{stream_response = true} = H, Resp) -> Resp#{body => H};
+with_body(_, Resp) -> Resp.
+
+%% Skips to the request's final message.
+await_final(#sync_handle{ref = Ref, stream_response = Streamed} = H) ->
+    receive
+        {erqwest_response, Ref, error, _} -> ok;
+        {erqwest_response, Ref, fin, _} -> ok;
+        {erqwest_response, Ref, reply, _} when not Streamed -> ok;
+        {erqwest_response, Ref, next} -> await_final(H);
+        {erqwest_response, Ref, _, _} -> await_final(H)
+    end.
+
+%% The final message was delivered already; drop it if it is still queued.
+flush(#sync_handle{ref = Ref} = H) ->
+    receive
+        {erqwest_response, Ref, next} -> flush(H);
+        {erqwest_response, Ref, _, _} -> flush(H)
+    after 0 -> ok
+    end.
+
+%% @private Extended error information for the shell.
+-spec format_error(term(), erlang:stacktrace()) -> #{pos_integer() => unicode:chardata()}.
+format_error(_Reason, [{_M, _F, _As, Info} | _]) ->
+    case proplists:get_value(error_info, Info, #{}) of
+        #{cause := Cause} when is_binary(Cause) -> #{1 => Cause};
+        _ -> #{}
+    end;
+format_error(_, _) ->
+    #{}.

@@ -1,0 +1,90 @@
+%% @doc The message-based API: every function returns at once and the
+%% replies arrive as messages to the `Pid' given to {@link req/4}, tagged
+%% with its `Ref' (any term).
+%%
+%% Complete bodies get exactly one message:
+%% ```
+%% {erqwest_response, Ref, reply, erqwest:resp()}
+%% {erqwest_response, Ref, error, erqwest:err()}
+%% '''
+%% With `body => stream' the first message is `{erqwest_response, Ref, next}'
+%% (or an `error'). Answer each `next' with {@link send/2} (answered by
+%% `next' when the connection can take more, `reply' when the server
+%% answered early, or `error') and end with {@link finish_send/1}
+%% (answered by `reply' or `error').
+%%
+%% With `response_body => stream' the `reply' carries no `body'; each
+%% {@link read/2} is answered by `{erqwest_response, Ref, chunk, Data}',
+%% by the final `{erqwest_response, Ref, fin, Data}', or by an `error'.
+%%
+%% An `error' is always the last message of a request, and {@link cancel/1}
+%% at any stage still leaves exactly one final message.
+%%
+%% Example:
+%% ```
+%% H = erqwest_async:req(Client, self(), my_ref,
+%%                       #{method => get, url => <<"http://127.0.0.1:8080/">>}),
+%% receive {erqwest_response, my_ref, reply, #{status := 200}} -> ok end.
+%% '''
+-module(erqwest_async).
+
+-export([req/4, send/2, finish_send/1, read/2, cancel/1]).
+
+-export_type([handle/0]).
+
+-opaque handle() :: reference().
+
+%% Header lists longer than this are decoded on a dirty scheduler.
+-define(DIRTY_HEADERS, 256).
+
+%% @doc Starts a request. Raises `badarg' for an unknown option key or an
+%% ill-typed value; problems with the contents (a URL that does not parse,
+%% a header name that is not a token, a body that is not iodata) arrive as
+%% the `error' message.
+-spec req(erqwest:client() | atom(), pid(), term(), erqwest:req_opts()) -> handle().
+req(Client, Pid, Ref, Opts) ->
+    C = erqwest:get_client(Client),
+    case needs_dirty(Opts) of
+        true -> erqwest_nif:req_dirty(C, Pid, Ref, Opts);
+        false -> erqwest_nif:req(C, Pid, Ref, Opts)
+    end.
+
+%% @doc Streams a chunk of the request body; see the module doc for the
+%% messages that answer it.
+-spec send(handle(), iodata()) -> ok.
+send(Handle, Data) when is_binary(Data) ->
+    _ = erqwest_nif:send(Handle, Data),
+    ok;
+send(Handle, Data) ->
+    _ = erqwest_nif:send_dirty(Handle, Data),
+    ok.
+
+%% @doc Completes the request body; the next message is `reply' or `error'.
+-spec finish_send(handle()) -> ok.
+finish_send(Handle) ->
+    _ = erqwest_nif:finish_send(Handle),
+    ok.
+
+%% @doc Reads a chunk of the response body, waiting until at least `length'
+%% bytes arrived (default 8 MB; more may be returned) or `period' ms passed
+%% (default `infinity'). Answered by `chunk', the final `fin', or `error'.
+-spec read(handle(), erqwest:read_opts()) -> ok.
+read(Handle, Opts) ->
+    _ = erqwest_nif:read(Handle, Opts),
+    ok.
+
+%% @doc Cancels the request at any stage. A final message still always
+%% comes: `error' with code `cancelled', another error, or a reply that was
+%% already on its way. Does nothing after the final message.
+-spec cancel(handle()) -> ok.
+cancel(Handle) ->
+    _ = erqwest_nif:cancel(Handle),
+    ok.
+
+needs_dirty(#{body := Body}) when is_list(Body) -> true;
+needs_dirty(#{headers := Headers}) when is_list(Headers) -> longer_than(Headers, ?DIRTY_HEADERS);
+needs_dirty(_) -> false.
+
+longer_than([_ | _], 0) -> true;
+longer_than([_ | T], N) -> longer_than(T, N - 1);
+longer_than(_, _) -> false.

@@ -1,0 +1,79 @@
+%% @doc The NIF stubs. Use {@link erqwest} and {@link erqwest_async}
+%% instead; `start_runtime/1' and `stop_runtime/1' stay callable for code
+%% written against erqwest 0.2.5.
+-module(erqwest_nif).
+
+-export([start_runtime/1, start_runtime/2, stop_runtime/1]).
+-export([make_client/2, close_client/1, feature/1]).
+-export([req/4, req_dirty/4, send/2, send_dirty/2, finish_send/1, read/2, cancel/1]).
+-export([live_resources/0]).
+
+-nifs([start_runtime/1, start_runtime/2, stop_runtime/1, make_client/2, close_client/1,
+       feature/1, req/4, req_dirty/4, send/2, send_dirty/2, finish_send/1, read/2,
+       cancel/1, live_resources/0]).
+
+-on_load(init/0).
+
+-type runtime() :: erqwest_runtime:runtime().
+-type client() :: erqwest:client().
+-type handle() :: erqwest_async:handle().
+
+-define(NOT_LOADED, erlang:nif_error({not_loaded, ?MODULE})).
+
+init() ->
+    Priv = case code:priv_dir(erqwest) of
+        {error, bad_name} ->
+            %% Loaded from a bare ebin directory: priv is its sibling.
+            filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv");
+        Dir ->
+            Dir
+    end,
+    erlang:load_nif(filename:join(Priv, "liberqwest_nif"), 0).
+
+%% @doc Starts a runtime with one worker thread; `Owner' receives
+%% `erqwest_runtime_stopped' (or `erqwest_runtime_failure') when it ends.
+-spec start_runtime(pid()) -> runtime().
+start_runtime(_Owner) -> ?NOT_LOADED.
+
+%% @doc Starts a runtime: `#{worker_threads => pos_integer()}'.
+-spec start_runtime(pid(), #{worker_threads => pos_integer()}) -> runtime().
+start_runtime(_Owner, _Opts) -> ?NOT_LOADED.
+
+-spec stop_runtime(runtime()) -> ok.
+stop_runtime(_Runtime) -> ?NOT_LOADED.
+
+-spec make_client(runtime(), erqwest:client_opts()) -> client() | {error, binary()}.
+make_client(_Runtime, _Opts) -> ?NOT_LOADED.
+
+-spec close_client(client()) -> ok.
+close_client(_Client) -> ?NOT_LOADED.
+
+-spec feature(atom()) -> boolean().
+feature(_Name) -> ?NOT_LOADED.
+
+-spec req(client(), pid(), term(), erqwest:req_opts()) -> handle().
+req(_Client, _Pid, _Ref, _Opts) -> ?NOT_LOADED.
+
+%% @doc {@link req/4} on a dirty scheduler, for list bodies and long header lists.
+-spec req_dirty(client(), pid(), term(), erqwest:req_opts()) -> handle().
+req_dirty(_Client, _Pid, _Ref, _Opts) -> ?NOT_LOADED.
+
+-spec send(handle(), iodata()) -> ok | finished.
+send(_Handle, _Data) -> ?NOT_LOADED.
+
+-spec send_dirty(handle(), iodata()) -> ok | finished.
+send_dirty(_Handle, _Data) -> ?NOT_LOADED.
+
+-spec finish_send(handle()) -> ok | finished.
+finish_send(_Handle) -> ?NOT_LOADED.
+
+-spec read(handle(), erqwest:read_opts()) -> ok | finished.
+read(_Handle, _Opts) -> ?NOT_LOADED.
+
+%% @doc `ok' when a final message is still to come, `finished' once it was delivered.
+-spec cancel(handle()) -> ok | finished.
+cancel(_Handle) -> ?NOT_LOADED.
+
+%% @doc `{LiveHandles, LiveRequestTasks}', for leak checks.
+-spec live_resources() -> {non_neg_integer(), non_neg_integer()}.
+live_resources() -> ?NOT_LOADED.

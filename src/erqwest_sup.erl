@@ -1,0 +1,22 @@
+%% @private
+-module(erqwest_sup).
+-behaviour(supervisor).
+
+-export([start_link/0, init/1]).
+
+-spec start_link() -> supervisor:startlink_ret().
+start_link() ->
+    supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+
+-spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+init([]) ->
+    Runtime = #{
+        id => erqwest_runtime,
+        start => {erqwest_runtime, start_link, []},
+        restart => permanent,
+        %% Stopping waits for in-flight requests to receive their final error.
+        shutdown => 15000,
+        type => worker,
+        modules => [erqwest_runtime]
+    },
+    {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, [Runtime]}}.
