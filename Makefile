@@ -10,8 +10,10 @@ SHELL := /bin/bash
 ERQWEST_PROFILE ?= release
 CARGO ?= cargo
 NIF_SO := priv/liberqwest_nif.so
+CARGO_TARGET_DIR ?= $(CURDIR)/native/target
+export CARGO_TARGET_DIR
 CARGO_FLAGS := --manifest-path native/Cargo.toml $(if $(filter release,$(ERQWEST_PROFILE)),--release,)
-CARGO_OUT := native/target/$(ERQWEST_PROFILE)/liberqwest_nif.so
+CARGO_OUT := $(CARGO_TARGET_DIR)/$(ERQWEST_PROFILE)/liberqwest_nif.so
 
 .PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell
 

@@ -1,0 +1,2 @@
+{:ok, _} = Application.ensure_all_started(:erqwest)
+ExUnit.start()
