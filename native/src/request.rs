@@ -18,7 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use rustler::{Atom, Binary, Encoder, Env, Error as NifError, LocalPid, MapIterator, Monitor, NifResult, ResourceArc, Term};
+use rustler::{
+    Atom, Binary, Encoder, Env, Error as NifError, LocalPid, MapIterator, Monitor, NifResult,
+    ResourceArc, Term,
+};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -27,7 +30,7 @@ use crate::body;
 use crate::client::Client;
 use crate::error::{Code, Error};
 use crate::reply::{Head, Progress, Replier};
-use crate::term::{bytes_from_iodata, decode_header_list, decode_ms, header_map};
+use crate::term::{bytes_from_iodata, decode_header_list, decode_int, decode_ms, header_map};
 
 /// `read/2` without `length` returns after this many bytes.
 const DEFAULT_READ_LENGTH: usize = 8 * 1024 * 1024;
@@ -131,11 +134,16 @@ fn check(
 }
 
 fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
-    let text = std::str::from_utf8(bytes).map_err(|_| Error::new(Code::Url, "URL is not valid UTF-8"))?;
-    let url = reqwest::Url::parse(text).map_err(|e| Error::new(Code::Url, format!("{e}: {text}")))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| Error::new(Code::Url, "URL is not valid UTF-8"))?;
+    let url =
+        reqwest::Url::parse(text).map_err(|e| Error::new(Code::Url, format!("{e}: {text}")))?;
     match url.scheme() {
         "http" | "https" => Ok(url),
-        other => Err(Error::new(Code::Url, format!("unsupported URL scheme: {other}"))),
+        other => Err(Error::new(
+            Code::Url,
+            format!("unsupported URL scheme: {other}"),
+        )),
     }
 }
 
@@ -160,7 +168,10 @@ fn decode_method(t: Term) -> NifResult<reqwest::Method> {
 enum Command {
     Send(Bytes),
     FinishSend,
-    Read { length: usize, period: Option<Duration> },
+    Read {
+        length: usize,
+        period: Option<Duration>,
+    },
     Cancel,
 }
 
@@ -294,7 +305,7 @@ fn read(handle: ResourceArc<Handle>, opts: Term) -> NifResult<Atom> {
     let mut period = None;
     for (k, v) in opts.decode::<MapIterator>()? {
         match k.decode::<Atom>()? {
-            k if k == atoms::length() => length = v.decode()?,
+            k if k == atoms::length() => length = decode_int(v)?,
             k if k == atoms::period() => period = decode_ms(v)?,
             _ => return Err(NifError::BadArg),
         }
@@ -348,7 +359,12 @@ impl Commands {
     }
 }
 
-async fn drive(http: reqwest::Client, spec: Spec, rx: mpsc::UnboundedReceiver<Command>, mut out: Replier) {
+async fn drive(
+    http: reqwest::Client,
+    spec: Spec,
+    rx: mpsc::UnboundedReceiver<Command>,
+    mut out: Replier,
+) {
     struct TaskCount;
     impl Drop for TaskCount {
         fn drop(&mut self) {
@@ -364,7 +380,12 @@ async fn drive(http: reqwest::Client, spec: Spec, rx: mpsc::UnboundedReceiver<Co
     }
 }
 
-async fn run(http: &reqwest::Client, spec: Spec, cmds: &mut Commands, out: &mut Replier) -> Result<(), Error> {
+async fn run(
+    http: &reqwest::Client,
+    spec: Spec,
+    cmds: &mut Commands,
+    out: &mut Replier,
+) -> Result<(), Error> {
     let Checked {
         url,
         headers,
@@ -409,7 +430,6 @@ async fn run(http: &reqwest::Client, spec: Spec, cmds: &mut Commands, out: &mut 
 fn cancelled() -> Error {
     Error::cancelled("cancelled")
 }
-
 
 /// Streams the request body until `finish_send`, sending `next` each time
 /// hyper asks for more; returns the response, which may come early.
@@ -465,7 +485,11 @@ where
     }
 }
 
-async fn await_response<F>(mut fut: Pin<&mut F>, cmds: &mut Commands, mode: BodyMode) -> Result<reqwest::Response, Error>
+async fn await_response<F>(
+    mut fut: Pin<&mut F>,
+    cmds: &mut Commands,
+    mode: BodyMode,
+) -> Result<reqwest::Response, Error>
 where
     F: Future<Output = reqwest::Result<reqwest::Response>>,
 {
@@ -501,7 +525,11 @@ async fn collect(mut resp: reqwest::Response, cmds: &mut Commands) -> Result<Byt
 }
 
 /// Serves `read` calls until the body ends.
-async fn read_phase(mut resp: reqwest::Response, cmds: &mut Commands, out: &mut Replier) -> Result<(), Error> {
+async fn read_phase(
+    mut resp: reqwest::Response,
+    cmds: &mut Commands,
+    out: &mut Replier,
+) -> Result<(), Error> {
     let mut reads: VecDeque<(usize, Option<Duration>)> = VecDeque::new();
     loop {
         let (length, period) = match reads.pop_front() {
@@ -615,9 +643,18 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        assert_eq!(parse_url(b"http://127.0.0.1:80/x").map(|u| u.port()), Ok(Some(80)));
-        assert_eq!(parse_url(b"not a url").map_err(|e| e.code()), Err(Code::Url));
-        assert_eq!(parse_url(b"http://h/\xff").map_err(|e| e.code()), Err(Code::Url));
+        assert_eq!(
+            parse_url(b"http://127.0.0.1:80/x").map(|u| u.port()),
+            Ok(Some(80))
+        );
+        assert_eq!(
+            parse_url(b"not a url").map_err(|e| e.code()),
+            Err(Code::Url)
+        );
+        assert_eq!(
+            parse_url(b"http://h/\xff").map_err(|e| e.code()),
+            Err(Code::Url)
+        );
         assert_eq!(parse_url(b"ftp://h/").map_err(|e| e.code()), Err(Code::Url));
     }
 }
