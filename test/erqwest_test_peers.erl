@@ -18,11 +18,15 @@ free_port() ->
 
 %% @doc Starts nginx with the `http { }' body `Servers' (iodata) in `Dir'.
 %% Waits until every `Ports' listens.
--spec start_nginx(file:filename(), #{servers := iodata(), ports := [inet:port_number()]}) -> peer().
-start_nginx(Dir, #{servers := Servers, ports := Ports}) ->
+-spec start_nginx(file:filename(), #{servers := iodata(), ports := [inet:port_number()],
+                                     modules => [echo]}) -> peer().
+start_nginx(Dir, #{servers := Servers0, ports := Ports} = Opts) ->
+    Servers = [S || S <- Servers0, S =/= "  load_module_placeholder;\n"],
+    Modules = [["load_module ", module_path(M), ";\n"] || M <- maps:get(modules, Opts, [])],
     ok = filelib:ensure_dir(filename:join([Dir, "logs", "x"])),
     Conf = filename:join(Dir, "nginx.conf"),
     ok = file:write_file(Conf, [
+        Modules,
         "daemon off;\nmaster_process off;\nworker_processes 1;\nuser root;\n",
         "error_log ", filename:join(Dir, "error.log"), " warn;\n",
         "pid ", filename:join(Dir, "nginx.pid"), ";\n",
@@ -94,6 +98,10 @@ wait_listening(Ports, N) ->
         true -> ok;
         false -> timer:sleep(50), wait_listening(Ports, N - 1)
     end.
+
+module_path(echo) ->
+    find_exe(["/usr/lib/nginx/modules/ngx_http_echo_module.so",
+              "/usr/lib64/nginx/modules/ngx_http_echo_module.so"]).
 
 find_exe([Path]) -> Path;
 find_exe([Path | Rest]) ->
