@@ -10,7 +10,10 @@
 %% `ca', `server_cert', `server_key', `other_cert', `other_key',
 %% `client_cert', `client_key', `client_p12' (password `p12pass').
 -spec make(file:filename()) -> #{atom() => file:filename()}.
-make(Dir) ->
+make(Dir0) ->
+    %% A fresh directory each time: Erlang's ssl caches PEM files by name,
+    %% so new certificates at an old path would meet stale cached ones.
+    Dir = filename:join(Dir0, integer_to_list(erlang:unique_integer([positive]))),
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
     F = fun(Name) -> filename:join(Dir, Name) end,
     run(["openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=erqwest-test-ca",
