@@ -409,9 +409,14 @@ async fn run(
     let request = rb.build().map_err(|e| Error::from_reqwest(&e))?;
     let fut = http.execute(request);
     tokio::pin!(fut);
-    let resp = match upload {
+    // An upload cut short by an early reply stays open until the response
+    // is read: aborting it earlier could close the connection under it.
+    let (resp, _unfinished_upload) = match upload {
         Some(tx) => upload_phase(fut.as_mut(), tx, cmds, out).await?,
-        None => await_response(fut.as_mut(), cmds, spec.response_body).await?,
+        None => (
+            await_response(fut.as_mut(), cmds, spec.response_body).await?,
+            None,
+        ),
     };
     let head = Head::of(&resp);
     match spec.response_body {
@@ -432,13 +437,14 @@ fn cancelled() -> Error {
 }
 
 /// Streams the request body until `finish_send`, sending `next` each time
-/// hyper asks for more; returns the response, which may come early.
+/// hyper asks for more; returns the response, which may come early (then
+/// with the body sender, still open).
 async fn upload_phase<F>(
     mut fut: Pin<&mut F>,
     mut tx: body::Sender,
     cmds: &mut Commands,
     out: &mut Replier,
-) -> Result<reqwest::Response, Error>
+) -> Result<(reqwest::Response, Option<body::Sender>), Error>
 where
     F: Future<Output = reqwest::Result<reqwest::Response>>,
 {
@@ -449,38 +455,47 @@ where
         if finish_asked && queue.is_empty() && !tx.is_finished() {
             tx.finish();
         }
-        tokio::select! {
+        let answered = tokio::select! {
             biased;
-            c = cmds.recv() => match c {
-                Some(Command::Cancel) => return Err(cancelled()),
-                Some(Command::Send(b)) if !finish_asked => {
-                    queue.push_back(b);
-                    owe_next = true;
+            c = cmds.recv() => {
+                match c {
+                    Some(Command::Cancel) => return Err(cancelled()),
+                    Some(Command::Send(b)) if !finish_asked => {
+                        queue.push_back(b);
+                        owe_next = true;
+                    }
+                    Some(Command::FinishSend) => {
+                        finish_asked = true;
+                        owe_next = false;
+                    }
+                    Some(_) => {}
+                    None if tx.is_finished() => {}
+                    None => return Err(Error::cancelled("handle dropped before finish_send")),
                 }
-                Some(Command::FinishSend) => {
-                    finish_asked = true;
-                    owe_next = false;
-                }
-                Some(_) => {}
-                None if tx.is_finished() => {}
-                None => return Err(Error::cancelled("handle dropped before finish_send")),
-            },
-            r = fut.as_mut() => {
-                let resp = r.map_err(|e| Error::from_reqwest(&e))?;
-                if !tx.is_finished() {
-                    out.close_upload();
-                }
-                return Ok(resp);
+                None
             }
-            permit = tx.reserve(), if !queue.is_empty() => match (permit, queue.pop_front()) {
-                (Some(p), Some(chunk)) => tx.push(p, chunk),
-                // hyper dropped the body: the response future says why.
-                _ => queue.clear(),
-            },
+            r = fut.as_mut() => Some(r),
+            permit = tx.reserve(), if !queue.is_empty() => {
+                match (permit, queue.pop_front()) {
+                    (Some(p), Some(chunk)) => tx.push(p, chunk),
+                    // hyper dropped the body: the response future says why.
+                    _ => queue.clear(),
+                }
+                None
+            }
             _ = tx.demand(), if owe_next && queue.is_empty() && !finish_asked => {
                 owe_next = false;
                 out.next();
+                None
             }
+        };
+        if let Some(r) = answered {
+            let resp = r.map_err(|e| Error::from_reqwest(&e))?;
+            if tx.is_finished() {
+                return Ok((resp, None));
+            }
+            out.close_upload();
+            return Ok((resp, Some(tx)));
         }
     }
 }
