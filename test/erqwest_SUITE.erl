@@ -25,7 +25,7 @@ groups() ->
      {redirects, [parallel], [redirect_followed, redirect_not_followed, redirect_limit]},
      {codecs, [parallel], [gzip, deflate, brotli, zstd, gzip_off]},
      {timeouts, [parallel], [request_timeout, client_timeout, read_timeout,
-                             connect_timeout, infinity_timeout]},
+                             connect_timeout, infinity_timeout, huge_timeouts]},
      {pool, [], [one_connection_for_100_requests, close_client_closes_idle,
                  pool_max_idle_zero, pool_idle_timeout]},
      {nif_time, [], [nif_call_times]}].
@@ -450,6 +450,16 @@ infinity_timeout(_Config) ->
         C = erqwest:make_client(#{timeout => 100}),
         {ok, #{body := <<"late">>}} = erqwest:get(C, erqwest_test_server:url(S, "/"), #{timeout => infinity})
     end).
+
+%% Timeouts beyond any clock's range are accepted and mean "very long".
+huge_timeouts(Config) ->
+    Huge = 1 bsl 64 - 1,
+    C = erqwest:make_client(#{timeout => Huge, connect_timeout => Huge, read_timeout => Huge,
+                              pool_idle_timeout => Huge, tcp_keepalive => Huge}),
+    {ok, #{status := 200}} = erqwest:get(C, url(Config, "/"), #{timeout => Huge}),
+    {ok, #{body := H}} = erqwest:get(C, url(Config, "/"), #{response_body => stream}),
+    {ok, <<"ok">>} = erqwest:read(H, #{period => Huge, length => Huge}),
+    ?assertError(badarg, erqwest:get(C, url(Config, "/"), #{timeout => Huge + 1})).
 
 %%% pool
 

@@ -37,7 +37,7 @@ const DEFAULT_READ_LENGTH: usize = 8 * 1024 * 1024;
 
 /// reqwest has no "no timeout" for one request under a client timeout; a
 /// century is the same in practice.
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+const FOREVER: Duration = crate::term::MAX_TIMEOUT;
 
 /// Live handles and tasks, for leak checks in tests.
 pub static LIVE_HANDLES: AtomicUsize = AtomicUsize::new(0);

@@ -32,10 +32,14 @@ impl EncodeBinary for [u8] {
     }
 }
 
+/// Longer timeouts are treated as this one (a century): timers and
+/// deadlines further out would overflow the clock.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// `non_neg_integer()` milliseconds, or `infinity` for no limit.
 pub fn decode_ms(term: Term) -> NifResult<Option<Duration>> {
     if let Ok(ms) = term.decode::<u64>() {
-        return Ok(Some(Duration::from_millis(ms)));
+        return Ok(Some(Duration::from_millis(ms).min(MAX_TIMEOUT)));
     }
     if term.decode::<rustler::Atom>()? == atoms::infinity() {
         Ok(None)
