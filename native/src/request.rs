@@ -310,7 +310,7 @@ fn read(handle: ResourceArc<Handle>, opts: Term) -> NifResult<Atom> {
             _ => return Err(NifError::BadArg),
         }
     }
-    if handle.progress.is_finished() {
+    if handle.progress.is_delivered() {
         return Ok(atoms::finished());
     }
     let _ = handle.cmds.send(Command::Read { length, period });
@@ -411,14 +411,14 @@ async fn run(
     tokio::pin!(fut);
     // An upload cut short by an early reply stays open until the response
     // is read: aborting it earlier could close the connection under it.
-    let (resp, _unfinished_upload) = match upload {
+    let (mut resp, _unfinished_upload) = match upload {
         Some(tx) => upload_phase(fut.as_mut(), tx, cmds, out).await?,
         None => (
             await_response(fut.as_mut(), cmds, spec.response_body).await?,
             None,
         ),
     };
-    let head = Head::of(&resp);
+    let head = Head::take(&mut resp);
     match spec.response_body {
         BodyMode::Complete => {
             let body = collect(resp, cmds).await?;
