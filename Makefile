@@ -15,13 +15,14 @@ export CARGO_TARGET_DIR
 CARGO_FLAGS := --manifest-path native/Cargo.toml $(if $(filter release,$(ERQWEST_PROFILE)),--release,)
 CARGO_OUT := $(CARGO_TARGET_DIR)/$(ERQWEST_PROFILE)/liberqwest_nif.so
 
-.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell
+.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell shell-erl
 
 help:
 	@echo "make demo   - start a local server and show erqwest requests against it"
 	@echo "make test   - install what is missing, then run every test suite"
 	@echo "make nif    - build the Rust NIF into priv/"
-	@echo "make shell  - an Erlang shell with erqwest started"
+	@echo "make shell  - iex with erqwest started and a client named :default"
+	@echo "make shell-erl - an Erlang shell with erqwest started"
 
 # cargo decides what is stale; the copy is atomic so a running VM that has
 # the old library mapped is not disturbed.
@@ -60,7 +61,11 @@ lint:
 	$(CARGO) fmt --manifest-path native/Cargo.toml --check
 	$(CARGO) clippy --quiet --manifest-path native/Cargo.toml --release -- -D warnings
 
+# iex reads .iex.exs, which registers the :default client.
 shell: nif
+	iex -S mix
+
+shell-erl: nif
 	rebar3 shell
 
 clean:
