@@ -6,8 +6,7 @@
 //! its destructor sends the final `error`, so a caller is never left
 //! waiting.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rustler::env::{OwnedEnv, SavedTerm};
@@ -21,25 +20,40 @@ use crate::term::{encode_headers, encode_version, EncodeBinary};
 /// that point into reqwest's buffer, instead of being copied.
 const ZERO_COPY_THRESHOLD: usize = 64 * 1024;
 
-/// What the NIF functions on a handle may know of the task's progress. Each
-/// flag is set only after the message it stands for was sent, so that a
-/// caller told `finished` can rely on finding that message in its mailbox
-/// (or on having consumed it already).
+/// What the NIF functions on a handle may know of the task's progress.
+///
+/// A flag is set under the lock together with sending the message it
+/// stands for, and read under the same lock: a caller told `finished`
+/// can rely on that message being in its mailbox or already consumed,
+/// never still on its way.
 #[derive(Default)]
 pub struct Progress {
+    flags: Mutex<Flags>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Flags {
     /// The final message was sent.
-    delivered: AtomicBool,
+    delivered: bool,
     /// A reply came while the body was still being sent, and was sent on.
-    upload_closed: AtomicBool,
+    upload_closed: bool,
 }
 
 impl Progress {
+    fn flags(&self) -> Flags {
+        match self.flags.lock() {
+            Ok(f) => *f,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
     pub fn is_delivered(&self) -> bool {
-        self.delivered.load(Ordering::Acquire)
+        self.flags().delivered
     }
 
     pub fn upload_closed(&self) -> bool {
-        self.upload_closed.load(Ordering::Acquire) || self.is_delivered()
+        let f = self.flags();
+        f.upload_closed || f.delivered
     }
 }
 
@@ -120,9 +134,6 @@ impl Replier {
             let resp = encode_resp(env, head, body.as_ref());
             (atoms::erqwest_response(), r, atoms::reply(), resp).encode(env)
         });
-        if self.upload_cut {
-            self.progress.upload_closed.store(true, Ordering::Release);
-        }
     }
 
     pub fn chunk(&mut self, data: Bytes) {
@@ -145,12 +156,6 @@ impl Replier {
         self.send(|env, r| (atoms::erqwest_response(), r, atoms::error(), err).encode(env));
     }
 
-    fn final_sent(&self) {
-        if self.done {
-            self.progress.delivered.store(true, Ordering::Release);
-        }
-    }
-
     fn finish(&mut self) {
         self.done = true;
     }
@@ -167,18 +172,38 @@ impl Replier {
             let mut env = OwnedEnv::new();
             let saved = env.run(|e| env.save(with_ref(e, ref_env, reference, build)));
             let pid = self.pid;
+            self.mark_sent();
             let _ = std::thread::Builder::new()
                 .name("erqwest-reply".into())
                 .spawn(move || {
                     let _ = env.send_and_clear(&pid, |e| saved.load(e));
                 });
-        } else {
-            // A dead recipient is not an error: there is nobody to tell.
-            let _ = self
-                .msg_env
-                .send_and_clear(&self.pid, |env| with_ref(env, ref_env, reference, build));
+            return;
         }
-        self.final_sent();
+        // Built first, so that the lock below is held only for the send.
+        let msg = self
+            .msg_env
+            .run(|env| self.msg_env.save(with_ref(env, ref_env, reference, build)));
+        let marks = self.done || self.upload_cut;
+        let guard = if marks {
+            Some(self.progress.flags.lock())
+        } else {
+            None
+        };
+        // A dead recipient is not an error: there is nobody to tell.
+        let _ = self.msg_env.send_and_clear(&self.pid, |env| msg.load(env));
+        if let Some(Ok(mut flags)) = guard {
+            flags.delivered |= self.done;
+            flags.upload_closed |= self.upload_cut;
+        }
+    }
+
+    /// Sets the flags of a message that another thread will send.
+    fn mark_sent(&self) {
+        if let Ok(mut flags) = self.progress.flags.lock() {
+            flags.delivered |= self.done;
+            flags.upload_closed |= self.upload_cut;
+        }
     }
 }
 
