@@ -14,8 +14,8 @@ defmodule Erqwest.UsageTest do
     end)
   end
 
-  # The Elixir usage section (docs/elixir-usage.md, or README.md once it
-  # holds the section between the same markers) runs as written: each
+  # The Elixir usage section of README.md (between the elixir-usage
+  # markers) runs as written: each
   # `#=> expected` line checks the code above it, where "..." matches
   # anything and `** (Exception) message` expects a raise.
   test "the Elixir usage section runs as written" do
@@ -34,16 +34,12 @@ defmodule Erqwest.UsageTest do
   defp usage_section do
     root = Path.expand("..", __DIR__)
 
-    ["README.md", "docs/elixir-usage.md"]
-    |> Enum.map(&Path.join(root, &1))
-    |> Enum.filter(&File.exists?/1)
-    |> Enum.map(&File.read!/1)
-    |> Enum.find_value(fn text ->
-      case Regex.run(~r/<!-- elixir-usage:start -->(.*)<!-- elixir-usage:end -->/s, text) do
-        [_, section] -> section
-        nil -> nil
-      end
-    end) || flunk("no Elixir usage section between elixir-usage markers")
+    text = File.read!(Path.join(root, "README.md"))
+
+    case Regex.run(~r/<!-- elixir-usage:start -->(.*)<!-- elixir-usage:end -->/s, text) do
+      [_, section] -> section
+      nil -> flunk("no Elixir usage section between elixir-usage markers in README.md")
+    end
   end
 
   defp code_blocks(text) do
