@@ -144,6 +144,25 @@ impl Replier {
         self.send(|env, r| (atoms::erqwest_response(), r, atoms::error(), err).encode(env));
     }
 
+    /// A message that is not final, of a shape the caller builds around
+    /// the reference (an operation's `{erqwest_operation, Ref, progress, _}`).
+    pub fn notify<F>(&mut self, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>, Term<'a>) -> Term<'a>,
+    {
+        self.send(build);
+    }
+
+    /// The final `error`, with an `err()` map the caller builds because it
+    /// has more keys than `code` and `reason` (an operation's `problem`).
+    pub fn error_map<F>(&mut self, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>) -> Term<'a>,
+    {
+        self.finish();
+        self.send(|env, r| (atoms::erqwest_response(), r, atoms::error(), build(env)).encode(env));
+    }
+
     fn final_sent(&self) {
         if self.done {
             self.progress.delivered.store(true, Ordering::Release);
