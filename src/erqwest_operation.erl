@@ -21,7 +21,8 @@
 %% Any other state word means "still running". A poll answered `202'
 %% without a status document is still running too.
 %%
-%% == Messages ({@link start/5}) ==
+%% == Messages ==
+%% Sent by an operation begun with {@link start/5}.
 %% After each poll that finds the operation unfinished:
 %% ```
 %% {erqwest_operation, Ref, progress, #{state := pending | running,
@@ -136,7 +137,8 @@
 
 %% @doc Starts an operation; messages go to `Pid', tagged with `Ref'
 %% (see the module doc). `OpOpts': `poll_interval' (ms, default 2000),
-%% `max_wait' (ms or `infinity', default 600000) and `poll_headers'.
+%% `max_wait' (ms or `infinity', default 600000: the whole operation,
+%% first request included) and `poll_headers'.
 %% Raises `badarg' for an unknown key or an ill-typed value; problems with
 %% the request's contents arrive as the `error' message.
 -spec start(erqwest:client() | atom(), pid(), term(), erqwest:req_opts(), op_opts()) -> handle().
@@ -303,7 +305,7 @@ info(H) -> erqwest_nif:operation_info(H).
 
 nif_start(Client, Pid, Ref, ReqOpts, OpOpts, Mode) ->
     C = erqwest:get_client(Client),
-    case needs_dirty(ReqOpts) of
+    case needs_dirty(ReqOpts) orelse long_poll_headers(OpOpts) of
         true -> erqwest_nif:start_operation_dirty(C, Pid, Ref, ReqOpts, OpOpts, Mode);
         false -> erqwest_nif:start_operation(C, Pid, Ref, ReqOpts, OpOpts, Mode)
     end.
@@ -329,6 +331,10 @@ flush(Ref) ->
 needs_dirty(#{body := Body}) when is_list(Body) -> true;
 needs_dirty(#{headers := Headers}) when is_list(Headers) -> longer_than(Headers, ?DIRTY_HEADERS);
 needs_dirty(_) -> false.
+
+long_poll_headers(#{poll_headers := Headers}) when is_list(Headers) ->
+    longer_than(Headers, ?DIRTY_HEADERS);
+long_poll_headers(_) -> false.
 
 longer_than([_ | _], 0) -> true;
 longer_than([_ | T], N) -> longer_than(T, N - 1);

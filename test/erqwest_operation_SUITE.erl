@@ -10,6 +10,7 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([go_inline_result/1, go_result_at_location/1, see_other_followed/1,
          see_other_not_followed/1, accepted_body_location/1, words_ignore_case/1,
+         poll_headers_and_list_body/1,
          azure_resource_location/1, azure_async_operation_header/1, odata_bare_202/1,
          retry_after_seconds/1, retry_after_http_date/1,
          progress_order_and_values/1,
@@ -33,7 +34,8 @@ all() ->
 
 groups() ->
     [{go_style, [parallel], [go_inline_result, go_result_at_location, see_other_followed,
-                             see_other_not_followed, accepted_body_location, words_ignore_case]},
+                             see_other_not_followed, accepted_body_location, words_ignore_case,
+                             poll_headers_and_list_body]},
      {azure_style, [parallel], [azure_resource_location, azure_async_operation_header,
                                 odata_bare_202]},
      {retry_after, [parallel], [retry_after_seconds, retry_after_http_date]},
@@ -144,6 +146,24 @@ words_ignore_case(Config) ->
                   #{state := pending, status := <<"not_started">>, percent_complete := 5}],
                  Progress),
     ?assertMatch(#{body := <<"{\"ok\":true}">>}, Resp).
+
+%% poll_headers go with every poll and the result fetch, not with the
+%% first request; a list body takes the dirty path and arrives whole.
+poll_headers_and_list_body(Config) ->
+    S = ?config(server, Config),
+    Id = ?SERVER:new(S, #{polls => [{go, running},
+                                    {go, succeeded, #{}, [{<<"location">>, <<"/ops/$ID/result">>}]}]}),
+    Ref = make_ref(),
+    Req = #{method => put, url => ?SERVER:url(S, Id), body => [<<"{\"a\":">>, ["1", $}]]},
+    _ = erqwest_operation:start(?config(client, Config), self(), Ref, Req,
+                                ?FAST#{poll_headers => [{<<"authorization">>, <<"Bearer t0k">>}]}),
+    {[_], {reply, #{status := 200}}} = collect(Ref),
+    [{_, <<"PUT">>, _, PutHeaders} | Gets] = ?SERVER:log(S, Id),
+    ?assertEqual(undefined, proplists:get_value(<<"authorization">>, PutHeaders)),
+    ?assertEqual(<<"7">>, proplists:get_value(<<"content-length">>, PutHeaders)),
+    ?assertEqual([<<"Bearer t0k">>, <<"Bearer t0k">>, <<"Bearer t0k">>],
+                 [proplists:get_value(<<"authorization">>, H) || {_, <<"GET">>, _, H} <- Gets]),
+    ?assertEqual(3, length(Gets)).
 
 %%% The OData/Azure style
 
