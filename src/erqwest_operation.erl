@@ -37,8 +37,9 @@
 %% <li>`{erqwest_response, Ref, reply, Resp}' on success. `Resp' is the
 %%     inline `result' (its JSON text as the body, `content-type:
 %%     application/json'), or the resource fetched from where the finished
-%%     operation points (a `303 See Other', a `Location' on a 200/201, or
-%%     `resourceLocation'), or else the final status response itself.
+%%     operation points (a `303 See Other', a `Location' on a 200/201,
+%%     `resourceLocation', or the 202's own `Location' when another header
+%%     named the status monitor), or else the final status response itself.
 %%     A first answer other than 202, or a 202 with no status URL, is
 %%     the reply as it came.</li>
 %% <li>`{erqwest_response, Ref, error, Err}' otherwise, with `code':

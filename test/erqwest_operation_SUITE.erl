@@ -11,7 +11,8 @@
 -export([go_inline_result/1, go_result_at_location/1, see_other_followed/1,
          see_other_not_followed/1, accepted_body_location/1, words_ignore_case/1,
          poll_headers_and_list_body/1,
-         azure_resource_location/1, azure_async_operation_header/1, odata_bare_202/1,
+         azure_resource_location/1, azure_async_operation_header/1,
+         azure_final_status_document/1, odata_bare_202/1,
          retry_after_seconds/1, retry_after_http_date/1,
          progress_order_and_values/1,
          failed_with_problem/1, azure_failed_with_error/1, server_canceled/1, max_wait/1,
@@ -37,7 +38,7 @@ groups() ->
                              see_other_not_followed, accepted_body_location, words_ignore_case,
                              poll_headers_and_list_body]},
      {azure_style, [parallel], [azure_resource_location, azure_async_operation_header,
-                                odata_bare_202]},
+                                azure_final_status_document, odata_bare_202]},
      {retry_after, [parallel], [retry_after_seconds, retry_after_http_date]},
      {progress, [], [progress_order_and_values]},
      {failures, [parallel], [failed_with_problem, azure_failed_with_error, server_canceled,
@@ -185,8 +186,8 @@ azure_resource_location(Config) ->
     ?assertMatch(#{state := succeeded, status := <<"Succeeded">>, percent_complete := 100,
                    status_url := StatusUrl}, erqwest_operation:info(H)).
 
-%% Azure-AsyncOperation wins over Location; with no result location the
-%% final status document is the answer.
+%% Azure-AsyncOperation wins over Location, which then names the result
+%% (Azure's rule for a long-running POST).
 azure_async_operation_header(Config) ->
     Accepted = {202, [{<<"location">>, <<"/ops/$ID/result">>},
                       {<<"azure-asyncoperation">>, <<"$BASE/ops/$ID/status">>}], <<>>},
@@ -194,7 +195,16 @@ azure_async_operation_header(Config) ->
                                     polls => [{azure, <<"InProgress">>, 10},
                                               {azure, <<"Succeeded">>, 100}]}),
     {[#{state := running, status := <<"InProgress">>, percent_complete := 10}],
-     {reply, #{status := 200, body := Body}}} = collect(Ref),
+     {reply, #{status := 200, body := <<"{\"answer\": 42}">>}}} = collect(Ref),
+    ?assertEqual([path(Id, ""), path(Id, "/status"), path(Id, "/status"), path(Id, "/result")],
+                 [P || {_, P} <- requests(Config, Id)]).
+
+%% No result location anywhere: the final status document is the answer.
+azure_final_status_document(Config) ->
+    Accepted = {202, [{<<"azure-asyncoperation">>, <<"/ops/$ID/status">>}], <<>>},
+    {Id, Ref, _H} = start(Config, #{accepted => Accepted,
+                                    polls => [{azure, <<"Succeeded">>, 100}]}),
+    {[], {reply, #{status := 200, body := Body}}} = collect(Ref),
     ?assertEqual(?SERVER:json(#{id => Id, status => <<"Succeeded">>, percentComplete => 100}), Body),
     ?assertNot(lists:member({<<"GET">>, path(Id, "/result")}, requests(Config, Id))).
 

@@ -25,6 +25,17 @@ pub fn status_url(headers: &HeaderMap, base: &Url) -> Option<Result<Url, String>
         })
 }
 
+/// Where the result will be, from a 202 that named its status monitor in
+/// `Operation-Location` or `Azure-AsyncOperation`: its `Location`, when
+/// that is another URL (Azure's rule for long-running POSTs).
+pub fn result_url(headers: &HeaderMap, base: &Url, status_url: &Url) -> Option<Url> {
+    if !headers.contains_key("operation-location") && !headers.contains_key("azure-asyncoperation")
+    {
+        return None;
+    }
+    location(headers, base)?.ok().filter(|u| u != status_url)
+}
+
 /// The `Location` header, resolved against `base`.
 pub fn location(headers: &HeaderMap, base: &Url) -> Option<Result<Url, String>> {
     headers.get(LOCATION).map(|v| match v.to_str() {
@@ -235,5 +246,24 @@ mod tests {
         assert!(status_url(&HeaderMap::new(), &base).is_none());
         let h = headers(&[("location", "ftp://h/x")]);
         assert!(status_url(&h, &base).unwrap().is_err());
+    }
+
+    #[test]
+    fn location_beside_a_monitor_header_is_the_result() {
+        let base = Url::parse("http://h/jobs").unwrap();
+        let monitor = Url::parse("http://h/ops/1").unwrap();
+        let h = headers(&[
+            ("azure-asyncoperation", "/ops/1"),
+            ("location", "/results/1"),
+        ]);
+        assert_eq!(
+            result_url(&h, &base, &monitor).unwrap().as_str(),
+            "http://h/results/1"
+        );
+        // Location alone is the monitor itself, not the result.
+        let h = headers(&[("location", "/ops/1")]);
+        assert_eq!(result_url(&h, &base, &monitor), None);
+        let h = headers(&[("operation-location", "/ops/1"), ("location", "/ops/1")]);
+        assert_eq!(result_url(&h, &base, &monitor), None);
     }
 }

@@ -298,6 +298,7 @@ async fn follow(ctx: &Ctx, spec: Spec, mut mode: Mode, out: &mut Replier) -> Res
             ))
         }
     };
+    let result_url = headers::result_url(&accepted.head.headers, &base, &status_url);
     let mut hint = headers::retry_after(&accepted.head.headers, SystemTime::now());
     let (state, word) = doc_state
         .filter(|(s, _)| !s.is_terminal())
@@ -324,7 +325,7 @@ async fn follow(ctx: &Ctx, spec: Spec, mut mode: Mode, out: &mut Replier) -> Res
                 }
             }
         }
-        match poll(ctx, &status_url).await? {
+        match poll(ctx, &status_url, result_url.as_ref()).await? {
             Step::Running {
                 next_url,
                 retry_after,
@@ -343,7 +344,8 @@ async fn follow(ctx: &Ctx, spec: Spec, mut mode: Mode, out: &mut Replier) -> Res
 }
 
 /// One GET of the status URL, read as the two documents describe.
-async fn poll(ctx: &Ctx, url: &Url) -> Result<Step, Failure> {
+/// `result_url` is where the 202 said the result would be, if it did.
+async fn poll(ctx: &Ctx, url: &Url, result_url: Option<&Url>) -> Result<Step, Failure> {
     let resp = ctx
         .send(ctx.get(url))
         .await
@@ -435,7 +437,8 @@ async fn poll(ctx: &Ctx, url: &Url) -> Result<Step, Failure> {
                         doc.resource_location
                             .as_deref()
                             .map(|l| headers::resolve(&base, l))
-                    });
+                    })
+                    .or_else(|| result_url.cloned().map(Ok));
                     match at {
                         Some(Ok(u)) => Ok(Step::Fetch(u)),
                         Some(Err(e)) => Err(Failure::new(
