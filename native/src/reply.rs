@@ -66,6 +66,16 @@ pub struct Head {
 }
 
 impl Head {
+    /// A copy of a response's head, for when its headers are still needed.
+    pub fn of(resp: &reqwest::Response) -> Self {
+        Head {
+            status: resp.status().as_u16(),
+            version: resp.version(),
+            headers: resp.headers().clone(),
+            url: resp.url().as_str().to_owned(),
+        }
+    }
+
     /// Takes the head out of a response whose body is still to be read
     /// (the headers are moved, not copied).
     pub fn take(resp: &mut reqwest::Response) -> Self {
@@ -154,6 +164,25 @@ impl Replier {
     pub fn error(&mut self, err: &Error) {
         self.finish();
         self.send(|env, r| (atoms::erqwest_response(), r, atoms::error(), err).encode(env));
+    }
+
+    /// A message that is not final, of a shape the caller builds around
+    /// the reference (an operation's `{erqwest_operation, Ref, progress, _}`).
+    pub fn notify<F>(&mut self, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>, Term<'a>) -> Term<'a>,
+    {
+        self.send(build);
+    }
+
+    /// The final `error`, with an `err()` map the caller builds because it
+    /// has more keys than `code` and `reason` (an operation's `problem`).
+    pub fn error_map<F>(&mut self, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>) -> Term<'a>,
+    {
+        self.finish();
+        self.send(|env, r| (atoms::erqwest_response(), r, atoms::error(), build(env)).encode(env));
     }
 
     fn finish(&mut self) {

@@ -133,7 +133,7 @@ fn check(
     })
 }
 
-fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
+pub(crate) fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| Error::new(Code::Url, "URL is not valid UTF-8"))?;
     let url =
@@ -147,7 +147,7 @@ fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
     }
 }
 
-fn decode_method(t: Term) -> NifResult<reqwest::Method> {
+pub(crate) fn decode_method(t: Term) -> NifResult<reqwest::Method> {
     use reqwest::Method;
     let a: Atom = t.decode()?;
     Ok(match a {
