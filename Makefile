@@ -37,7 +37,9 @@ deps:
 
 demo: deps
 	@rebar3 compile
-	@erl -noshell -pa _build/default/lib/*/ebin -pa test -eval 'erqwest_demo:main()' -s init stop
+	@mkdir -p _build/demo
+	@erlc -o _build/demo demo/erqwest_demo.erl test/erqwest_test_server.erl
+	@erl -noshell -pa _build/default/lib/*/ebin -pa _build/demo -eval 'erqwest_demo:main()' -s init stop
 
 test: deps
 	@bash .ci/test

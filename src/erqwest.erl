@@ -238,20 +238,34 @@ send(#sync_handle{handle = Handle} = H, Data) ->
         true -> erqwest_nif:send(Handle, Data);
         false -> erqwest_nif:send_dirty(Handle, Data)
     end,
-    Sent =:= ok orelse erlang:error(badarg),
-    case await(H) of
-        next -> ok;
-        Other -> Other
+    case Sent of
+        ok ->
+            case await(H) of
+                next -> ok;
+                Other -> Other
+            end;
+        finished ->
+            %% The answer came before this call: hand it over if it is
+            %% still in the mailbox, otherwise the request is over.
+            case pending_answer(H) of
+                {reply, _} = Reply -> Reply;
+                {error, _} = Error -> Error;
+                none -> erlang:error(badarg)
+            end
     end.
 
 %% @doc Completes a streamed request body and waits for the response.
 -spec finish_send(handle()) -> {ok, resp()} | {error, err()}.
 finish_send(#sync_handle{handle = Handle} = H) ->
     owner(H),
-    erqwest_nif:finish_send(Handle) =:= ok orelse erlang:error(badarg),
-    case await(H) of
+    Answer = case erqwest_nif:finish_send(Handle) of
+        ok -> await(H);
+        finished -> pending_answer(H)
+    end,
+    case Answer of
         {reply, Resp} -> {ok, Resp};
-        {error, _} = Error -> Error
+        {error, _} = Error -> Error;
+        none -> erlang:error(badarg)
     end.
 
 %% @equiv read(Handle, #{})
@@ -309,6 +323,14 @@ await_final(#sync_handle{ref = Ref, stream_response = Streamed} = H) ->
         {erqwest_response, Ref, reply, _} when not Streamed -> ok;
         {erqwest_response, Ref, next} -> await_final(H);
         {erqwest_response, Ref, _, _} -> await_final(H)
+    end.
+
+%% A reply or error already delivered but not yet received, if any.
+pending_answer(#sync_handle{ref = Ref} = H) ->
+    receive
+        {erqwest_response, Ref, reply, Resp} -> {reply, with_body(H, Resp)};
+        {erqwest_response, Ref, error, Err} -> {error, Err}
+    after 0 -> none
     end.
 
 %% The final message was delivered already; drop it if it is still queued.

@@ -20,6 +20,7 @@
 -type request() :: #{method := binary(), path := binary(), version := binary(),
                      headers := [{binary(), binary()}], body := binary(),
                      raw := binary(), raw_body := binary(), conn := pos_integer(),
+                     peer := {inet:ip_address(), inet:port_number()},
                      complete := boolean()}.
 -type reply() :: {non_neg_integer(), [{iodata(), iodata()}], iodata()}
                | {raw, iodata()}
@@ -168,12 +169,17 @@ acceptor(Server, ssl, LSock) ->
 
 conn(Server, T, Sock, N, Opts) ->
     receive go -> ok end,
-    conn_loop(Server, T, Sock, N, Opts, <<>>).
+    Peer = case T of
+        gen_tcp -> inet:peername(Sock);
+        ssl -> ssl:peername(Sock)
+    end,
+    conn_loop(Server, T, Sock, N, Opts#{peer => Peer}, <<>>).
 
 conn_loop(Server, T, Sock, N, Opts, Buf) ->
     case read_request({T, Sock}, Buf, Opts) of
         {ok, Req0, Rest} ->
-            Req = Req0#{conn => N},
+            {ok, Peer} = maps:get(peer, Opts),
+            Req = Req0#{conn => N, peer => Peer},
             Server ! {request, self(), Req},
             Handler = receive {handler, H} -> H end,
             case respond(T, Sock, Req, Handler(Req)) of
@@ -249,9 +255,16 @@ read_request(Conn, Buf, Opts) ->
         Error -> Error
     end.
 
+%% Bytes, not text: values may hold Latin-1.
 header(Line) ->
     [K, V] = binary:split(Line, <<":">>),
-    {string:lowercase(K), string:trim(V)}.
+    {lower(K), trim(V)}.
+
+lower(B) -> << <<(if C >= $A, C =< $Z -> C + 32; true -> C end)>> || <<C>> <= B >>.
+
+trim(<<" ", R/binary>>) -> trim(R);
+trim(<<"\t", R/binary>>) -> trim(R);
+trim(B) -> B.
 
 read_head(Conn, Buf) ->
     case binary:split(Buf, <<"\r\n\r\n">>) of

@@ -35,11 +35,11 @@ rustler::atoms! {
     version,
 
     // HTTP versions in resp()
-    http0_9 = "HTTP/0.9",
-    http1_0 = "HTTP/1.0",
-    http1_1 = "HTTP/1.1",
-    http2 = "HTTP/2",
-    http3 = "HTTP/3",
+    version_0_9 = "HTTP/0.9",
+    version_1_0 = "HTTP/1.0",
+    version_1_1 = "HTTP/1.1",
+    version_2 = "HTTP/2",
+    version_3 = "HTTP/3",
 
     // methods
     options,
@@ -86,6 +86,7 @@ rustler::atoms! {
     deflate,
     zstd,
     cookies,
+    http2,
     http2_prior_knowledge,
     http1_only,
     tcp_nodelay,

@@ -168,8 +168,7 @@ mod tests {
         // A push clears the old demand.
         let permit = tx.reserve().await.expect("open");
         tx.push(permit, Bytes::from_static(b"x"));
-        let waited =
-            tokio::time::timeout(std::time::Duration::from_millis(50), tx.demand()).await;
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), tx.demand()).await;
         assert!(waited.is_err(), "demand must wait for a new poll");
     }
 

@@ -6,11 +6,15 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
-use rustler::{Atom, Binary, Encoder, Env, Error as NifError, MapIterator, NifResult, ResourceArc, Term};
+use rustler::{
+    Atom, Binary, Encoder, Env, Error as NifError, MapIterator, NifResult, ResourceArc, Term,
+};
 
 use crate::atoms;
 use crate::runtime::Runtime;
-use crate::term::{decode_bool, decode_header_list, decode_ms, header_map, EncodeBinary};
+use crate::term::{
+    decode_bool, decode_header_list, decode_int, decode_list, decode_ms, header_map, EncodeBinary,
+};
 use crate::tls;
 
 /// A client: its connection pool and the runtime its requests run on.
@@ -120,7 +124,9 @@ impl Default for ClientConfig {
             tcp_nodelay: true,
             tcp_keepalive: None,
             local_address: None,
-            user_agent: concat!("erqwest/", env!("CARGO_PKG_VERSION")).as_bytes().to_vec(),
+            user_agent: concat!("erqwest/", env!("CARGO_PKG_VERSION"))
+                .as_bytes()
+                .to_vec(),
             default_headers: HeaderMap::new(),
             resolve: Vec::new(),
             min_tls_version: None,
@@ -147,17 +153,18 @@ impl ClientConfig {
                 self.redirects = match v.decode::<bool>() {
                     Ok(true) => Redirects::Limit(10),
                     Ok(false) => Redirects::None,
-                    Err(_) => Redirects::Limit(v.decode::<usize>()?),
+                    Err(_) => Redirects::Limit(decode_int(v)?),
                 }
             }
             k if k == atoms::additional_root_certs() => {
-                self.additional_root_certs = v
-                    .decode::<Vec<Binary>>()?
-                    .iter()
-                    .map(|b| b.as_slice().to_vec())
-                    .collect()
+                self.additional_root_certs = decode_list(v)?
+                    .into_iter()
+                    .map(|t| t.decode::<Binary>().map(|b| b.as_slice().to_vec()))
+                    .collect::<NifResult<_>>()?
             }
-            k if k == atoms::use_built_in_root_certs() => self.use_built_in_root_certs = decode_bool(v)?,
+            k if k == atoms::use_built_in_root_certs() => {
+                self.use_built_in_root_certs = decode_bool(v)?
+            }
             k if k == atoms::danger_accept_invalid_hostnames() => {
                 self.danger_accept_invalid_hostnames = decode_bool(v)?
             }
@@ -169,21 +176,26 @@ impl ClientConfig {
             k if k == atoms::timeout() => self.timeout = decode_ms(v)?,
             k if k == atoms::read_timeout() => self.read_timeout = decode_ms(v)?,
             k if k == atoms::pool_idle_timeout() => self.pool_idle_timeout = decode_ms(v)?,
-            k if k == atoms::pool_max_idle_per_host() => self.pool_max_idle_per_host = Some(v.decode()?),
+            k if k == atoms::pool_max_idle_per_host() => {
+                self.pool_max_idle_per_host = Some(decode_int(v)?)
+            }
             k if k == atoms::https_only() => self.https_only = decode_bool(v)?,
             k if k == atoms::cookie_store() => self.cookie_store = decode_bool(v)?,
             k if k == atoms::gzip() => self.gzip = decode_bool(v)?,
             k if k == atoms::brotli() => self.brotli = decode_bool(v)?,
             k if k == atoms::deflate() => self.deflate = decode_bool(v)?,
             k if k == atoms::zstd() => self.zstd = decode_bool(v)?,
-            k if k == atoms::http2_prior_knowledge() => self.http2_prior_knowledge = decode_bool(v)?,
+            k if k == atoms::http2_prior_knowledge() => {
+                self.http2_prior_knowledge = decode_bool(v)?
+            }
             k if k == atoms::http1_only() => self.http1_only = decode_bool(v)?,
             k if k == atoms::tcp_nodelay() => self.tcp_nodelay = decode_bool(v)?,
             k if k == atoms::tcp_keepalive() => self.tcp_keepalive = decode_ms(v)?,
             k if k == atoms::local_address() => self.local_address = Some(decode_ip(v)?),
             k if k == atoms::user_agent() => {
                 let ua: Binary = v.decode()?;
-                reqwest::header::HeaderValue::from_bytes(ua.as_slice()).map_err(|_| NifError::BadArg)?;
+                reqwest::header::HeaderValue::from_bytes(ua.as_slice())
+                    .map_err(|_| NifError::BadArg)?;
                 self.user_agent = ua.as_slice().to_vec();
             }
             k if k == atoms::default_headers() => {
@@ -191,7 +203,9 @@ impl ClientConfig {
                 self.default_headers = header_map(&list).map_err(|_| NifError::BadArg)?;
             }
             k if k == atoms::resolve() => self.resolve = decode_resolve(v)?,
-            k if k == atoms::min_tls_version() => self.min_tls_version = Some(decode_tls_version(v)?),
+            k if k == atoms::min_tls_version() => {
+                self.min_tls_version = Some(decode_tls_version(v)?)
+            }
             _ => return Err(NifError::BadArg),
         }
         Ok(())
@@ -217,7 +231,8 @@ impl ClientConfig {
             .pool_idle_timeout(self.pool_idle_timeout)
             .local_address(self.local_address)
             .default_headers(self.default_headers);
-        let ua = reqwest::header::HeaderValue::from_bytes(&self.user_agent).map_err(|e| e.to_string())?;
+        let ua = reqwest::header::HeaderValue::from_bytes(&self.user_agent)
+            .map_err(|e| e.to_string())?;
         b = b.user_agent(ua);
         if let Some(t) = self.connect_timeout {
             b = b.connect_timeout(t);
@@ -270,7 +285,8 @@ impl ClientConfig {
             danger_accept_invalid_certs: self.danger_accept_invalid_certs,
         };
         b = tls.apply(b)?;
-        b.build().map_err(|e| crate::error::Error::from_reqwest(&e).to_string())
+        b.build()
+            .map_err(|e| crate::error::Error::from_reqwest(&e).to_string())
     }
 }
 
@@ -283,7 +299,8 @@ fn decode_proxy(v: Term) -> NifResult<ProxyConfig> {
         };
     }
     let mut rules = Vec::new();
-    for (scheme, spec) in v.decode::<Vec<(Atom, Term)>>()? {
+    for item in decode_list(v)? {
+        let (scheme, spec): (Atom, Term) = item.decode()?;
         let scheme = match scheme {
             s if s == atoms::http() => ProxyScheme::Http,
             s if s == atoms::https() => ProxyScheme::Https,
@@ -318,26 +335,36 @@ fn utf8(t: Term) -> NifResult<String> {
 
 /// `inet:ip_address()`: a 4-tuple or an 8-tuple.
 fn decode_ip(t: Term) -> NifResult<IpAddr> {
-    if let Ok((a, b, c, d)) = t.decode::<(u8, u8, u8, u8)>() {
-        return Ok(IpAddr::from([a, b, c, d]));
-    }
     let parts = rustler::types::tuple::get_tuple(t)?;
-    if parts.len() != 8 {
-        return Err(NifError::BadArg);
+    match parts.len() {
+        4 => {
+            let mut octets = [0u8; 4];
+            for (o, p) in octets.iter_mut().zip(parts) {
+                *o = decode_int(p)?;
+            }
+            Ok(IpAddr::from(octets))
+        }
+        8 => {
+            let mut segs = [0u16; 8];
+            for (seg, p) in segs.iter_mut().zip(parts) {
+                *seg = decode_int(p)?;
+            }
+            Ok(IpAddr::from(segs))
+        }
+        _ => Err(NifError::BadArg),
     }
-    let mut segs = [0u16; 8];
-    for (seg, p) in segs.iter_mut().zip(parts) {
-        *seg = p.decode()?;
-    }
-    Ok(IpAddr::from(segs))
 }
 
 /// `[{Host :: binary(), {inet:ip_address(), inet:port_number()}}]`.
 fn decode_resolve(t: Term) -> NifResult<Vec<(String, SocketAddr)>> {
     let mut out = Vec::new();
-    for (host, addr) in t.decode::<Vec<(Term, Term)>>()? {
-        let (ip, port): (Term, u16) = addr.decode()?;
-        out.push((utf8(host)?, SocketAddr::new(decode_ip(ip)?, port)));
+    for item in decode_list(t)? {
+        let (host, addr): (Term, Term) = item.decode()?;
+        let (ip, port): (Term, Term) = addr.decode()?;
+        out.push((
+            utf8(host)?,
+            SocketAddr::new(decode_ip(ip)?, decode_int(port)?),
+        ));
     }
     Ok(out)
 }
@@ -357,7 +384,11 @@ fn decode_tls_version(t: Term) -> NifResult<reqwest::tls::Version> {
 /// unusable (a PKCS#12 that does not open, a proxy URL that does not parse).
 /// Dirty: loading trust stores and opening PKCS#12 files takes milliseconds.
 #[rustler::nif(schedule = "DirtyIo")]
-fn make_client<'a>(env: Env<'a>, runtime: ResourceArc<Runtime>, opts: Term<'a>) -> NifResult<Term<'a>> {
+fn make_client<'a>(
+    env: Env<'a>,
+    runtime: ResourceArc<Runtime>,
+    opts: Term<'a>,
+) -> NifResult<Term<'a>> {
     let handle = runtime.handle().ok_or(NifError::BadArg)?;
     let config = ClientConfig::decode(opts)?;
     // Some reqwest internals (the system proxy lookup) expect a runtime context.

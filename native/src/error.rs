@@ -122,8 +122,12 @@ impl Encoder for Code {
 impl Encoder for Error {
     fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
         let keys = [atoms::code().encode(env), atoms::reason().encode(env)];
-        let values = [self.code.encode(env), self.reason.as_bytes().encode_binary(env)];
-        Term::map_from_term_arrays(env, &keys, &values).unwrap_or_else(|_| atoms::error().encode(env))
+        let values = [
+            self.code.encode(env),
+            self.reason.as_bytes().encode_binary(env),
+        ];
+        Term::map_from_term_arrays(env, &keys, &values)
+            .unwrap_or_else(|_| atoms::error().encode(env))
     }
 }
 

@@ -15,6 +15,8 @@ mod request;
 mod runtime;
 mod term;
 mod tls;
+#[cfg(test)]
+mod vm_stubs;
 
 use rustler::{Atom, Env, Term};
 

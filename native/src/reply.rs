@@ -21,14 +21,15 @@ use crate::term::{encode_headers, encode_version, EncodeBinary};
 /// that point into reqwest's buffer, instead of being copied.
 const ZERO_COPY_THRESHOLD: usize = 64 * 1024;
 
-/// State the NIF functions read to answer `finished` once the request's
-/// final message has been sent, and to refuse sends after an early reply.
+/// What the NIF functions on a handle may know of the task's progress. Each
+/// flag is set only after the message it stands for was sent, so that a
+/// caller told `finished` can rely on finding that message in its mailbox
+/// (or on having consumed it already).
 #[derive(Default)]
 pub struct Progress {
-    /// Set just before the final message is sent.
-    finished: AtomicBool,
-    /// Set once it was sent: it is in the mailbox or already consumed.
+    /// The final message was sent.
     delivered: AtomicBool,
+    /// A reply came while the body was still being sent, and was sent on.
     upload_closed: AtomicBool,
 }
 
@@ -37,16 +38,8 @@ impl Progress {
         self.delivered.load(Ordering::Acquire)
     }
 
-    pub fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire)
-    }
-
     pub fn upload_closed(&self) -> bool {
-        self.upload_closed.load(Ordering::Acquire) || self.is_finished()
-    }
-
-    pub fn close_upload(&self) {
-        self.upload_closed.store(true, Ordering::Release);
+        self.upload_closed.load(Ordering::Acquire) || self.is_delivered()
     }
 }
 
@@ -59,11 +52,13 @@ pub struct Head {
 }
 
 impl Head {
-    pub fn of(resp: &reqwest::Response) -> Self {
+    /// Takes the head out of a response whose body is still to be read
+    /// (the headers are moved, not copied).
+    pub fn take(resp: &mut reqwest::Response) -> Self {
         Head {
             status: resp.status().as_u16(),
             version: resp.version(),
-            headers: resp.headers().clone(),
+            headers: std::mem::take(resp.headers_mut()),
             url: resp.url().as_str().to_owned(),
         }
     }
@@ -82,6 +77,8 @@ pub struct Replier {
     msg_env: OwnedEnv,
     progress: Arc<Progress>,
     done: bool,
+    /// The upload was cut short by the reply about to be sent.
+    upload_cut: bool,
 }
 
 impl Replier {
@@ -96,6 +93,7 @@ impl Replier {
             msg_env: OwnedEnv::new(),
             progress,
             done: false,
+            upload_cut: false,
         }
     }
 
@@ -103,9 +101,9 @@ impl Replier {
         self.done
     }
 
-    /// After an early reply the request takes no more body.
-    pub fn close_upload(&self) {
-        self.progress.close_upload();
+    /// The next reply is an early one: after it the request takes no more body.
+    pub fn close_upload(&mut self) {
+        self.upload_cut = true;
     }
 
     pub fn next(&mut self) {
@@ -122,6 +120,9 @@ impl Replier {
             let resp = encode_resp(env, head, body.as_ref());
             (atoms::erqwest_response(), r, atoms::reply(), resp).encode(env)
         });
+        if self.upload_cut {
+            self.progress.upload_closed.store(true, Ordering::Release);
+        }
     }
 
     pub fn chunk(&mut self, data: Bytes) {
@@ -151,10 +152,7 @@ impl Replier {
     }
 
     fn finish(&mut self) {
-        // Marked before the message goes out: once the caller holds the
-        // final message, every later call sees `finished`.
         self.done = true;
-        self.progress.finished.store(true, Ordering::Release);
     }
 
     fn send<F>(&mut self, build: F)

@@ -18,7 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use rustler::{Atom, Binary, Encoder, Env, Error as NifError, LocalPid, MapIterator, Monitor, NifResult, ResourceArc, Term};
+use rustler::{
+    Atom, Binary, Encoder, Env, Error as NifError, LocalPid, MapIterator, Monitor, NifResult,
+    ResourceArc, Term,
+};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -27,14 +30,14 @@ use crate::body;
 use crate::client::Client;
 use crate::error::{Code, Error};
 use crate::reply::{Head, Progress, Replier};
-use crate::term::{bytes_from_iodata, decode_header_list, decode_ms, header_map};
+use crate::term::{bytes_from_iodata, decode_header_list, decode_int, decode_ms, header_map};
 
 /// `read/2` without `length` returns after this many bytes.
 const DEFAULT_READ_LENGTH: usize = 8 * 1024 * 1024;
 
 /// reqwest has no "no timeout" for one request under a client timeout; a
 /// century is the same in practice.
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+const FOREVER: Duration = crate::term::MAX_TIMEOUT;
 
 /// Live handles and tasks, for leak checks in tests.
 pub static LIVE_HANDLES: AtomicUsize = AtomicUsize::new(0);
@@ -131,11 +134,16 @@ fn check(
 }
 
 fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
-    let text = std::str::from_utf8(bytes).map_err(|_| Error::new(Code::Url, "URL is not valid UTF-8"))?;
-    let url = reqwest::Url::parse(text).map_err(|e| Error::new(Code::Url, format!("{e}: {text}")))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| Error::new(Code::Url, "URL is not valid UTF-8"))?;
+    let url =
+        reqwest::Url::parse(text).map_err(|e| Error::new(Code::Url, format!("{e}: {text}")))?;
     match url.scheme() {
         "http" | "https" => Ok(url),
-        other => Err(Error::new(Code::Url, format!("unsupported URL scheme: {other}"))),
+        other => Err(Error::new(
+            Code::Url,
+            format!("unsupported URL scheme: {other}"),
+        )),
     }
 }
 
@@ -160,7 +168,10 @@ fn decode_method(t: Term) -> NifResult<reqwest::Method> {
 enum Command {
     Send(Bytes),
     FinishSend,
-    Read { length: usize, period: Option<Duration> },
+    Read {
+        length: usize,
+        period: Option<Duration>,
+    },
     Cancel,
 }
 
@@ -294,12 +305,12 @@ fn read(handle: ResourceArc<Handle>, opts: Term) -> NifResult<Atom> {
     let mut period = None;
     for (k, v) in opts.decode::<MapIterator>()? {
         match k.decode::<Atom>()? {
-            k if k == atoms::length() => length = v.decode()?,
+            k if k == atoms::length() => length = decode_int(v)?,
             k if k == atoms::period() => period = decode_ms(v)?,
             _ => return Err(NifError::BadArg),
         }
     }
-    if handle.progress.is_finished() {
+    if handle.progress.is_delivered() {
         return Ok(atoms::finished());
     }
     let _ = handle.cmds.send(Command::Read { length, period });
@@ -348,7 +359,12 @@ impl Commands {
     }
 }
 
-async fn drive(http: reqwest::Client, spec: Spec, rx: mpsc::UnboundedReceiver<Command>, mut out: Replier) {
+async fn drive(
+    http: reqwest::Client,
+    spec: Spec,
+    rx: mpsc::UnboundedReceiver<Command>,
+    mut out: Replier,
+) {
     struct TaskCount;
     impl Drop for TaskCount {
         fn drop(&mut self) {
@@ -364,7 +380,12 @@ async fn drive(http: reqwest::Client, spec: Spec, rx: mpsc::UnboundedReceiver<Co
     }
 }
 
-async fn run(http: &reqwest::Client, spec: Spec, cmds: &mut Commands, out: &mut Replier) -> Result<(), Error> {
+async fn run(
+    http: &reqwest::Client,
+    spec: Spec,
+    cmds: &mut Commands,
+    out: &mut Replier,
+) -> Result<(), Error> {
     let Checked {
         url,
         headers,
@@ -388,11 +409,16 @@ async fn run(http: &reqwest::Client, spec: Spec, cmds: &mut Commands, out: &mut 
     let request = rb.build().map_err(|e| Error::from_reqwest(&e))?;
     let fut = http.execute(request);
     tokio::pin!(fut);
-    let resp = match upload {
+    // An upload cut short by an early reply stays open until the response
+    // is read: aborting it earlier could close the connection under it.
+    let (mut resp, _unfinished_upload) = match upload {
         Some(tx) => upload_phase(fut.as_mut(), tx, cmds, out).await?,
-        None => await_response(fut.as_mut(), cmds, spec.response_body).await?,
+        None => (
+            await_response(fut.as_mut(), cmds, spec.response_body).await?,
+            None,
+        ),
     };
-    let head = Head::of(&resp);
+    let head = Head::take(&mut resp);
     match spec.response_body {
         BodyMode::Complete => {
             let body = collect(resp, cmds).await?;
@@ -410,15 +436,15 @@ fn cancelled() -> Error {
     Error::cancelled("cancelled")
 }
 
-
 /// Streams the request body until `finish_send`, sending `next` each time
-/// hyper asks for more; returns the response, which may come early.
+/// hyper asks for more; returns the response, which may come early (then
+/// with the body sender, still open).
 async fn upload_phase<F>(
     mut fut: Pin<&mut F>,
     mut tx: body::Sender,
     cmds: &mut Commands,
     out: &mut Replier,
-) -> Result<reqwest::Response, Error>
+) -> Result<(reqwest::Response, Option<body::Sender>), Error>
 where
     F: Future<Output = reqwest::Result<reqwest::Response>>,
 {
@@ -429,43 +455,56 @@ where
         if finish_asked && queue.is_empty() && !tx.is_finished() {
             tx.finish();
         }
-        tokio::select! {
+        let answered = tokio::select! {
             biased;
-            c = cmds.recv() => match c {
-                Some(Command::Cancel) => return Err(cancelled()),
-                Some(Command::Send(b)) if !finish_asked => {
-                    queue.push_back(b);
-                    owe_next = true;
+            c = cmds.recv() => {
+                match c {
+                    Some(Command::Cancel) => return Err(cancelled()),
+                    Some(Command::Send(b)) if !finish_asked => {
+                        queue.push_back(b);
+                        owe_next = true;
+                    }
+                    Some(Command::FinishSend) => {
+                        finish_asked = true;
+                        owe_next = false;
+                    }
+                    Some(_) => {}
+                    None if tx.is_finished() => {}
+                    None => return Err(Error::cancelled("handle dropped before finish_send")),
                 }
-                Some(Command::FinishSend) => {
-                    finish_asked = true;
-                    owe_next = false;
-                }
-                Some(_) => {}
-                None if tx.is_finished() => {}
-                None => return Err(Error::cancelled("handle dropped before finish_send")),
-            },
-            r = fut.as_mut() => {
-                let resp = r.map_err(|e| Error::from_reqwest(&e))?;
-                if !tx.is_finished() {
-                    out.close_upload();
-                }
-                return Ok(resp);
+                None
             }
-            permit = tx.reserve(), if !queue.is_empty() => match (permit, queue.pop_front()) {
-                (Some(p), Some(chunk)) => tx.push(p, chunk),
-                // hyper dropped the body: the response future says why.
-                _ => queue.clear(),
-            },
+            r = fut.as_mut() => Some(r),
+            permit = tx.reserve(), if !queue.is_empty() => {
+                match (permit, queue.pop_front()) {
+                    (Some(p), Some(chunk)) => tx.push(p, chunk),
+                    // hyper dropped the body: the response future says why.
+                    _ => queue.clear(),
+                }
+                None
+            }
             _ = tx.demand(), if owe_next && queue.is_empty() && !finish_asked => {
                 owe_next = false;
                 out.next();
+                None
             }
+        };
+        if let Some(r) = answered {
+            let resp = r.map_err(|e| Error::from_reqwest(&e))?;
+            if tx.is_finished() {
+                return Ok((resp, None));
+            }
+            out.close_upload();
+            return Ok((resp, Some(tx)));
         }
     }
 }
 
-async fn await_response<F>(mut fut: Pin<&mut F>, cmds: &mut Commands, mode: BodyMode) -> Result<reqwest::Response, Error>
+async fn await_response<F>(
+    mut fut: Pin<&mut F>,
+    cmds: &mut Commands,
+    mode: BodyMode,
+) -> Result<reqwest::Response, Error>
 where
     F: Future<Output = reqwest::Result<reqwest::Response>>,
 {
@@ -501,7 +540,11 @@ async fn collect(mut resp: reqwest::Response, cmds: &mut Commands) -> Result<Byt
 }
 
 /// Serves `read` calls until the body ends.
-async fn read_phase(mut resp: reqwest::Response, cmds: &mut Commands, out: &mut Replier) -> Result<(), Error> {
+async fn read_phase(
+    mut resp: reqwest::Response,
+    cmds: &mut Commands,
+    out: &mut Replier,
+) -> Result<(), Error> {
     let mut reads: VecDeque<(usize, Option<Duration>)> = VecDeque::new();
     loop {
         let (length, period) = match reads.pop_front() {
@@ -615,9 +658,18 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        assert_eq!(parse_url(b"http://127.0.0.1:80/x").map(|u| u.port()), Ok(Some(80)));
-        assert_eq!(parse_url(b"not a url").map_err(|e| e.code()), Err(Code::Url));
-        assert_eq!(parse_url(b"http://h/\xff").map_err(|e| e.code()), Err(Code::Url));
+        assert_eq!(
+            parse_url(b"http://127.0.0.1:8080/x").map(|u| u.port()),
+            Ok(Some(8080))
+        );
+        assert_eq!(
+            parse_url(b"not a url").map_err(|e| e.code()),
+            Err(Code::Url)
+        );
+        assert_eq!(
+            parse_url(b"http://h/\xff").map_err(|e| e.code()),
+            Err(Code::Url)
+        );
         assert_eq!(parse_url(b"ftp://h/").map_err(|e| e.code()), Err(Code::Url));
     }
 }

@@ -61,7 +61,7 @@ impl RuntimeOpts {
         let mut opts = RuntimeOpts { worker_threads: 1 };
         for (k, v) in term.decode::<rustler::MapIterator>()? {
             if k.decode::<rustler::Atom>()? == atoms::worker_threads() {
-                let n: usize = v.decode()?;
+                let n: usize = crate::term::decode_int(v)?;
                 if n == 0 || n > 1024 {
                     return Err(rustler::Error::BadArg);
                 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use rustler::env::OwnedEnv;
-use rustler::{Binary, Encoder, Env, Error as NifError, ListIterator, NifResult, Term};
+use rustler::{Binary, Encoder, Env, Error as NifError, NifResult, Term};
 
 use crate::atoms;
 
@@ -32,10 +32,14 @@ impl EncodeBinary for [u8] {
     }
 }
 
+/// Longer timeouts are treated as this one (a century): timers and
+/// deadlines further out would overflow the clock.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// `non_neg_integer()` milliseconds, or `infinity` for no limit.
 pub fn decode_ms(term: Term) -> NifResult<Option<Duration>> {
     if let Ok(ms) = term.decode::<u64>() {
-        return Ok(Some(Duration::from_millis(ms)));
+        return Ok(Some(Duration::from_millis(ms).min(MAX_TIMEOUT)));
     }
     if term.decode::<rustler::Atom>()? == atoms::infinity() {
         Ok(None)
@@ -48,11 +52,32 @@ pub fn decode_bool(term: Term) -> NifResult<bool> {
     term.decode::<bool>()
 }
 
+/// The elements of a proper list. rustler's own list decoding panics on an
+/// improper list; this is `badarg` instead.
+pub fn decode_list(term: Term) -> NifResult<Vec<Term>> {
+    let mut out = Vec::new();
+    let mut rest = term;
+    loop {
+        if rest.is_empty_list() {
+            return Ok(out);
+        }
+        let (head, tail) = rest.list_get_cell()?;
+        out.push(head);
+        rest = tail;
+    }
+}
+
+/// An integer that must fit `T`. rustler's decoders for `u8` and `u16`
+/// truncate (`256` would become `0`); this is `badarg` instead.
+pub fn decode_int<T: TryFrom<u64>>(term: Term) -> NifResult<T> {
+    T::try_from(term.decode::<u64>()?).map_err(|_| NifError::BadArg)
+}
+
 /// A proper list of `{binary(), binary()}`; the bytes are checked later.
 pub fn decode_header_list<'a>(term: Term<'a>) -> NifResult<Vec<(Binary<'a>, Binary<'a>)>> {
-    let iter: ListIterator = term.decode()?;
-    let mut out = Vec::new();
-    for item in iter {
+    let items = decode_list(term)?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
         let (name, value): (Term, Term) = item.decode()?;
         out.push((name.decode::<Binary>()?, value.decode::<Binary>()?));
     }
@@ -143,11 +168,11 @@ pub fn encode_headers<'a>(env: Env<'a>, headers: &HeaderMap) -> Term<'a> {
 
 pub fn encode_version<'a>(env: Env<'a>, v: reqwest::Version) -> Term<'a> {
     let atom = match v {
-        reqwest::Version::HTTP_09 => atoms::http0_9(),
-        reqwest::Version::HTTP_10 => atoms::http1_0(),
-        reqwest::Version::HTTP_2 => atoms::http2(),
-        reqwest::Version::HTTP_3 => atoms::http3(),
-        _ => atoms::http1_1(),
+        reqwest::Version::HTTP_09 => atoms::version_0_9(),
+        reqwest::Version::HTTP_10 => atoms::version_1_0(),
+        reqwest::Version::HTTP_2 => atoms::version_2(),
+        reqwest::Version::HTTP_3 => atoms::version_3(),
+        _ => atoms::version_1_1(),
     };
     atom.encode(env)
 }

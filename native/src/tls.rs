@@ -32,7 +32,8 @@ impl IdentitySource {
             return Err(rustler::Error::BadArg);
         }
         let (der, password): (Binary, Binary) = t.decode()?;
-        let password = String::from_utf8(password.as_slice().to_vec()).map_err(|_| rustler::Error::BadArg)?;
+        let password =
+            String::from_utf8(password.as_slice().to_vec()).map_err(|_| rustler::Error::BadArg)?;
         Ok(IdentitySource::Pkcs12 {
             der: der.as_slice().to_vec(),
             password,
@@ -73,7 +74,8 @@ impl TlsConfig {
         let mut roots = Vec::with_capacity(self.additional_root_certs.len());
         for der in &self.additional_root_certs {
             roots.push(
-                reqwest::Certificate::from_der(der).map_err(|e| format!("additional_root_certs: {e}"))?,
+                reqwest::Certificate::from_der(der)
+                    .map_err(|e| format!("additional_root_certs: {e}"))?,
             );
         }
         if self.danger_accept_invalid_certs {
@@ -85,7 +87,9 @@ impl TlsConfig {
             if self.use_built_in_root_certs {
                 roots.extend(system_roots());
             }
-            b = b.tls_danger_accept_invalid_hostnames(true).tls_certs_only(roots);
+            b = b
+                .tls_danger_accept_invalid_hostnames(true)
+                .tls_certs_only(roots);
         } else if self.use_built_in_root_certs {
             if !roots.is_empty() {
                 b = b.tls_certs_merge(roots);
@@ -95,7 +99,8 @@ impl TlsConfig {
         }
         if let Some(id) = &self.identity {
             let pem = id.to_pem()?;
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| format!("identity: {e}"))?;
+            let identity =
+                reqwest::Identity::from_pem(&pem).map_err(|e| format!("identity: {e}"))?;
             b = b.identity(identity);
         }
         Ok(b)

@@ -1,0 +1,78 @@
+%% @doc `make demo': erqwest against a server it starts on 127.0.0.1.
+%%
+%% Starts the in-BEAM test server from test/, then shows a GET, a POST
+%% echoed back, redirects, a gzip body, a streamed upload and download, an
+%% asynchronous request and two errors, printing each request and reply.
+-module(erqwest_demo).
+
+-export([main/0]).
+
+main() ->
+    {ok, _} = application:ensure_all_started(erqwest),
+    {ok, Server} = erqwest_test_server:start(fun handle/1),
+    Url = fun(Path) -> erqwest_test_server:url(Server, Path) end,
+    io:format("erqwest demo: a local HTTP server on ~s~n~n", [Url("")]),
+    C = erqwest:make_client(),
+
+    show("GET /hello", erqwest:get(C, Url("/hello"))),
+    show("POST /echo with a body",
+         erqwest:post(C, Url("/echo"), #{body => <<"{\"greeting\":\"hi\"}">>,
+                                        headers => [{<<"content-type">>, <<"application/json">>}]})),
+    show("GET /redirect (followed)", erqwest:get(C, Url("/redirect"))),
+    show("GET /gzip (decoded)", erqwest:get(C, Url("/gzip"))),
+
+    io:format("--> streamed upload: POST /echo in three chunks~n"),
+    {handle, H} = erqwest:post(C, Url("/echo"), #{body => stream}),
+    [ok = erqwest:send(H, Part) || Part <- [<<"one ">>, <<"two ">>, <<"three">>]],
+    show_reply(erqwest:finish_send(H)),
+
+    io:format("--> streamed download: GET /big, read in 64 KB pieces~n"),
+    {ok, #{body := RH}} = erqwest:get(C, Url("/big"), #{response_body => stream}),
+    {Pieces, Bytes} = read_all(RH, 0, 0),
+    io:format("<-- ~b bytes in ~b reads~n~n", [Bytes, Pieces]),
+
+    io:format("--> asynchronous GET /hello~n"),
+    _ = erqwest_async:req(C, self(), demo_ref, #{method => get, url => Url("/hello")}),
+    receive
+        {erqwest_response, demo_ref, reply, Resp} ->
+            io:format("<-- message {erqwest_response, demo_ref, reply, #{status => ~b, ...}}~n~n",
+                      [maps:get(status, Resp)])
+    after 5000 -> io:format("<-- no reply~n~n")
+    end,
+
+    show("GET a port nobody listens on", erqwest:get(C, <<"http://127.0.0.1:1/">>)),
+    show("GET /slow with a 200 ms timeout", erqwest:get(C, Url("/slow"), #{timeout => 200})),
+
+    erqwest_test_server:stop(Server),
+    io:format("demo done~n").
+
+handle(#{path := <<"/hello">>}) ->
+    {200, [{"content-type", "text/plain"}], <<"Hello from the local server!">>};
+handle(#{path := <<"/echo">>, body := Body, headers := Hs}) ->
+    {200, [{"content-type", proplists:get_value(<<"content-type">>, Hs, <<"text/plain">>)}], Body};
+handle(#{path := <<"/redirect">>}) ->
+    {302, [{"location", "/hello"}], <<>>};
+handle(#{path := <<"/gzip">>}) ->
+    {200, [{"content-encoding", "gzip"}], zlib:gzip(<<"this body travelled gzipped">>)};
+handle(#{path := <<"/big">>}) ->
+    {200, [], binary:copy(<<"erqwest!">>, 128 * 1024)};
+handle(#{path := <<"/slow">>}) ->
+    {custom, fun(_Sock, _Req) -> timer:sleep(2000), close end};
+handle(_) ->
+    {404, [], <<"not found">>}.
+
+show(What, Result) ->
+    io:format("--> ~s~n", [What]),
+    show_reply(Result).
+
+show_reply({ok, #{status := Status, headers := Headers, body := Body} = Resp}) ->
+    io:format("<-- ~s ~b, ~b headers, final url ~s~n    body: ~s~n~n",
+              [maps:get(version, Resp), Status, length(Headers), maps:get(url, Resp), Body]);
+show_reply({error, #{code := Code, reason := Reason}}) ->
+    io:format("<-- error ~p: ~s~n~n", [Code, Reason]).
+
+read_all(H, Pieces, Bytes) ->
+    case erqwest:read(H, #{length => 65536}) of
+        {more, D} -> read_all(H, Pieces + 1, Bytes + byte_size(D));
+        {ok, D} -> {Pieces + 1, Bytes + byte_size(D)}
+    end.
