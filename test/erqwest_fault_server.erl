@@ -304,7 +304,8 @@ answer(proxy_close, _Conn, _Req) ->
 
 %% The healthy server: status from `x-echo-status' (default 200), every
 %% request header whose name starts with `x-p-' sent back as-is and in
-%% order, `x-echo-method', and the request body as the response body.
+%% order, `x-echo-method', `x-echo-length' (the request body's size) and
+%% the request body as the response body.
 %% `x-echo-chunk: N' sends the body chunked in pieces of N bytes;
 %% `x-echo-delay: Ms' waits first.
 echo(Conn, #{method := Method, headers := Headers, body := Body} = Req) ->
@@ -320,7 +321,8 @@ echo(Conn, #{method := Method, headers := Headers, body := Body} = Req) ->
     end,
     Status = Get(<<"x-echo-status">>, 200),
     Echoed = [{K, V} || {K, V} <- Headers, binary:longest_common_prefix([K, <<"x-p-">>]) =:= 4],
-    Out = [{<<"x-echo-method">>, Method} | Echoed],
+    Out = [{<<"x-echo-method">>, Method},
+           {<<"x-echo-length">>, integer_to_binary(byte_size(Body))} | Echoed],
     Chunk = case Method =:= <<"HEAD">> orelse Status =:= 204 orelse Status =:= 304 of
         true -> 0;
         false -> Get(<<"x-echo-chunk">>, 0)

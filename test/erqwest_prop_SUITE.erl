@@ -31,7 +31,8 @@
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
 -export([garbage_in_every_argument/1, requests_round_trip/1, cancel_anywhere/1,
-         no_leaks_after_properties/1]).
+         sync_calls_after_the_final_message_never_wait/1,
+         streamed_bodies_are_sent_for_every_method/1, no_leaks_after_properties/1]).
 -export([prop_garbage/1, prop_round_trip/1, prop_cancel/1, run_props/1]).
 
 %% Cases per property in `rebar3 ct' (multiplied by ERQWEST_PROP_NUMTESTS/100).
@@ -47,6 +48,7 @@
 suite() -> [{timetrap, {minutes, 10}}].
 
 all() -> [garbage_in_every_argument, requests_round_trip, cancel_anywhere,
+          sync_calls_after_the_final_message_never_wait, streamed_bodies_are_sent_for_every_method,
           no_leaks_after_properties].
 
 init_per_suite(Config) ->
@@ -93,6 +95,56 @@ requests_round_trip(_Config) ->
 
 cancel_anywhere(_Config) ->
     run(cancel, prop_cancel(fixed), ?NUM_CANCEL).
+
+%% Found by `garbage_in_every_argument': a sync `cancel' (or `read')
+%% right after the call that consumed the final message could be told
+%% "final still to come" while the final message's send was returning, and
+%% then waited forever. Several processes at once make the window likely.
+sync_calls_after_the_final_message_never_wait(_Config) ->
+    #{client := C, base := Base} = env(),
+    Url = <<Base/binary, "/final">>,
+    Loop = fun(Kind) ->
+        lists:foreach(fun(_) ->
+            case Kind of
+                upload ->
+                    {handle, H} = erqwest:req(C, #{method => post, url => Url, body => stream}),
+                    {ok, #{status := 200}} = erqwest:finish_send(H),
+                    ok = erqwest:cancel(H);
+                download ->
+                    {ok, #{body := H}} = erqwest:req(C, #{method => get, url => Url,
+                                                         response_body => stream}),
+                    {ok, <<>>} = erqwest:read(H),
+                    {'EXIT', {badarg, _}} = (catch erqwest:read(H)),
+                    ok = erqwest:cancel(H)
+            end,
+            erqwest_check:no_stray(0)
+        end, lists:seq(1, 300)),
+        true
+    end,
+    Outcomes = pmap(fun(I) -> isolated(fun() -> Loop(lists:nth(I rem 2 + 1, [upload, download]))
+                                       end)
+                    end, lists:seq(1, 8)),
+    [{return, true}] = lists:usort(Outcomes).
+
+%% Found by `requests_round_trip': hyper sends no body for a GET, HEAD or
+%% CONNECT of unknown length, so a streamed GET body was silently dropped
+%% (and the reply looked early). Every method must send what was streamed.
+streamed_bodies_are_sent_for_every_method(_Config) ->
+    #{client := C, base := Base} = env(),
+    [begin
+         {handle, H} = erqwest:req(C, #{method => M, url => <<Base/binary, "/streamed">>,
+                                        body => stream}),
+         ok = erqwest:send(H, <<"hello ">>),
+         ok = erqwest:send(H, [<<"wor">>, "ld"]),
+         {ok, #{status := 200, headers := Hs}} = erqwest:finish_send(H),
+         {M, {_, <<"11">>}} = {M, lists:keyfind(<<"x-echo-length">>, 1, Hs)}
+     end || M <- [get, head, post, put, patch, delete, options]],
+    ok.
+
+pmap(F, Xs) ->
+    Self = self(),
+    Pids = [spawn_link(fun() -> Self ! {self(), F(X)} end) || X <- Xs],
+    [receive {P, R} -> R end || P <- Pids].
 
 no_leaks_after_properties(Config) ->
     erqwest_check:no_stray(100),
