@@ -27,6 +27,8 @@ const ZERO_COPY_THRESHOLD: usize = 64 * 1024;
 /// (or on having consumed it already).
 #[derive(Default)]
 pub struct Progress {
+    /// The final message is being sent (set just before `enif_send`).
+    sending_final: AtomicBool,
     /// The final message was sent.
     delivered: AtomicBool,
     /// A reply came while the body was still being sent, and was sent on.
@@ -34,8 +36,23 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Whether the final message was sent. While it is being sent this
+    /// waits for the send to return: the caller may already have received
+    /// it, and answering "still to come" would leave it waiting for a
+    /// message it holds (a sync `cancel` after `finish_send`, a `read` after
+    /// the last chunk). The wait is the tail of one `enif_send` on another
+    /// thread.
     pub fn is_delivered(&self) -> bool {
-        self.delivered.load(Ordering::Acquire)
+        if self.delivered.load(Ordering::Acquire) {
+            return true;
+        }
+        if !self.sending_final.load(Ordering::Acquire) {
+            return false;
+        }
+        while !self.delivered.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        true
     }
 
     pub fn upload_closed(&self) -> bool {
@@ -153,6 +170,7 @@ impl Replier {
 
     fn finish(&mut self) {
         self.done = true;
+        self.progress.sending_final.store(true, Ordering::Release);
     }
 
     fn send<F>(&mut self, build: F)
@@ -167,18 +185,27 @@ impl Replier {
             let mut env = OwnedEnv::new();
             let saved = env.run(|e| env.save(with_ref(e, ref_env, reference, build)));
             let pid = self.pid;
-            let _ = std::thread::Builder::new()
+            // `delivered` is set once the message is really out, not before.
+            let progress = self.done.then(|| self.progress.clone());
+            let spawned = std::thread::Builder::new()
                 .name("erqwest-reply".into())
                 .spawn(move || {
                     let _ = env.send_and_clear(&pid, |e| saved.load(e));
+                    if let Some(p) = progress {
+                        p.delivered.store(true, Ordering::Release);
+                    }
                 });
+            if spawned.is_err() {
+                // Nothing will be sent: nobody may wait for it either.
+                self.final_sent();
+            }
         } else {
             // A dead recipient is not an error: there is nobody to tell.
             let _ = self
                 .msg_env
                 .send_and_clear(&self.pid, |env| with_ref(env, ref_env, reference, build));
+            self.final_sent();
         }
-        self.final_sent();
     }
 }
 
