@@ -58,7 +58,8 @@ start(Fault) -> start(Fault, #{}).
 %% @doc Starts a server on 127.0.0.1 with a random port. Options:
 %% `tls => [ssl:tls_server_option()]' serves HTTPS; `accept => false'
 %% never accepts (with `backlog => N' a test can fill the queue so that
-%% connecting stalls).
+%% connecting stalls); `name => atom()' registers the server, so that a
+%% test can reach it in a peer node by name.
 -spec start(fault(), map()) -> {ok, pid()} | {error, term()}.
 start(Fault, Opts) ->
     Parent = self(),
@@ -71,26 +72,26 @@ start(Fault, Opts) ->
     after 5000 -> {error, timeout}
     end.
 
--spec stop(pid()) -> ok.
+-spec stop(pid() | atom()) -> ok.
 stop(S) -> call(S, stop).
 
--spec port(pid()) -> inet:port_number().
+-spec port(pid() | atom()) -> inet:port_number().
 port(S) -> call(S, port).
 
--spec url(pid(), iodata()) -> binary().
+-spec url(pid() | atom(), iodata()) -> binary().
 url(S, Path) ->
     Scheme = case call(S, tls) of true -> "https"; false -> "http" end,
     iolist_to_binary([Scheme, "://127.0.0.1:", integer_to_list(port(S)), Path]).
 
 %% @doc Changes how the next requests are answered.
--spec set_fault(pid(), fault()) -> ok.
+-spec set_fault(pid() | atom(), fault()) -> ok.
 set_fault(S, Fault) -> call(S, {fault, Fault}).
 
--spec stats(pid()) -> stats().
+-spec stats(pid() | atom()) -> stats().
 stats(S) -> call(S, stats).
 
 %% @doc Waits up to `Ms' until at most `N' connections are open.
--spec wait_open(pid(), non_neg_integer(), non_neg_integer()) -> ok | {timeout, stats()}.
+-spec wait_open(pid() | atom(), non_neg_integer(), non_neg_integer()) -> ok | {timeout, stats()}.
 wait_open(S, N, Ms) ->
     Stats = #{open := Open} = stats(S),
     if
@@ -146,6 +147,7 @@ call(S, Msg) ->
 
 init(Parent, Fault, Opts) ->
     process_flag(trap_exit, true),
+    _ = [register(Name, self()) || Name <- [maps:get(name, Opts, undefined)], Name =/= undefined],
     Common = [binary, {active, false}, {ip, {127, 0, 0, 1}}, {reuseaddr, true},
               {backlog, maps:get(backlog, Opts, 4096)}, {nodelay, true}],
     {Transport, Listen} = case maps:get(tls, Opts, undefined) of
