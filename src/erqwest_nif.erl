@@ -12,6 +12,12 @@
        feature/1, req/4, req_dirty/4, send/2, send_dirty/2, finish_send/1, read/2,
        cancel/1, live_resources/0]).
 
+-ifdef(FAULT_INJECTION).
+%% Test builds only (native/src/testing.rs, feature `fault-injection').
+-export([fault_panic_nif/0, fault_panic_task/3]).
+-nifs([fault_panic_nif/0, fault_panic_task/3]).
+-endif.
+
 -on_load(init/0).
 
 -type runtime() :: erqwest_runtime:runtime().
@@ -77,3 +83,11 @@ cancel(_Handle) -> ?NOT_LOADED.
 %% @doc `{LiveHandles, LiveRequestTasks}', for leak checks.
 -spec live_resources() -> {non_neg_integer(), non_neg_integer()}.
 live_resources() -> ?NOT_LOADED.
+
+-ifdef(FAULT_INJECTION).
+-spec fault_panic_nif() -> no_return().
+fault_panic_nif() -> ?NOT_LOADED.
+
+-spec fault_panic_task(client(), pid(), term()) -> ok.
+fault_panic_task(_Client, _Pid, _Ref) -> ?NOT_LOADED.
+-endif.

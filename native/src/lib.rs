@@ -14,6 +14,8 @@ mod reply;
 mod request;
 mod runtime;
 mod term;
+#[cfg(feature = "fault-injection")]
+mod testing;
 mod tls;
 #[cfg(test)]
 mod vm_stubs;
