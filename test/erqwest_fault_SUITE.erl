@@ -141,6 +141,10 @@ stall_connect_timeout(Config) ->
     try
         C = erqwest:make_client(#{connect_timeout => 300}),
         each_variant(C, erqwest_fault_server:url(S, "/"), #{}, timeout),
+        %% It is the connect that timed out, not the request.
+        {error, #{code := timeout, reason := Reason}} =
+            erqwest:get(C, erqwest_fault_server:url(S, "/")),
+        ?assertMatch({match, _}, re:run(Reason, "connect", [caseless])),
         still_works(C, Config)
     after
         [gen_tcp:close(F) || F <- Fillers],

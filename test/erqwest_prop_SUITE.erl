@@ -634,8 +634,11 @@ make_body({Size, Pattern}) ->
 
 %% Cuts Body into pieces of the given sizes, cycling; zero-size pieces
 %% included. Ends with what is left.
-cut(Body, []) -> [Body];
-cut(Body, Sizes) -> cut(Body, Sizes, Sizes, []).
+cut(Body, Sizes) ->
+    case lists:all(fun(S) -> S =:= 0 end, Sizes) of
+        true -> [<<>>, Body];  % only empty pieces: they would never end
+        false -> cut(Body, Sizes, Sizes, [])
+    end.
 cut(<<>>, _, _, Acc) -> lists:reverse(Acc);
 cut(Body, [], All, Acc) -> cut(Body, All, All, Acc);
 cut(Body, [S | Ss], All, Acc) when byte_size(Body) =< S -> cut(<<>>, Ss, All, [Body | Acc]);
