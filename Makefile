@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR
 CARGO_FLAGS := --manifest-path native/Cargo.toml $(if $(filter release,$(ERQWEST_PROFILE)),--release,)
 CARGO_OUT := $(CARGO_TARGET_DIR)/$(ERQWEST_PROFILE)/liberqwest_nif.so
 
-.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell shell-erl
+.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell shell-erl soak sanitize
 
 help:
 	@echo "make demo   - start a local server and show erqwest requests against it"
@@ -23,6 +23,8 @@ help:
 	@echo "make nif    - build the Rust NIF into priv/"
 	@echo "make shell  - iex with erqwest started and a client named :default"
 	@echo "make shell-erl - an Erlang shell with erqwest started"
+	@echo "make soak   - long runs: random properties, full load, 1M requests or 10 min"
+	@echo "make sanitize - the Rust unit tests under valgrind (and ASan with nightly)"
 
 # cargo decides what is stale; the copy is atomic so a running VM that has
 # the old library mapped is not disturbed.
@@ -70,3 +72,11 @@ shell-erl: nif
 
 clean:
 	rm -rf _build priv/*.so native/target
+
+# Long runs (bench/soak/run.sh): SOAK_REQUESTS, SOAK_SECONDS, SOAK_INTERVAL,
+# SOAK_WORKERS, SOAK_PROPTESTS; SOAK_ONLY=1 for the soak alone.
+soak: nif
+	@bash bench/soak/run.sh
+
+sanitize:
+	@bash bench/sanitize/run.sh

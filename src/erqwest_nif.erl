@@ -17,6 +17,11 @@
          operation_info/1, live_operations/0]).
 -nifs([start_operation/6, start_operation_dirty/6, operation_poll/1, operation_cancel/1,
        operation_info/1, live_operations/0]).
+-ifdef(FAULT_INJECTION).
+%% Test builds only (native/src/testing.rs, feature `fault-injection').
+-export([fault_panic_nif/0, fault_panic_task/3]).
+-nifs([fault_panic_nif/0, fault_panic_task/3]).
+-endif.
 
 -on_load(init/0).
 
@@ -111,3 +116,10 @@ operation_info(_Op) -> ?NOT_LOADED.
 %% @doc Operation tasks alive, for leak checks.
 -spec live_operations() -> non_neg_integer().
 live_operations() -> ?NOT_LOADED.
+-ifdef(FAULT_INJECTION).
+-spec fault_panic_nif() -> no_return().
+fault_panic_nif() -> ?NOT_LOADED.
+
+-spec fault_panic_task(client(), pid(), term()) -> ok.
+fault_panic_task(_Client, _Pid, _Ref) -> ?NOT_LOADED.
+-endif.

@@ -15,6 +15,8 @@ mod reply;
 mod request;
 mod runtime;
 mod term;
+#[cfg(feature = "fault-injection")]
+mod testing;
 mod tls;
 #[cfg(test)]
 mod vm_stubs;

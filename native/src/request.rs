@@ -392,6 +392,10 @@ async fn run(
         body,
         timeout,
     } = spec.checked?;
+    let mut headers = headers;
+    if matches!(body, RequestBody::Stream) {
+        chunked_unless_sized(&mut headers);
+    }
     let mut rb = http.request(spec.method, url).headers(headers);
     if let Some(t) = timeout {
         rb = rb.timeout(t);
@@ -429,6 +433,17 @@ async fn run(
             out.reply(&head, None);
             read_phase(resp, cmds, out).await
         }
+    }
+}
+
+/// hyper sends no body at all for a GET, HEAD or CONNECT whose length it
+/// does not know, unless the request sets its framing headers itself. A
+/// streamed body the caller asked for must go out, so it is sent chunked
+/// (unless the caller gave a length or a transfer-encoding of their own).
+fn chunked_unless_sized(headers: &mut reqwest::header::HeaderMap) {
+    use reqwest::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+    if !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING) {
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     }
 }
 
@@ -654,6 +669,21 @@ mod tests {
         p.push(Bytes::from_static(b"ef"));
         assert_eq!(p.len, 6);
         assert_eq!(p.take(), Bytes::from_static(b"abcdef"));
+    }
+
+    #[test]
+    fn streamed_bodies_are_chunked_unless_sized() {
+        use reqwest::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+        let mut h = HeaderMap::new();
+        chunked_unless_sized(&mut h);
+        assert_eq!(
+            h.get(TRANSFER_ENCODING),
+            Some(&HeaderValue::from_static("chunked"))
+        );
+        let mut sized = HeaderMap::new();
+        sized.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
+        chunked_unless_sized(&mut sized);
+        assert!(sized.get(TRANSFER_ENCODING).is_none());
     }
 
     #[test]
