@@ -9,19 +9,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
-use rustler::{Atom, Binary, Error as NifError, MapIterator, NifResult, Term};
+use rustler::{Atom, Error as NifError, MapIterator, NifResult, Term};
 
 use crate::atoms;
-use crate::error::{Code, Error};
-use crate::request::{decode_method, parse_url};
-use crate::term::{bytes_from_iodata, decode_header_list, decode_ms, header_map};
+use crate::error::Error;
+use crate::request::{self, BodyMode, RequestBody};
+use crate::term::{decode_header_list, decode_int, decode_ms, header_map, MAX_TIMEOUT};
 
 /// `poll_interval` when neither it nor a `Retry-After` says otherwise.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// `max_wait` by default: ten minutes, as the poller document has it.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(600);
-/// `timeout => infinity` on one request: longer than any client timeout.
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The request that starts the operation.
 pub struct Spec {
@@ -39,55 +37,28 @@ pub struct Checked {
 }
 
 impl Spec {
-    /// Decodes `req_opts()`. `body => stream` and `response_body => stream`
-    /// are `badarg`: an operation hands over complete bodies.
+    /// Decodes `req_opts()` as any request does; `body => stream` and
+    /// `response_body => stream` are `badarg`: an operation hands over
+    /// complete bodies.
     pub fn decode(term: Term) -> NifResult<Self> {
-        let mut method = None;
-        let mut url: Option<Binary> = None;
-        let mut headers = Vec::new();
-        let mut body = None;
-        let mut timeout = None;
-        for (k, v) in term.decode::<MapIterator>()? {
-            match k.decode::<Atom>()? {
-                k if k == atoms::url() => url = Some(v.decode()?),
-                k if k == atoms::method() => method = Some(decode_method(v)?),
-                k if k == atoms::headers() => headers = decode_header_list(v)?,
-                k if k == atoms::body() => {
-                    if v.decode::<Atom>().is_ok() {
-                        return Err(NifError::BadArg);
-                    }
-                    body = Some(v);
-                }
-                k if k == atoms::response_body() => {
-                    if v.decode::<Atom>()? != atoms::complete() {
-                        return Err(NifError::BadArg);
-                    }
-                }
-                k if k == atoms::timeout() => timeout = Some(decode_ms(v)?.unwrap_or(FOREVER)),
-                _ => return Err(NifError::BadArg),
-            }
+        let req = request::Spec::decode(term)?;
+        if req.upload || req.response_body == BodyMode::Stream {
+            return Err(NifError::BadArg);
         }
-        let method = method.ok_or(NifError::BadArg)?;
-        let url = url.ok_or(NifError::BadArg)?;
-        let checked = check(url.as_slice(), &headers, body);
+        let checked = req.checked.map(|c| Checked {
+            url: c.url,
+            headers: c.headers,
+            body: match c.body {
+                RequestBody::Full(b) => Some(b),
+                RequestBody::Empty | RequestBody::Stream => None,
+            },
+        });
         Ok(Spec {
-            method,
+            method: req.method,
             checked,
-            timeout,
+            timeout: req.timeout,
         })
     }
-}
-
-fn check(url: &[u8], headers: &[(Binary, Binary)], body: Option<Term>) -> Result<Checked, Error> {
-    let url = parse_url(url)?;
-    let headers = header_map(headers).map_err(|e| Error::new(Code::Request, e))?;
-    let body = match body {
-        None => None,
-        Some(b) => Some(
-            bytes_from_iodata(b).ok_or_else(|| Error::new(Code::Request, "body is not iodata"))?,
-        ),
-    };
-    Ok(Checked { url, headers, body })
 }
 
 /// `op_opts()`: how to poll.
@@ -120,11 +91,11 @@ impl OpOpts {
         for (k, v) in term.decode::<MapIterator>()? {
             match k.decode::<Atom>()? {
                 k if k == atoms::poll_interval() => {
-                    let ms: u64 = v.decode()?;
+                    let ms: u64 = decode_int(v)?;
                     if ms == 0 {
                         return Err(NifError::BadArg);
                     }
-                    o.poll_interval = Duration::from_millis(ms);
+                    o.poll_interval = Duration::from_millis(ms).min(MAX_TIMEOUT);
                 }
                 k if k == atoms::max_wait() => o.max_wait = decode_ms(v)?,
                 k if k == atoms::poll_headers() => {
