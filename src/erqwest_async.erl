@@ -34,8 +34,6 @@
 
 -opaque handle() :: reference().
 
-%% Header lists longer than this are decoded on a dirty scheduler.
--define(DIRTY_HEADERS, 256).
 
 %% @doc Starts a request. Raises `badarg' for an unknown option key or an
 %% ill-typed value; problems with the contents (a URL that does not parse,
@@ -44,7 +42,7 @@
 -spec req(erqwest:client() | atom(), pid(), term(), erqwest:req_opts()) -> handle().
 req(Client, Pid, Ref, Opts) ->
     C = erqwest:get_client(Client),
-    case needs_dirty(Opts) of
+    case erqwest_dirty:request(Ref, Opts) of
         true -> erqwest_nif:req_dirty(C, Pid, Ref, Opts);
         false -> erqwest_nif:req(C, Pid, Ref, Opts)
     end.
@@ -80,11 +78,3 @@ read(Handle, Opts) ->
 cancel(Handle) ->
     _ = erqwest_nif:cancel(Handle),
     ok.
-
-needs_dirty(#{body := Body}) when is_list(Body) -> true;
-needs_dirty(#{headers := Headers}) when is_list(Headers) -> longer_than(Headers, ?DIRTY_HEADERS);
-needs_dirty(_) -> false.
-
-longer_than([_ | _], 0) -> true;
-longer_than([_ | T], N) -> longer_than(T, N - 1);
-longer_than(_, _) -> false.

@@ -131,8 +131,6 @@
     http_status => 100..599
 }.
 
-%% Header lists longer than this are decoded on a dirty scheduler.
--define(DIRTY_HEADERS, 256).
 
 %%% Following an operation from the runtime
 
@@ -306,7 +304,7 @@ info(H) -> erqwest_nif:operation_info(H).
 
 nif_start(Client, Pid, Ref, ReqOpts, OpOpts, Mode) ->
     C = erqwest:get_client(Client),
-    case needs_dirty(ReqOpts) orelse long_poll_headers(OpOpts) of
+    case erqwest_dirty:request(Ref, ReqOpts) orelse long_poll_headers(OpOpts) of
         true -> erqwest_nif:start_operation_dirty(C, Pid, Ref, ReqOpts, OpOpts, Mode);
         false -> erqwest_nif:start_operation(C, Pid, Ref, ReqOpts, OpOpts, Mode)
     end.
@@ -329,14 +327,5 @@ flush(Ref) ->
     after 0 -> ok
     end.
 
-needs_dirty(#{body := Body}) when is_list(Body) -> true;
-needs_dirty(#{headers := Headers}) when is_list(Headers) -> longer_than(Headers, ?DIRTY_HEADERS);
-needs_dirty(_) -> false.
-
-long_poll_headers(#{poll_headers := Headers}) when is_list(Headers) ->
-    longer_than(Headers, ?DIRTY_HEADERS);
+long_poll_headers(#{poll_headers := Headers}) -> erqwest_dirty:headers(Headers);
 long_poll_headers(_) -> false.
-
-longer_than([_ | _], 0) -> true;
-longer_than([_ | T], N) -> longer_than(T, N - 1);
-longer_than(_, _) -> false.

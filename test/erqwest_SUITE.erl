@@ -28,7 +28,7 @@ groups() ->
                              connect_timeout, infinity_timeout, huge_timeouts]},
      {pool, [], [one_connection_for_100_requests, close_client_closes_idle,
                  pool_max_idle_zero, pool_idle_timeout]},
-     {nif_time, [], [nif_call_times]}].
+     {nif_time, [], [nif_call_times, large_arguments_go_dirty]}].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erqwest),
@@ -532,3 +532,25 @@ time_calls(M, F, C, Opts) ->
         T
     end || _ <- lists:seq(1, 21)]),
     {hd(Times), lists:nth(11, Times), lists:last(Times)}.
+
+%% Arguments whose decoding grows with their size are sent to the dirty
+%% variant, and such requests still get their one final message.
+large_arguments_go_dirty(Config) ->
+    U = url(Config, "/echo"),
+    Big = binary:copy(<<"a">>, 16 bsl 20),
+    BigUrl = <<U/binary, "?q=", Big/binary>>,
+    Cases = [{make_ref(), #{method => get, url => BigUrl}},
+             {make_ref(), #{method => get, url => U, headers => [{<<"x-big">>, Big}]}},
+             {lists:seq(1, 1000000), #{method => get, url => U}},
+             {make_ref(), #{method => post, url => U, body => [<<"a">>, "b"]}},
+             {make_ref(), #{method => get, url => U,
+                            headers => [{<<"x">>, <<"y">>} || _ <- lists:seq(1, 300)]}}],
+    [?assert(erqwest_dirty:request(Ref, Opts)) || {Ref, Opts} <- Cases],
+    %% Everyday arguments stay on the normal scheduler.
+    [?assertNot(erqwest_dirty:request(Ref, #{method => get, url => U, body => <<"b">>,
+                                             headers => [{<<"a">>, <<"b">>}]}))
+     || Ref <- [make_ref(), self(), 42, req_tag, {tag, make_ref()}, <<"r">>]],
+    [begin
+         _ = erqwest_async:req(client(Config), self(), Ref, Opts),
+         receive {erqwest_response, Ref, _, _} -> ok after 30000 -> ct:fail({no_reply, Opts}) end
+     end || {Ref, Opts} <- Cases].
