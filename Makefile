@@ -15,13 +15,14 @@ export CARGO_TARGET_DIR
 CARGO_FLAGS := --manifest-path native/Cargo.toml $(if $(filter release,$(ERQWEST_PROFILE)),--release,)
 CARGO_OUT := $(CARGO_TARGET_DIR)/$(ERQWEST_PROFILE)/liberqwest_nif.so
 
-.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell
+.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell bench
 
 help:
 	@echo "make demo   - start a local server and show erqwest requests against it"
 	@echo "make test   - install what is missing, then run every test suite"
 	@echo "make nif    - build the Rust NIF into priv/"
 	@echo "make shell  - an Erlang shell with erqwest started"
+	@echo "make bench  - measure erqwest against wrk, curl and httpc (bench/README.md)"
 
 # cargo decides what is stale; the copy is atomic so a running VM that has
 # the old library mapped is not disturbed.
@@ -57,6 +58,10 @@ dialyzer:
 lint:
 	$(CARGO) fmt --manifest-path native/Cargo.toml --check
 	$(CARGO) clippy --quiet --manifest-path native/Cargo.toml --release -- -D warnings
+
+# Not part of `make test`: it takes minutes and measures, never asserts.
+bench:
+	@bash bench/run
 
 shell: nif
 	rebar3 shell
