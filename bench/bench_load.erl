@@ -483,17 +483,19 @@ await(Ref) ->
 %% @doc Starts `n' GETs to `url' (a server that holds them) from one
 %% process, which keeps their handles; returns the memory before and the
 %% time it took to issue them.
--spec inflight_start(#{url := binary(), n := pos_integer(), warm_url := binary()}) ->
+-spec inflight_start(#{url := binary(), n := pos_integer(), warm_url := binary(),
+                       proto := proto(), ca := file:filename()}) ->
     #{vm_base := non_neg_integer(), rss_base := non_neg_integer(), issue_us := non_neg_integer()}.
 inflight_start(Opts) ->
     Self = self(),
     Pid = spawn(fun() -> inflight_holder(Self, Opts) end),
     receive {Pid, Started} -> Started end.
 
-inflight_holder(From, #{url := Url, n := N, warm_url := Warm}) ->
+inflight_holder(From, #{url := Url, n := N, warm_url := Warm, proto := Proto, ca := Ca}) ->
     register(bench_inflight, self()),
-    C = erqwest:make_client(client_opts(http, none)),
-    %% One request first so that the runtime and the client are warm.
+    C = erqwest:make_client(client_opts(Proto, Ca)),
+    %% One request first so that the runtime and the client are warm (and,
+    %% over HTTP/2, the one connection is open).
     {ok, _} = erqwest:get(C, Warm),
     erlang:garbage_collect(),
     VmBase = erlang:memory(total),

@@ -9,11 +9,13 @@
 %% <li>`/small': a 13-byte body (GET);</li>
 %% <li>`/echo': the request body back (POST, echo module);</li>
 %% <li>`/sink': reads the request body and answers `ok' (uploads);</li>
-%% <li>`/files/NAME': static files for downloads.</li>
+%% <li>`/files/NAME': static files for downloads;</li>
+%% <li>`/hold': never answers (an hour's `echo_sleep');</li>
+%% <li>`/status': nginx's counters (stub_status).</li>
 %% </ul>
 -module(bench_nginx).
 
--export([start/1, stop/1, url/3, small_body/0, file_name/1]).
+-export([start/1, stop/1, url/3, small_body/0, file_name/1, writing/1]).
 
 -export_type([server/0, proto/0]).
 
@@ -58,6 +60,23 @@ stop(#{pid := Pid, port := Port}) ->
 url(#{ports := Ports}, Proto, Path) ->
     Scheme = case Proto of http -> "http"; _ -> "https" end,
     iolist_to_binary([Scheme, "://127.0.0.1:", integer_to_list(maps:get(Proto, Ports)), Path]).
+
+%% @doc How many requests nginx is working on now (stub_status's
+%% `Writing', which counts the status request itself).
+-spec writing(server()) -> non_neg_integer().
+writing(Srv) ->
+    {ok, S} = gen_tcp:connect({127, 0, 0, 1}, maps:get(http, maps:get(ports, Srv)),
+                              [binary, {active, false}], 5000),
+    ok = gen_tcp:send(S, "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    Body = recv_all(S, <<>>),
+    {match, [N]} = re:run(Body, "Writing: ([0-9]+)", [{capture, all_but_first, list}]),
+    list_to_integer(N).
+
+recv_all(S, Acc) ->
+    case gen_tcp:recv(S, 0, 5000) of
+        {ok, D} -> recv_all(S, <<Acc/binary, D/binary>>);
+        {error, _} -> gen_tcp:close(S), Acc
+    end.
 
 %%% Internals
 
@@ -166,6 +185,8 @@ config(Dir, BodyTemp, Ports) ->
          "        location = /echo { echo_read_request_body; echo_request_body; }\n"
          "        location = /sink { client_body_buffer_size 1m; echo_read_request_body; echo ok; }\n"
          "        location /files/ { }\n"
+         "        location = /hold { echo_sleep 3600; }\n"
+         "        location = /status { stub_status; }\n"
          "    }\n"]
     end,
     T = fun(Name) -> filename:join(Dir, Name) end,
@@ -190,7 +211,8 @@ config(Dir, BodyTemp, Ports) ->
      "    client_max_body_size 0;\n"
      "    client_body_buffer_size 128k;\n"
      "    large_client_header_buffers 16 64k;\n"
-     "    http2_max_concurrent_streams 1024;\n"
+     %% Enough for the 10,000 requests held in flight on one connection.
+     "    http2_max_concurrent_streams 16384;\n"
      "    client_body_temp_path ", BodyTemp, ";\n"
      "    proxy_temp_path ", T("proxy_temp"), ";\n"
      "    fastcgi_temp_path ", T("fastcgi_temp"), ";\n"

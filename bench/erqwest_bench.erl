@@ -201,8 +201,9 @@ profile(#{profile := [Client, Proto, W, NAtom], work := Work, out := Out, body_t
             Self = self(),
             Secs = integer_to_list(round(D + Wu + 2)),
             spawn_link(fun() ->
-                Self ! {perf, bench_tools:run("perf", ["record", "-F", "1999", "-p", OsPid,
-                                                       "-o", Data, "--", "sleep", Secs], 600000)}
+                Self ! {perf, bench_tools:run("perf", ["record", "-F", "1999", "-p", OsPid, "-o", Data]
+                                                      ++ string:lexemes(env("BENCH_PERF_ARGS", ""), " ")
+                                                      ++ ["--", "sleep", Secs], 600000)}
             end),
             R = rps_cell(Ctx, Client, Proto, Spec#{url => Url}, #{}, N, Peer),
             receive {perf, P} -> {R, P} end
@@ -210,8 +211,10 @@ profile(#{profile := [Client, Proto, W, NAtom], work := Work, out := Out, body_t
     after
         bench_nginx:stop(Srv)
     end,
-    Report = [element(2, bench_tools:run("perf", ["report", "-i", Data, "--stdio", "--sort", Sort,
-                                                  "--percent-limit", Limit], 600000))
+    Report = [element(2, bench_tools:run("perf", ["report", "-i", Data, "--stdio", "--no-children",
+                                                  "--sort", Sort, "--percent-limit", Limit]
+                                                 ++ string:lexemes(env("BENCH_PERF_REPORT_ARGS", ""), " "),
+                                                 600000))
               || {Sort, Limit} <- [{"comm", "0.5"}, {"comm,dso", "0.5"}, {"comm,dso,sym", "0.3"}]],
     File = filename:join(Out, Name ++ ".txt"),
     ok = file:write_file(File, [io_lib:format("~0p~n~n", [Result]), Report]),
@@ -268,29 +271,43 @@ nif_section(#{server := Srv, nif_iters := Iters, nif_big_iters := Big, stream_mb
 
 %%% Requests in flight
 
+%% Over HTTP/1.1 against an in-BEAM server that counts the requests it
+%% read (each request has its connection); over HTTP/2 against nginx's
+%% /hold, counted by stub_status (all requests share one connection).
 inflight_section(#{inflight := N, server := Srv} = Ctx) ->
     {Holder, Port} = bench_holder:start(),
     try
-        Url = iolist_to_binary(["http://127.0.0.1:", integer_to_list(Port), "/hold"]),
-        in_peer(Ctx, fun(Peer) ->
-            Start = peer:call(Peer, bench_load, inflight_start,
-                              [#{url => Url, n => N, warm_url => bench_nginx:url(Srv, http, "/small")}],
-                              120000),
-            Held = wait_count(Holder, N, erlang:monotonic_time(millisecond) + 60000),
-            timer:sleep(1000),
-            M = peer:call(Peer, bench_load, inflight_measure, [], 60000),
-            Left = peer:call(Peer, bench_load, inflight_stop, [], 120000),
-            maps:merge(Start, M#{n => N, held => Held, unanswered => Left})
-        end)
+        HoldUrl = iolist_to_binary(["http://127.0.0.1:", integer_to_list(Port), "/hold"]),
+        Count = fun() -> bench_holder:count(Holder) end,
+        H1 = inflight(Ctx, http, HoldUrl, bench_nginx:url(Srv, http, "/small"), Count, N),
+        %% stub_status counts its own request too.
+        Writing = fun() -> bench_nginx:writing(Srv) - 1 end,
+        H2 = inflight(Ctx, h2, bench_nginx:url(Srv, h2, "/hold"), bench_nginx:url(Srv, h2, "/small"),
+                      Writing, N),
+        [H1, H2]
     after
         bench_holder:stop(Holder)
     end.
 
-wait_count(Holder, N, Deadline) ->
-    C = bench_holder:count(Holder),
+inflight(#{server := Srv} = Ctx, Proto, Url, WarmUrl, Count, N) ->
+    R = in_peer(Ctx, fun(Peer) ->
+        Start = peer:call(Peer, bench_load, inflight_start,
+                          [#{url => Url, n => N, warm_url => WarmUrl, proto => Proto,
+                             ca => maps:get(ca, Srv)}], 120000),
+        Held = wait_count(Count, N, erlang:monotonic_time(millisecond) + 60000),
+        timer:sleep(1000),
+        M = peer:call(Peer, bench_load, inflight_measure, [], 60000),
+        Left = peer:call(Peer, bench_load, inflight_stop, [], 120000),
+        maps:merge(Start, M#{n => N, held => Held, unanswered => Left})
+    end),
+    progress("in flight ~s: ~0p~n", [Proto, R]),
+    R#{proto => Proto}.
+
+wait_count(Count, N, Deadline) ->
+    C = Count(),
     case C >= N orelse erlang:monotonic_time(millisecond) > Deadline of
         true -> C;
-        false -> timer:sleep(100), wait_count(Holder, N, Deadline)
+        false -> timer:sleep(100), wait_count(Count, N, Deadline)
     end.
 
 %%% The machine
