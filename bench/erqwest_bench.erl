@@ -191,7 +191,8 @@ profile(#{profile := [Client, Proto, W, NAtom], work := Work, out := Out, body_t
     N = list_to_integer(atom_to_list(NAtom)),
     Srv = bench_nginx:start(#{dir => filename:join(Work, "nginx"), files => [], body_temp => BodyTemp}),
     Name = lists:flatten(io_lib:format("profile-~s-~s-~s-~b", [Client, Proto, W, N])),
-    Data = filename:join(Work, Name ++ ".data"),
+    %% BENCH_PERF_DATA keeps perf's data file for `perf report' by hand.
+    Data = env("BENCH_PERF_DATA", filename:join(Work, Name ++ ".data")),
     Ctx = Cfg#{server => Srv, peer_args => ["+JPperf", "true" | Extra]},
     #{path := Path} = Spec = workload(W, Srv),
     Url = bench_nginx:url(Srv, Proto, Path),
@@ -217,6 +218,7 @@ profile(#{profile := [Client, Proto, W, NAtom], work := Work, out := Out, body_t
                                                  600000))
               || {Sort, Limit} <- [{"comm", "0.5"}, {"comm,dso", "0.5"}, {"comm,dso,sym", "0.3"}]],
     File = filename:join(Out, Name ++ ".txt"),
+    ok = filelib:ensure_dir(File),
     ok = file:write_file(File, [io_lib:format("~0p~n~n", [Result]), Report]),
     io:format("~0p~nwrote ~s~n", [Result, File]).
 
