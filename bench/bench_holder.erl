@@ -36,10 +36,16 @@ stop(#{pid := Pid}) ->
     receive {'DOWN', Mon, _, _, _} -> ok end.
 
 accept(L, Ctr) ->
-    {ok, S} = gen_tcp:accept(L),
-    Conn = spawn_link(fun() -> receive go -> hold(S, Ctr) end end),
-    ok = gen_tcp:controlling_process(S, Conn),
-    Conn ! go,
+    case gen_tcp:accept(L) of
+        {ok, S} ->
+            Conn = spawn_link(fun() -> receive go -> hold(S, Ctr) end end),
+            ok = gen_tcp:controlling_process(S, Conn),
+            Conn ! go;
+        {error, emfile} ->
+            %% Out of file descriptors: the client's connections wait in
+            %% the backlog and the count shows the shortfall.
+            timer:sleep(100)
+    end,
     accept(L, Ctr).
 
 %% Reads the request line and headers, counts the request, then waits
