@@ -33,7 +33,7 @@
 -define(STOP_TIMEOUT, 30000).
 
 %% @doc Starts erqwest (with `worker_threads' when given), inets and ssl.
--spec setup(#{worker_threads => pos_integer() | auto}) -> ok.
+-spec setup(#{worker_threads => pos_integer() | auto, tokio_batch => boolean()}) -> ok.
 setup(Opts) ->
     %% TLS notices from httpc's handshakes would clutter the output.
     ok = logger:set_primary_config(level, warning),
@@ -45,6 +45,19 @@ setup(Opts) ->
     {ok, _} = application:ensure_all_started(erqwest),
     {ok, _} = application:ensure_all_started(inets),
     {ok, _} = application:ensure_all_started(ssl),
+    case maps:get(tokio_batch, Opts, false) of
+        true -> batch_tokio_threads();
+        false -> ok
+    end.
+
+%% An experiment (BENCH_TOKIO_BATCH=1): erqwest's threads under
+%% SCHED_BATCH, so that waking them does not preempt the scheduler thread
+%% that woke them.
+batch_tokio_threads() ->
+    Dir = "/proc/self/task",
+    {ok, Tids} = file:list_dir(Dir),
+    [os:cmd("chrt -b -p 0 " ++ T) || T <- Tids,
+                                    {ok, <<"erqwest", _/binary>>} <- [file:read_file(filename:join([Dir, T, "comm"]))]],
     ok.
 
 %%% Request rates
@@ -446,20 +459,31 @@ time_sends(C, Url, Chunk, N) ->
     {reply, #{status := 200}} = await(Ref),
     Times.
 
+%% Reads may return more than asked for, so a download can end before N
+%% reads: then another one starts.
 time_reads(C, Url, N) ->
+    time_reads(C, Url, N, []).
+
+time_reads(_, _, 0, Acc) ->
+    Acc;
+time_reads(C, Url, N, Acc) ->
     Ref = make_ref(),
     H = erqwest_nif:req(C, self(), Ref, #{method => get, url => Url, response_body => stream}),
     {reply, #{status := 200}} = await(Ref),
-    Times = [begin
-                 T0 = erlang:monotonic_time(nanosecond),
-                 ok = erqwest_nif:read(H, #{length => 65536}),
-                 T1 = erlang:monotonic_time(nanosecond),
-                 {chunk, _} = await(Ref),
-                 T1 - T0
-             end || _ <- lists:seq(1, N)],
+    read_loop(C, Url, H, Ref, N, Acc).
+
+read_loop(_, _, H, Ref, 0, Acc) ->
     ok = erqwest_nif:cancel(H),
     _ = await(Ref),
-    Times.
+    Acc;
+read_loop(C, Url, H, Ref, N, Acc) ->
+    T0 = erlang:monotonic_time(nanosecond),
+    ok = erqwest_nif:read(H, #{length => 65536}),
+    T1 = erlang:monotonic_time(nanosecond),
+    case await(Ref) of
+        {chunk, _} -> read_loop(C, Url, H, Ref, N - 1, [T1 - T0 | Acc]);
+        {fin, _} -> time_reads(C, Url, N - 1, [T1 - T0 | Acc])
+    end.
 
 time_cancel(C, Url) ->
     Ref = make_ref(),

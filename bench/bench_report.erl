@@ -47,14 +47,16 @@ header(M, Cfg) ->
      io_lib:format("load average: ~s before, ~s after~n",
                    [maps:get(load_before, M), maps:get(load_after, M)]),
      io_lib:format("settings: ~s s per rate after ~s s of warm-up~s; erqwest tokio worker threads: ~s; "
-                   "peer VMs with ~b schedulers~n",
+                   "peer VMs with ~b schedulers~s~s~n",
                    [fmt_num(maps:get(duration, Cfg)), fmt_num(maps:get(warmup, Cfg)),
                     case maps:get(quick, Cfg) of true -> " (QUICK)"; false -> "" end,
                     case maps:get(worker_threads, Cfg) of
                         auto -> "default (schedulers div 2, at least 1)";
                         N -> integer_to_list(N)
                     end,
-                    maps:get(schedulers, M)])].
+                    maps:get(schedulers, M),
+                    case maps:get(peer_args, Cfg) of [] -> ""; A -> [", flags ", lists:join(" ", A)] end,
+                    case maps:get(tokio_batch, Cfg) of true -> ", tokio threads SCHED_BATCH"; false -> "" end])].
 
 strip(S, Prefix) -> string:trim(string:replace(S, Prefix, "")).
 

@@ -64,6 +64,7 @@ config() ->
                             N -> list_to_integer(N)
                         end,
       peer_args => string:lexemes(env("BENCH_PEER_ARGS", ""), " "),
+      tokio_batch => env("BENCH_TOKIO_BATCH", "0") =/= "0",
       profile => case env("BENCH_PROFILE", "") of
                      "" -> none;
                      P -> atoms(P)
@@ -224,12 +225,12 @@ profile(#{profile := [Client, Proto, W, NAtom], work := Work, out := Out, body_t
 
 %% Runs F in a fresh peer VM with erqwest, inets and ssl started. A peer
 %% that dies or times out fails this measurement only.
-in_peer(#{worker_threads := Wt, peer_args := Extra}, F) ->
+in_peer(#{worker_threads := Wt, peer_args := Extra, tokio_batch := Batch}, F) ->
     Paths = lists:usort([filename:dirname(code:which(M)) || M <- [erqwest, bench_load]]),
     Args = lists:append([["-pa", P] || P <- Paths]) ++ Extra,
     {ok, Peer, _} = peer:start_link(#{connection => standard_io, args => Args, wait_boot => 60000}),
     try
-        ok = peer:call(Peer, bench_load, setup, [#{worker_threads => Wt}], 60000),
+        ok = peer:call(Peer, bench_load, setup, [#{worker_threads => Wt, tokio_batch => Batch}], 60000),
         F(Peer)
     catch
         Class:Reason -> #{failed => {Class, Reason}}
