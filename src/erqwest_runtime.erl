@@ -86,5 +86,7 @@ erase_key() ->
 worker_threads() ->
     case application:get_env(erqwest, worker_threads, auto) of
         N when is_integer(N), N > 0 -> N;
-        _ -> max(1, erlang:system_info(schedulers_online) div 2)
+        %% Two at least: on a 2-core machine one thread was a bottleneck
+        %% (bench/README.md: +40% requests/s with two).
+        _ -> max(2, erlang:system_info(schedulers_online) div 2)
     end.

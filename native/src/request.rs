@@ -562,7 +562,12 @@ async fn read_phase(
         let deadline = period.map(|p| Instant::now() + p);
         let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + FOREVER));
         tokio::pin!(sleep);
-        let mut parts = Parts::with_capacity(0);
+        // Sized up front: growing by doubling from record-sized chunks
+        // copied each piece several times (bench/README.md).
+        let expected = resp
+            .content_length()
+            .map_or(length, |n| n.min(length as u64) as usize);
+        let mut parts = Parts::with_capacity(expected as u64);
         loop {
             tokio::select! {
                 biased;
