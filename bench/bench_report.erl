@@ -72,7 +72,7 @@ rps_table(Rows, _Cfg) ->
     {Lines, Notes} = lists:mapfoldl(fun rps_line/2, [], Rows),
     ["Requests per second (one shared erqwest client; /wrk: share of wrk's rate, /httpc: multiple of httpc's)\n",
      table(Head, Lines, [l, l, r, r, r, r, r, r, r, r, r]),
-     "wrk for HTTP/1.1 (N connections); h2load for HTTP/2 (1 connection, N streams): wrk has no HTTP/2.\n"
+     "wrk for HTTP/1.1 (N connections); h2load for HTTP/2 (N streams, 1 connection per 100): wrk has no HTTP/2.\n"
      "httpc has no HTTP/2.\n",
      notes(lists:reverse(Notes))].
 
