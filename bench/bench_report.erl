@@ -380,7 +380,8 @@ gnuplot(Dir, Png, M, Protos, HasStream) ->
      "set grid ytics\n"
      "set xtics rotate by -35 scale 0\n"
      "set yrange [0:*]\n"
-     "set key top right\n",
+     "set key top right\n"
+     "set rmargin 6\n",
      io_lib:format("set multiplot layout ~s title 'erqwest benchmark ~4..0b-~2..0b-~2..0b, ~s CPUs, OTP ~s'~n",
                    [Layout, Y, Mo, D, maps:get(nproc, M), hd(string:split(maps:get(otp, M), " "))]),
      [["set title '", proto_name(P), " requests/s'\n",
