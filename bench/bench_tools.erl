@@ -96,14 +96,15 @@ curl(#{dir := Dir, url := Url, proto := Proto, ca := Ca} = Opts) ->
 %% @doc The first line a tool prints about its version.
 -spec version([string()]) -> string().
 version([Exe | Args]) ->
-    case run(Exe, Args, 10000) of
-        {_, Out} -> string:trim(hd(string:split(Out, "\n") ++ [""]));
-        _ -> "?"
+    try run(Exe, Args, 10000) of
+        {_, Out} -> string:trim(hd(string:split(Out, "\n")))
+    catch
+        error:{not_found, _} -> "?"
     end.
 
 %% @doc Runs `Exe' with `Args'; its exit status and output (stdout and
 %% stderr). Killed after `Timeout' ms.
--spec run(string(), [string()], timeout()) -> {integer(), string()}.
+-spec run(string(), [string()], timeout()) -> {integer() | timeout, string()}.
 run(Exe, Args, Timeout) ->
     Path = case os:find_executable(Exe) of
         false -> error({not_found, Exe});
