@@ -72,7 +72,7 @@ rps_table(Rows, _Cfg) ->
     {Lines, Notes} = lists:mapfoldl(fun rps_line/2, [], Rows),
     ["Requests per second (one shared erqwest client; /wrk: share of wrk's rate, /httpc: multiple of httpc's)\n",
      table(Head, Lines, [l, l, r, r, r, r, r, r, r, r, r]),
-     "wrk for HTTP/1.1 (N connections); h2load for HTTP/2 (1 connection, N streams): wrk has no HTTP/2.\n"
+     "wrk for HTTP/1.1 (N connections); h2load for HTTP/2 (N streams, 1 connection per 100): wrk has no HTTP/2.\n"
      "httpc has no HTTP/2.\n",
      notes(lists:reverse(Notes))].
 
@@ -380,7 +380,8 @@ gnuplot(Dir, Png, M, Protos, HasStream) ->
      "set grid ytics\n"
      "set xtics rotate by -35 scale 0\n"
      "set yrange [0:*]\n"
-     "set key top right\n",
+     "set key top right\n"
+     "set rmargin 6\n",
      io_lib:format("set multiplot layout ~s title 'erqwest benchmark ~4..0b-~2..0b-~2..0b, ~s CPUs, OTP ~s'~n",
                    [Layout, Y, Mo, D, maps:get(nproc, M), hd(string:split(maps:get(otp, M), " "))]),
      [["set title '", proto_name(P), " requests/s'\n",
