@@ -51,7 +51,7 @@ header(M, Cfg) ->
                    [fmt_num(maps:get(duration, Cfg)), fmt_num(maps:get(warmup, Cfg)),
                     case maps:get(quick, Cfg) of true -> " (QUICK)"; false -> "" end,
                     case maps:get(worker_threads, Cfg) of
-                        auto -> "default (schedulers div 2, at least 1)";
+                        auto -> "default (schedulers div 2, at least 2)";
                         N -> integer_to_list(N)
                     end,
                     maps:get(schedulers, M),
