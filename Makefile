@@ -15,13 +15,14 @@ export CARGO_TARGET_DIR
 CARGO_FLAGS := --manifest-path native/Cargo.toml $(if $(filter release,$(ERQWEST_PROFILE)),--release,)
 CARGO_OUT := $(CARGO_TARGET_DIR)/$(ERQWEST_PROFILE)/liberqwest_nif.so
 
-.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell soak sanitize
+.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell shell-erl soak sanitize
 
 help:
 	@echo "make demo   - start a local server and show erqwest requests against it"
 	@echo "make test   - install what is missing, then run every test suite"
 	@echo "make nif    - build the Rust NIF into priv/"
-	@echo "make shell  - an Erlang shell with erqwest started"
+	@echo "make shell  - iex with erqwest started and a client named :default"
+	@echo "make shell-erl - an Erlang shell with erqwest started"
 	@echo "make soak   - long runs: random properties, full load, 1M requests or 10 min"
 	@echo "make sanitize - the Rust unit tests under valgrind (and ASan with nightly)"
 
@@ -62,7 +63,11 @@ lint:
 	$(CARGO) fmt --manifest-path native/Cargo.toml --check
 	$(CARGO) clippy --quiet --manifest-path native/Cargo.toml --release -- -D warnings
 
+# iex reads .iex.exs, which registers the :default client.
 shell: nif
+	iex -S mix
+
+shell-erl: nif
 	rebar3 shell
 
 clean:

@@ -12,6 +12,11 @@
        feature/1, req/4, req_dirty/4, send/2, send_dirty/2, finish_send/1, read/2,
        cancel/1, live_resources/0]).
 
+%% Long-running operations (erqwest_operation).
+-export([start_operation/6, start_operation_dirty/6, operation_poll/1, operation_cancel/1,
+         operation_info/1, live_operations/0]).
+-nifs([start_operation/6, start_operation_dirty/6, operation_poll/1, operation_cancel/1,
+       operation_info/1, live_operations/0]).
 -ifdef(FAULT_INJECTION).
 %% Test builds only (native/src/testing.rs, feature `fault-injection').
 -export([fault_panic_nif/0, fault_panic_task/3]).
@@ -84,6 +89,33 @@ cancel(_Handle) -> ?NOT_LOADED.
 -spec live_resources() -> {non_neg_integer(), non_neg_integer()}.
 live_resources() -> ?NOT_LOADED.
 
+%%% Long-running operations (erqwest_operation).
+
+-type op_handle() :: erqwest_operation:handle().
+
+%% @doc Starts an operation; `auto' polls on timers, `manual' on {@link operation_poll/1}.
+-spec start_operation(client(), pid(), term(), erqwest:req_opts(), erqwest_operation:op_opts(),
+                      auto | manual) -> op_handle().
+start_operation(_Client, _Pid, _Ref, _ReqOpts, _OpOpts, _Mode) -> ?NOT_LOADED.
+
+%% @doc {@link start_operation/6} on a dirty scheduler, for list bodies and long header lists.
+-spec start_operation_dirty(client(), pid(), term(), erqwest:req_opts(),
+                            erqwest_operation:op_opts(), auto | manual) -> op_handle().
+start_operation_dirty(_Client, _Pid, _Ref, _ReqOpts, _OpOpts, _Mode) -> ?NOT_LOADED.
+
+%% @doc One poll of a manual operation; `finished' once its final message was sent.
+-spec operation_poll(op_handle()) -> ok | finished.
+operation_poll(_Op) -> ?NOT_LOADED.
+
+-spec operation_cancel(op_handle()) -> ok | finished.
+operation_cancel(_Op) -> ?NOT_LOADED.
+
+-spec operation_info(op_handle()) -> erqwest_operation:info().
+operation_info(_Op) -> ?NOT_LOADED.
+
+%% @doc Operation tasks alive, for leak checks.
+-spec live_operations() -> non_neg_integer().
+live_operations() -> ?NOT_LOADED.
 -ifdef(FAULT_INJECTION).
 -spec fault_panic_nif() -> no_return().
 fault_panic_nif() -> ?NOT_LOADED.

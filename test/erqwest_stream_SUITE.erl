@@ -24,7 +24,7 @@ groups() ->
      {both, [parallel], [upload_and_download_one_handle]},
      {cancel, [parallel], [cancel_while_connecting, cancel_before_next, cancel_blocked_in_send,
                            cancel_after_finish_send, cancel_while_reading, cancel_after_final,
-                           cancel_twice, sync_cancel_leaves_no_message,
+                           cancel_twice, sync_cancel_leaves_no_message, sync_cancel_after_final_race,
                            cancelled_body_closes_connection]},
      {ownership, [parallel], [other_process_is_refused, gc_before_finish_send_aborts,
                               gc_while_reading_cancels, dead_owner_cancels_upload,
@@ -512,6 +512,25 @@ sync_cancel_leaves_no_message(Config) ->
         ?assertError(badarg, erqwest:send(H, <<"y">>)),
         stalled_pid() ! stop,
         receive M -> ct:fail({stray, M}) after 300 -> ok end
+    end).
+
+%% cancel/1 right after the final message was consumed must see it as
+%% delivered, not wait for another: a race between the task marking the
+%% message sent and the owner receiving it. Many rounds to give it a chance.
+sync_cancel_after_final_race(Config) ->
+    Cut = fun(_) -> {raw_close, <<"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort">>} end,
+    with_server(Cut, fun(S) ->
+        Self = self(),
+        Hung = [I || I <- lists:seq(1, 500), begin
+            Pid = spawn(fun() ->
+                {ok, #{body := H}} = erqwest:get(client(Config), url(S), #{response_body => stream}),
+                {error, #{code := body}} = read_to_error(H),
+                ok = erqwest:cancel(H),
+                Self ! {done, self()}
+            end),
+            receive {done, Pid} -> false after 2000 -> exit(Pid, kill), true end
+        end],
+        ?assertEqual([], Hung)
     end).
 
 %% A response abandoned half-way cannot go back to the pool: its

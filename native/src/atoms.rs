@@ -103,4 +103,27 @@ rustler::atoms! {
 
     // runtime options
     worker_threads,
+
+    // --- long-running operations (operation.rs) ---
+    erqwest_operation,
+    progress,
+    state,
+    pending,
+    running,
+    succeeded,
+    failed,
+    canceled,
+    percent_complete,
+    retry_after,
+    status_url,
+    problem,
+    http_status,
+    operation_failed,
+    operation_canceled,
+    poll_interval,
+    max_wait,
+    poll_headers,
+    auto,
+    manual,
+    null,
 }

@@ -23,6 +23,10 @@ pub enum Code {
     Body,
     Cancelled,
     Unknown,
+    /// A long-running operation ended in failure (operation.rs).
+    OperationFailed,
+    /// The server canceled a long-running operation (operation.rs).
+    OperationCanceled,
 }
 
 /// A failure of one request, ready to be sent as `#{code := _, reason := _}`.
@@ -42,6 +46,10 @@ impl Error {
 
     pub fn code(&self) -> Code {
         self.code
+    }
+
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 
     pub fn cancelled(reason: &str) -> Self {
@@ -114,6 +122,8 @@ impl Encoder for Code {
             Code::Body => atoms::body(),
             Code::Cancelled => atoms::cancelled(),
             Code::Unknown => atoms::unknown(),
+            Code::OperationFailed => atoms::operation_failed(),
+            Code::OperationCanceled => atoms::operation_canceled(),
         }
         .encode(env)
     }

@@ -10,6 +10,7 @@ mod atoms;
 pub mod body;
 pub mod client;
 pub mod error;
+mod operation;
 mod reply;
 mod request;
 mod runtime;

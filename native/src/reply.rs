@@ -6,8 +6,7 @@
 //! its destructor sends the final `error`, so a caller is never left
 //! waiting.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rustler::env::{OwnedEnv, SavedTerm};
@@ -21,42 +20,40 @@ use crate::term::{encode_headers, encode_version, EncodeBinary};
 /// that point into reqwest's buffer, instead of being copied.
 const ZERO_COPY_THRESHOLD: usize = 64 * 1024;
 
-/// What the NIF functions on a handle may know of the task's progress. Each
-/// flag is set only after the message it stands for was sent, so that a
-/// caller told `finished` can rely on finding that message in its mailbox
-/// (or on having consumed it already).
+/// What the NIF functions on a handle may know of the task's progress.
+///
+/// A flag is set under the lock together with sending the message it
+/// stands for, and read under the same lock: a caller told `finished`
+/// can rely on that message being in its mailbox or already consumed,
+/// never still on its way.
 #[derive(Default)]
 pub struct Progress {
-    /// The final message is being sent (set just before `enif_send`).
-    sending_final: AtomicBool,
+    flags: Mutex<Flags>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Flags {
     /// The final message was sent.
-    delivered: AtomicBool,
+    delivered: bool,
     /// A reply came while the body was still being sent, and was sent on.
-    upload_closed: AtomicBool,
+    upload_closed: bool,
 }
 
 impl Progress {
-    /// Whether the final message was sent. While it is being sent this
-    /// waits for the send to return: the caller may already have received
-    /// it, and answering "still to come" would leave it waiting for a
-    /// message it holds (a sync `cancel` after `finish_send`, a `read` after
-    /// the last chunk). The wait is the tail of one `enif_send` on another
-    /// thread.
+    fn flags(&self) -> Flags {
+        match self.flags.lock() {
+            Ok(f) => *f,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
     pub fn is_delivered(&self) -> bool {
-        if self.delivered.load(Ordering::Acquire) {
-            return true;
-        }
-        if !self.sending_final.load(Ordering::Acquire) {
-            return false;
-        }
-        while !self.delivered.load(Ordering::Acquire) {
-            std::thread::yield_now();
-        }
-        true
+        self.flags().delivered
     }
 
     pub fn upload_closed(&self) -> bool {
-        self.upload_closed.load(Ordering::Acquire) || self.is_delivered()
+        let f = self.flags();
+        f.upload_closed || f.delivered
     }
 }
 
@@ -69,6 +66,16 @@ pub struct Head {
 }
 
 impl Head {
+    /// A copy of a response's head, for when its headers are still needed.
+    pub fn of(resp: &reqwest::Response) -> Self {
+        Head {
+            status: resp.status().as_u16(),
+            version: resp.version(),
+            headers: resp.headers().clone(),
+            url: resp.url().as_str().to_owned(),
+        }
+    }
+
     /// Takes the head out of a response whose body is still to be read
     /// (the headers are moved, not copied).
     pub fn take(resp: &mut reqwest::Response) -> Self {
@@ -137,9 +144,6 @@ impl Replier {
             let resp = encode_resp(env, head, body.as_ref());
             (atoms::erqwest_response(), r, atoms::reply(), resp).encode(env)
         });
-        if self.upload_cut {
-            self.progress.upload_closed.store(true, Ordering::Release);
-        }
     }
 
     pub fn chunk(&mut self, data: Bytes) {
@@ -162,15 +166,27 @@ impl Replier {
         self.send(|env, r| (atoms::erqwest_response(), r, atoms::error(), err).encode(env));
     }
 
-    fn final_sent(&self) {
-        if self.done {
-            self.progress.delivered.store(true, Ordering::Release);
-        }
+    /// A message that is not final, of a shape the caller builds around
+    /// the reference (an operation's `{erqwest_operation, Ref, progress, _}`).
+    pub fn notify<F>(&mut self, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>, Term<'a>) -> Term<'a>,
+    {
+        self.send(build);
+    }
+
+    /// The final `error`, with an `err()` map the caller builds because it
+    /// has more keys than `code` and `reason` (an operation's `problem`).
+    pub fn error_map<F>(&mut self, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>) -> Term<'a>,
+    {
+        self.finish();
+        self.send(|env, r| (atoms::erqwest_response(), r, atoms::error(), build(env)).encode(env));
     }
 
     fn finish(&mut self) {
         self.done = true;
-        self.progress.sending_final.store(true, Ordering::Release);
     }
 
     fn send<F>(&mut self, build: F)
@@ -185,26 +201,37 @@ impl Replier {
             let mut env = OwnedEnv::new();
             let saved = env.run(|e| env.save(with_ref(e, ref_env, reference, build)));
             let pid = self.pid;
-            // `delivered` is set once the message is really out, not before.
-            let progress = self.done.then(|| self.progress.clone());
-            let spawned = std::thread::Builder::new()
+            self.mark_sent();
+            let _ = std::thread::Builder::new()
                 .name("erqwest-reply".into())
                 .spawn(move || {
                     let _ = env.send_and_clear(&pid, |e| saved.load(e));
-                    if let Some(p) = progress {
-                        p.delivered.store(true, Ordering::Release);
-                    }
                 });
-            if spawned.is_err() {
-                // Nothing will be sent: nobody may wait for it either.
-                self.final_sent();
-            }
+            return;
+        }
+        // Built first, so that the lock below is held only for the send.
+        let msg = self
+            .msg_env
+            .run(|env| self.msg_env.save(with_ref(env, ref_env, reference, build)));
+        let marks = self.done || self.upload_cut;
+        let guard = if marks {
+            Some(self.progress.flags.lock())
         } else {
-            // A dead recipient is not an error: there is nobody to tell.
-            let _ = self
-                .msg_env
-                .send_and_clear(&self.pid, |env| with_ref(env, ref_env, reference, build));
-            self.final_sent();
+            None
+        };
+        // A dead recipient is not an error: there is nobody to tell.
+        let _ = self.msg_env.send_and_clear(&self.pid, |env| msg.load(env));
+        if let Some(Ok(mut flags)) = guard {
+            flags.delivered |= self.done;
+            flags.upload_closed |= self.upload_cut;
+        }
+    }
+
+    /// Sets the flags of a message that another thread will send.
+    fn mark_sent(&self) {
+        if let Ok(mut flags) = self.progress.flags.lock() {
+            flags.delivered |= self.done;
+            flags.upload_closed |= self.upload_cut;
         }
     }
 }

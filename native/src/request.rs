@@ -44,12 +44,12 @@ pub static LIVE_HANDLES: AtomicUsize = AtomicUsize::new(0);
 pub static LIVE_TASKS: AtomicUsize = AtomicUsize::new(0);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyMode {
+pub(crate) enum BodyMode {
     Complete,
     Stream,
 }
 
-enum RequestBody {
+pub(crate) enum RequestBody {
     Empty,
     Full(Bytes),
     Stream,
@@ -58,22 +58,24 @@ enum RequestBody {
 /// A request whose options passed the checks that raise `badarg`. What is
 /// left (a URL that does not parse, a bad header) is an `err()` that the
 /// task sends as its first and final message.
-struct Spec {
-    method: reqwest::Method,
-    checked: Result<Checked, Error>,
-    upload: bool,
-    response_body: BodyMode,
+pub(crate) struct Spec {
+    pub(crate) method: reqwest::Method,
+    pub(crate) checked: Result<Checked, Error>,
+    pub(crate) upload: bool,
+    pub(crate) response_body: BodyMode,
+    pub(crate) timeout: Option<Duration>,
 }
 
-struct Checked {
-    url: reqwest::Url,
-    headers: reqwest::header::HeaderMap,
-    body: RequestBody,
-    timeout: Option<Duration>,
+pub(crate) struct Checked {
+    pub(crate) url: reqwest::Url,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: RequestBody,
 }
 
 impl Spec {
-    fn decode(term: Term) -> NifResult<Self> {
+    /// Decodes `req_opts()` (see the module doc for what is `badarg` and
+    /// what becomes an `err()`).
+    pub(crate) fn decode(term: Term) -> NifResult<Self> {
         let mut method = None;
         let mut url: Option<Binary> = None;
         let mut headers = Vec::new();
@@ -100,22 +102,18 @@ impl Spec {
         let method = method.ok_or(NifError::BadArg)?;
         let url = url.ok_or(NifError::BadArg)?;
         let upload = matches!(body, Some(b) if b.decode::<Atom>().ok() == Some(atoms::stream()));
-        let checked = check(url.as_slice(), &headers, body, timeout);
+        let checked = check(url.as_slice(), &headers, body);
         Ok(Spec {
             method,
             checked,
             upload,
             response_body,
+            timeout,
         })
     }
 }
 
-fn check(
-    url: &[u8],
-    headers: &[(Binary, Binary)],
-    body: Option<Term>,
-    timeout: Option<Duration>,
-) -> Result<Checked, Error> {
+fn check(url: &[u8], headers: &[(Binary, Binary)], body: Option<Term>) -> Result<Checked, Error> {
     let url = parse_url(url)?;
     let headers = header_map(headers).map_err(|e| Error::new(Code::Request, e))?;
     let body = match body {
@@ -125,15 +123,10 @@ fn check(
             bytes_from_iodata(b).ok_or_else(|| Error::new(Code::Request, "body is not iodata"))?,
         ),
     };
-    Ok(Checked {
-        url,
-        headers,
-        body,
-        timeout,
-    })
+    Ok(Checked { url, headers, body })
 }
 
-fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
+pub(crate) fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| Error::new(Code::Url, "URL is not valid UTF-8"))?;
     let url =
@@ -147,7 +140,7 @@ fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
     }
 }
 
-fn decode_method(t: Term) -> NifResult<reqwest::Method> {
+pub(crate) fn decode_method(t: Term) -> NifResult<reqwest::Method> {
     use reqwest::Method;
     let a: Atom = t.decode()?;
     Ok(match a {
@@ -386,12 +379,8 @@ async fn run(
     cmds: &mut Commands,
     out: &mut Replier,
 ) -> Result<(), Error> {
-    let Checked {
-        url,
-        headers,
-        body,
-        timeout,
-    } = spec.checked?;
+    let Checked { url, headers, body } = spec.checked?;
+    let timeout = spec.timeout;
     let mut headers = headers;
     if matches!(body, RequestBody::Stream) {
         chunked_unless_sized(&mut headers);

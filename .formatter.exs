@@ -1,0 +1,3 @@
+[
+  inputs: ["{mix,.formatter,.iex}.exs", "{lib,test}/**/*.{ex,exs}"]
+]

@@ -1,0 +1,46 @@
+defmodule Erqwest.Error do
+  @moduledoc """
+  A failed request, as an exception.
+
+  `code` says what went wrong, `reason` says it in words:
+
+    * `:timeout` — a timeout passed
+    * `:redirect` — too many redirects, or a redirect loop
+    * `:url` — the URL does not parse or has an unsupported scheme
+    * `:connect` — the connection was refused or the host was not found
+    * `:request` — the request could not be sent (a bad header, a body
+      that is not iodata)
+    * `:body` — the body was cut off
+    * `:cancelled` — the request was cancelled
+    * `:unknown` — anything else
+
+  The non-bang functions return it as `{:error, %Erqwest.Error{}}`, the
+  bang variants raise it.
+
+      iex> Erqwest.get(:default, "not a url")
+      {:error, %Erqwest.Error{code: :url, reason: "relative URL without a base: not a url"}}
+
+      iex> Erqwest.get!(:default, "not a url")
+      ** (Erqwest.Error) url: relative URL without a base: not a url
+  """
+
+  defexception [:code, :reason]
+
+  @type code ::
+          :timeout | :redirect | :url | :connect | :request | :body | :cancelled | :unknown
+  @type t :: %__MODULE__{code: code(), reason: String.t()}
+
+  @impl true
+  @spec message(t()) :: String.t()
+  def message(%__MODULE__{code: code, reason: reason}), do: "#{code}: #{reason}"
+
+  @doc """
+  Builds the struct from an Erlang `err()` map, as found in
+  `{:erqwest_response, ref, :error, err}` messages.
+
+      iex> Erqwest.Error.new(%{code: :connect, reason: "connection refused"})
+      %Erqwest.Error{code: :connect, reason: "connection refused"}
+  """
+  @spec new(:erqwest.err()) :: t()
+  def new(%{code: code, reason: reason}), do: %__MODULE__{code: code, reason: reason}
+end
