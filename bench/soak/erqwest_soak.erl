@@ -41,7 +41,7 @@ main() ->
     %% Once the workers are done, everything they made must be gone.
     Idle = settle(20),
     Final = sample(Counter, Start),
-    report(Samples ++ [Final], Totals, Idle, Out).
+    report(Samples, Final, Totals, Idle, Out).
 
 env(Name, Default) ->
     case os:getenv(Name) of
@@ -236,7 +236,8 @@ settle(N) ->
 
 %%% Report
 
-report(Samples, Totals, Idle, Out) ->
+report(Loaded, Final, Totals, Idle, Out) ->
+    Samples = Loaded ++ [Final],
     ok = filelib:ensure_dir(filename:join(Out, "x")),
     Dat = filename:join(Out, "soak.dat"),
     ok = file:write_file(Dat, [
@@ -250,22 +251,31 @@ report(Samples, Totals, Idle, Out) ->
     Faults = lists:sort([{F, N} || {{fault, F}, N} <- maps:to_list(Totals)]),
     Kinds = lists:sort([{K, N} || {K, N} <- maps:to_list(Totals), is_atom(K),
                                   not lists:member(K, [sent, finals, stray, crashed])]),
-    Last = lists:last(Samples),
-    %% The first sample at or after one minute, or the first if the run
-    %% was shorter.
-    Warm = case [S || #{t := T} = S <- Samples, T >= 60] of
+    %% The first sample at or after one minute (or the second, for a
+    %% short run), the last one under load, and the one once idle.
+    Warm = case [S || #{t := T} = S <- Loaded, T >= 60] of
         [W | _] -> W;
-        [] -> hd(Samples)
+        [] -> lists:nth(min(2, length(Loaded)), Loaded)
     end,
+    Last = case [S || #{handles := H} = S <- Loaded, H > 0] of
+        [] -> lists:last(Loaded);
+        Busy -> lists:last(Busy)
+    end,
+    Steady = [S || #{t := T} = S <- Loaded, T >= maps:get(t, Warm), T =< maps:get(t, Last)],
     io:format("~nrequests sent ~b, final messages ~b, stray messages ~b, crashed workers ~b~n",
               [Sent, Finals, Stray, Crashed]),
     io:format("kinds: ~p~nfaults tried: ~p~n", [Kinds, Faults]),
     io:format("live {handles, tasks} once idle: ~p~n", [Idle]),
-    [io:format("~-7s at ~6.1f s: ~10.1f   at ~6.1f s: ~10.1f~n",
-               [Name, maps:get(t, Warm), F(Warm), maps:get(t, Last), F(Last)])
+    io:format("~-7s ~10s ~12s ~12s ~12s ~16s~n",
+              ["", "start", "first minute", "last loaded", "idle at end", "range, loaded"]),
+    [io:format("~-7s ~10.1f ~12.1f ~12.1f ~12.1f ~7.1f..~.1f~n",
+               [Name, F(hd(Loaded)), F(Warm), F(Last), F(Final),
+                lists:min([F(S) || S <- Steady]), lists:max([F(S) || S <- Steady])])
      || {Name, F} <- [{"vm MB", fun(S) -> maps:get(memory, S) / ?MB end},
                       {"rss MB", fun(S) -> maps:get(rss, S) / ?MB end},
                       {"fds", fun(S) -> float(maps:get(fds, S)) end}]],
+    io:format("(first minute at ~.1f s, last loaded at ~.1f s)~n",
+              [maps:get(t, Warm), maps:get(t, Last)]),
     io:format("series: ~s~n", [Dat]),
     Ok = Sent =:= Finals andalso Stray =:= 0 andalso Crashed =:= 0 andalso Idle =:= {0, 0},
     io:format("~s~n", [case Ok of true -> "soak: PASS"; false -> "soak: FAIL" end]),
