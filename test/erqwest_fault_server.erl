@@ -100,39 +100,17 @@ wait_open(S, N, Ms) ->
         true -> timer:sleep(20), wait_open(S, N, Ms - 20)
     end.
 
-%% @doc Makes a test CA and two server certificates with openssl under
-%% `Dir': one valid for 127.0.0.1 and localhost, one for another name.
-%% Returns the CA as DER (for `additional_root_certs') and the PEM files.
+%% @doc A test CA and two server certificates, from erqwest_test_certs
+%% (which also keeps them out of the way of Erlang's PEM cache): one valid
+%% for 127.0.0.1 and localhost, one for another name. Returns the CA as
+%% DER (for `additional_root_certs') and the server options.
 -spec make_certs(file:filename()) -> #{atom() => term()}.
 make_certs(Dir) ->
-    ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    F = fun(Name) -> filename:join(Dir, Name) end,
-    openssl(["req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=erqwest-test-ca",
-             " -keyout ", F("ca.key"), " -out ", F("ca.pem")]),
-    Leaf = fun(Base, San) ->
-        ok = file:write_file(F(Base ++ ".ext"),
-                             ["basicConstraints=CA:FALSE\nsubjectAltName=", San, "\n"]),
-        openssl(["req -newkey rsa:2048 -nodes -subj /CN=", Base, " -keyout ",
-                 F(Base ++ ".key"), " -out ", F(Base ++ ".csr")]),
-        openssl(["x509 -req -days 2 -in ", F(Base ++ ".csr"), " -CA ", F("ca.pem"),
-                 " -CAkey ", F("ca.key"), " -CAcreateserial -extfile ", F(Base ++ ".ext"),
-                 " -out ", F(Base ++ ".pem")])
-    end,
-    Leaf("good", "IP:127.0.0.1,DNS:localhost"),
-    Leaf("wrong", "DNS:wrong.example"),
-    {ok, CaPem} = file:read_file(F("ca.pem")),
-    [{'Certificate', CaDer, not_encrypted}] = public_key:pem_decode(CaPem),
-    #{ca_der => CaDer,
-      good => [{certfile, F("good.pem")}, {keyfile, F("good.key")}],
-      wrong => [{certfile, F("wrong.pem")}, {keyfile, F("wrong.key")}]}.
-
-openssl(Args) ->
-    Cmd = lists:flatten(["openssl ", Args, " 2>&1; echo \"rc=$?\""]),
-    Out = os:cmd(Cmd),
-    case string:find(Out, "rc=0") of
-        nomatch -> error({openssl, Cmd, Out});
-        _ -> ok
-    end.
+    #{ca := Ca, server_cert := Good, server_key := GoodKey,
+      other_cert := Wrong, other_key := WrongKey} = erqwest_test_certs:make(Dir),
+    #{ca_der => erqwest_test_certs:der(Ca),
+      good => [{certfile, Good}, {keyfile, GoodKey}],
+      wrong => [{certfile, Wrong}, {keyfile, WrongKey}]}.
 
 %%% Server process
 
