@@ -144,18 +144,22 @@ measure(Kind, Ctx, #{workers := N, warmup_ms := Warm, duration_ms := Dur} = T) -
     Pids = spawn_workers(Kind, N, Env),
     Ready = wait_ready(Ctr, N, erlang:monotonic_time(millisecond) + ?READY_TIMEOUT),
     timer:sleep(Warm),
+    Perf = perf_open(),
     Cpu0 = cpu(),
+    perf_control(Perf, "enable"),
     {D0, E0, T0} = snapshot(Ctr),
     timer:sleep(Dur),
     {D1, E1, T1} = snapshot(Ctr),
+    perf_control(Perf, "disable"),
     Cpu = cpu_delta(Cpu0, cpu()),
+    Counts = perf_close(Perf),
     atomics:put(Stop, 1, 1),
     Stuck = wait_down(Pids, erlang:monotonic_time(millisecond) + ?STOP_TIMEOUT),
     Secs = (T1 - T0) / 1.0e6,
     First = case ets:lookup(Errors, first) of [{first, E}] -> E; [] -> none end,
     ets:delete(Errors),
     R = #{rps => (D1 - D0) / Secs, requests => D1 - D0, errors => E1 - E0, seconds => Secs,
-          first_error => First, cpu => Cpu},
+          first_error => First, cpu => Cpu, counts => Counts},
     case {Ready, Stuck} of
         {true, 0} -> R;
         {false, _} -> R#{failed => {not_all_workers_completed_a_request, First}};
@@ -291,6 +295,49 @@ clock_ticks() ->
         {N, _} when is_integer(N), N > 0 -> N;
         _ -> 100
     end.
+
+%% BENCH_INSTRUCTIONS=1: `perf stat' counts this VM's instructions and
+%% cycles over exactly the measured window (it starts disabled and is
+%% switched on and off through a pair of fifos). Instructions hardly move
+%% with other load on the machine, so an A/B of a change can use them when
+%% request rates are too noisy to compare.
+perf_open() ->
+    case os:getenv("BENCH_INSTRUCTIONS") of
+        "1" ->
+            Dir = string:trim(os:cmd("mktemp -d")),
+            [Ctl, Ack, Out] = [filename:join(Dir, F) || F <- ["ctl", "ack", "out"]],
+            "" = os:cmd("mkfifo " ++ Ctl ++ " " ++ Ack),
+            Cmd = "perf stat -x, -e instructions,cycles -D -1 --control fifo:" ++ Ctl
+                ++ "," ++ Ack ++ " -p " ++ os:getpid() ++ " -o " ++ Out ++ " 2>/dev/null",
+            Port = open_port({spawn, Cmd}, [exit_status]),
+            {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+            %% Opening a fifo blocks until the other end is open: perf's.
+            {ok, C} = file:open(Ctl, [write, raw]),
+            {ok, A} = file:open(Ack, [read, raw, binary]),
+            #{port => Port, os_pid => OsPid, ctl => C, ack => A, dir => Dir, out => Out};
+        _ ->
+            none
+    end.
+
+perf_control(none, _) -> ok;
+perf_control(#{ctl := C, ack := A}, Cmd) ->
+    ok = file:write(C, Cmd ++ "\n"),
+    %% perf acknowledges with "ack\n\0"; a raw read waits for all it asks.
+    {ok, <<"ack\n", _>>} = file:read(A, 5),
+    ok.
+
+perf_close(none) -> #{};
+perf_close(#{port := Port, os_pid := OsPid, ctl := C, ack := A, dir := Dir, out := Out}) ->
+    _ = os:cmd("kill -INT " ++ integer_to_list(OsPid)),
+    receive {Port, {exit_status, _}} -> ok after 10000 -> ok end,
+    _ = [file:close(F) || F <- [C, A]],
+    {ok, Text} = file:read_file(Out),
+    _ = os:cmd("rm -rf " ++ Dir),
+    maps:from_list([{binary_to_atom(Event), binary_to_integer(N)}
+                    || Line <- binary:split(Text, <<"\n">>, [global]),
+                       [N, _, Event | _] <- [binary:split(Line, <<",">>, [global])],
+                       lists:member(Event, [<<"instructions">>, <<"cycles">>]),
+                       is_integer(catch binary_to_integer(N))]).
 
 %%% Streaming
 

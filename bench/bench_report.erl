@@ -170,17 +170,23 @@ cpu_table(Rows) ->
               cpu_cell(maps:get(async, C, skipped), split)]
              || #{proto := P, workload := W, workers := N, cells := C} <- Rows],
     ["Client CPU per request in µs: the client VM's user+system time over the measured window\n"
-     "divided by the requests completed; for erqwest split as (tokio threads / schedulers / other threads)\n",
+     "divided by the requests completed; for erqwest split as (tokio threads / schedulers / other threads);\n"
+     "with BENCH_INSTRUCTIONS=1, then the thousands of instructions per request (perf stat)\n",
      table(["proto", "request", "workers", "httpc", "erqwest sync", "erqwest async"], Lines,
            [l, l, r, r, r, r])].
 
-cpu_cell(#{cpu := Cpu, requests := N}, Mode) when N > 0 ->
+cpu_cell(#{cpu := Cpu, requests := N} = R, Mode) when N > 0 ->
     Per = fun(K) -> maps:get(K, Cpu, 0.0) / N end,
     Total = lists:sum(maps:values(Cpu)) / N,
-    case Mode of
+    Time = case Mode of
         all -> fmt_us(Total);
         split -> io_lib:format("~s (~s/~s/~s)", [fmt_us(Total), fmt_us(Per(tokio)), fmt_us(Per(schedulers)),
                                                  fmt_us(Per(dirty) + Per(other))])
+    end,
+    %% With BENCH_INSTRUCTIONS=1: thousands of instructions per request.
+    case maps:get(counts, R, #{}) of
+        #{instructions := I} -> [Time, io_lib:format(" ~bk", [round(I / N / 1000)])];
+        _ -> Time
     end;
 cpu_cell(n_a, _) -> "n/a";
 cpu_cell(_, _) -> "-".

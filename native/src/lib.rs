@@ -23,6 +23,11 @@ mod vm_stubs;
 
 use rustler::{Atom, Env, Term};
 
+// glibc's malloc and free were about a tenth of a tokio thread's time per
+// request (bench/README.md); mimalloc's thread-local free lists are cheaper.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Compile-time features; every codec is built in.
 #[rustler::nif]
 fn feature(name: Atom) -> bool {
