@@ -2,7 +2,8 @@
 //!
 //! Each concept has its module: [`runtime`] (the tokio runtime resource),
 //! [`client`] and [`tls`] (options to a reqwest client), [`request`] (one
-//! request's handle and task), [`body`] (streamed request bodies),
+//! request's handle and task), [`inbox`] (commands from a handle to its
+//! task), [`body`] (streamed request bodies),
 //! [`reply`] (messages back to Erlang), [`error`] (`err()` codes) and
 //! [`term`] (term decoding and encoding). This file only wires them up.
 
@@ -10,6 +11,7 @@ mod atoms;
 pub mod body;
 pub mod client;
 pub mod error;
+mod inbox;
 mod operation;
 mod reply;
 mod request;

@@ -6,11 +6,12 @@
 //! its destructor sends the final `error`, so a caller is never left
 //! waiting.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use rustler::env::{OwnedEnv, SavedTerm};
-use rustler::{Encoder, Env, LocalPid, ResourceArc, Term};
+use rustler::env::OwnedEnv;
+use rustler::{Encoder, Env, LocalPid, OwnedBinary, ResourceArc, Term};
 
 use crate::atoms;
 use crate::error::{Code, Error};
@@ -96,25 +97,29 @@ impl rustler::Resource for BodyBytes {}
 
 pub struct Replier {
     pid: LocalPid,
-    ref_env: OwnedEnv,
-    reference: SavedTerm,
-    msg_env: OwnedEnv,
+    /// The caller's reference (any term) in the external term format:
+    /// lighter to keep than an environment of its own, and decoded
+    /// straight into each message.
+    reference: OwnedBinary,
     progress: Arc<Progress>,
     done: bool,
     /// The upload was cut short by the reply about to be sent.
     upload_cut: bool,
 }
 
+thread_local! {
+    /// Messages are built in one environment per thread, which each send
+    /// clears: allocating one per request cost as much as the rest of the
+    /// message.
+    static MSG_ENV: RefCell<OwnedEnv> = RefCell::new(OwnedEnv::new());
+}
+
 impl Replier {
-    /// Copies `reference` (any term) so that it outlives the NIF call.
+    /// Copies `reference` so that it outlives the NIF call.
     pub fn new(pid: LocalPid, reference: Term, progress: Arc<Progress>) -> Self {
-        let ref_env = OwnedEnv::new();
-        let reference = ref_env.save(reference);
         Replier {
             pid,
-            ref_env,
-            reference,
-            msg_env: OwnedEnv::new(),
+            reference: reference.to_binary(),
             progress,
             done: false,
             upload_cut: false,
@@ -193,13 +198,11 @@ impl Replier {
     where
         F: for<'a> FnOnce(Env<'a>, Term<'a>) -> Term<'a>,
     {
-        let ref_env = &self.ref_env;
-        let reference = &self.reference;
         if rustler::thread::is_scheduler_thread() {
             // Only when a task is dropped on a scheduler (a spawn that lost a
             // race with runtime shutdown): enif_send needs a non-VM thread here.
             let mut env = OwnedEnv::new();
-            let saved = env.run(|e| env.save(with_ref(e, ref_env, reference, build)));
+            let saved = env.run(|e| env.save(self.message(e, build)));
             let pid = self.pid;
             self.mark_sent();
             let _ = std::thread::Builder::new()
@@ -209,10 +212,25 @@ impl Replier {
                 });
             return;
         }
+        let mut build = Some(build);
+        // The thread's environment, unless it is gone (thread exit) or in
+        // use (cannot happen: sending does not re-enter).
+        let _ = MSG_ENV.try_with(|cell| {
+            if let (Ok(mut env), Some(b)) = (cell.try_borrow_mut(), build.take()) {
+                self.send_in(&mut env, b);
+            }
+        });
+        if let Some(b) = build.take() {
+            self.send_in(&mut OwnedEnv::new(), b);
+        }
+    }
+
+    fn send_in<F>(&self, env: &mut OwnedEnv, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>, Term<'a>) -> Term<'a>,
+    {
         // Built first, so that the lock below is held only for the send.
-        let msg = self
-            .msg_env
-            .run(|env| self.msg_env.save(with_ref(env, ref_env, reference, build)));
+        let msg = env.run(|e| env.save(self.message(e, build)));
         let marks = self.done || self.upload_cut;
         let guard = if marks {
             Some(self.progress.flags.lock())
@@ -220,11 +238,24 @@ impl Replier {
             None
         };
         // A dead recipient is not an error: there is nobody to tell.
-        let _ = self.msg_env.send_and_clear(&self.pid, |env| msg.load(env));
+        let _ = env.send_and_clear(&self.pid, |e| msg.load(e));
         if let Some(Ok(mut flags)) = guard {
             flags.delivered |= self.done;
             flags.upload_closed |= self.upload_cut;
         }
+    }
+
+    /// Builds a message in `env` around the caller's reference.
+    fn message<'a, F>(&self, env: Env<'a>, build: F) -> Term<'a>
+    where
+        F: for<'b> FnOnce(Env<'b>, Term<'b>) -> Term<'b>,
+    {
+        // Safe: the bytes are term_to_binary's own output.
+        let r = match unsafe { env.binary_to_term_trusted(self.reference.as_slice()) } {
+            Some((t, _)) => t,
+            None => atoms::undefined().encode(env),
+        };
+        build(env, r)
     }
 
     /// Sets the flags of a message that another thread will send.
@@ -234,15 +265,6 @@ impl Replier {
             flags.upload_closed |= self.upload_cut;
         }
     }
-}
-
-/// Builds a message in `env` around a copy of the caller's reference.
-fn with_ref<'a, F>(env: Env<'a>, ref_env: &OwnedEnv, reference: &SavedTerm, build: F) -> Term<'a>
-where
-    F: for<'b> FnOnce(Env<'b>, Term<'b>) -> Term<'b>,
-{
-    let r = ref_env.run(|re| reference.load(re).in_env(env));
-    build(env, r)
 }
 
 impl Drop for Replier {

@@ -22,13 +22,13 @@ use rustler::{
     Atom, Binary, Encoder, Env, Error as NifError, LocalPid, MapIterator, Monitor, NifResult,
     ResourceArc, Term,
 };
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::atoms;
 use crate::body;
 use crate::client::Client;
 use crate::error::{Code, Error};
+use crate::inbox::{inbox, Command, Receiver, Sender};
 use crate::reply::{Head, Progress, Replier};
 use crate::term::{bytes_from_iodata, decode_header_list, decode_int, decode_ms, header_map};
 
@@ -157,22 +157,11 @@ pub(crate) fn decode_method(t: Term) -> NifResult<reqwest::Method> {
     })
 }
 
-/// What a NIF call on the handle asks of the task.
-enum Command {
-    Send(Bytes),
-    FinishSend,
-    Read {
-        length: usize,
-        period: Option<Duration>,
-    },
-    Cancel,
-}
-
 /// The Erlang side of a request. Dropping it (garbage collection) closes
-/// the command channel, which the task reads as "nobody will send or read
+/// the command queue, which the task reads as "nobody will send or read
 /// any more".
 pub struct Handle {
-    cmds: mpsc::UnboundedSender<Command>,
+    cmds: Sender,
     progress: Arc<Progress>,
     upload: bool,
     download: bool,
@@ -184,7 +173,7 @@ impl rustler::Resource for Handle {
 
     /// The process receiving the messages died: nobody is left to hear.
     fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _mon: Monitor) {
-        let _ = self.cmds.send(Command::Cancel);
+        self.cmds.send(Command::Cancel);
     }
 }
 
@@ -208,7 +197,7 @@ fn start<'a>(
         .handle()
         .ok_or(NifError::RaiseAtom("bad_runtime"))?;
     let progress = Arc::new(Progress::default());
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = inbox();
     LIVE_HANDLES.fetch_add(1, Ordering::Relaxed);
     let handle = ResourceArc::new(Handle {
         cmds: tx,
@@ -219,7 +208,7 @@ fn start<'a>(
     if env.monitor(&handle, &pid).is_none() {
         // Already dead: run the request to its cancellation all the same,
         // so that the path is the usual one.
-        let _ = handle.cmds.send(Command::Cancel);
+        handle.cmds.send(Command::Cancel);
     }
     let out = Replier::new(pid, reference, progress);
     LIVE_TASKS.fetch_add(1, Ordering::Relaxed);
@@ -260,7 +249,7 @@ fn queue_send(handle: &Handle, data: Term) -> NifResult<Atom> {
     if handle.progress.upload_closed() {
         return Ok(atoms::finished());
     }
-    let _ = handle.cmds.send(Command::Send(bytes));
+    handle.cmds.send(Command::Send(bytes));
     Ok(atoms::ok())
 }
 
@@ -284,7 +273,7 @@ fn finish_send(handle: ResourceArc<Handle>) -> NifResult<Atom> {
     if handle.progress.upload_closed() {
         return Ok(atoms::finished());
     }
-    let _ = handle.cmds.send(Command::FinishSend);
+    handle.cmds.send(Command::FinishSend);
     Ok(atoms::ok())
 }
 
@@ -306,7 +295,7 @@ fn read(handle: ResourceArc<Handle>, opts: Term) -> NifResult<Atom> {
     if handle.progress.is_delivered() {
         return Ok(atoms::finished());
     }
-    let _ = handle.cmds.send(Command::Read { length, period });
+    handle.cmds.send(Command::Read { length, period });
     Ok(atoms::ok())
 }
 
@@ -317,7 +306,7 @@ fn cancel(handle: ResourceArc<Handle>) -> Atom {
     if handle.progress.is_delivered() {
         return atoms::finished();
     }
-    let _ = handle.cmds.send(Command::Cancel);
+    handle.cmds.send(Command::Cancel);
     atoms::ok()
 }
 
@@ -331,33 +320,7 @@ fn live_resources<'a>(env: Env<'a>) -> Term<'a> {
         .encode(env)
 }
 
-/// Commands arrive from the handle; `open` turns false once it is gone.
-struct Commands {
-    rx: mpsc::UnboundedReceiver<Command>,
-    open: bool,
-}
-
-impl Commands {
-    /// The next command, or `None` once the handle was dropped. Never
-    /// resolves again after that, so it can stay in a `select!`.
-    async fn recv(&mut self) -> Option<Command> {
-        if !self.open {
-            return std::future::pending().await;
-        }
-        let c = self.rx.recv().await;
-        if c.is_none() {
-            self.open = false;
-        }
-        c
-    }
-}
-
-async fn drive(
-    http: reqwest::Client,
-    spec: Spec,
-    rx: mpsc::UnboundedReceiver<Command>,
-    mut out: Replier,
-) {
+async fn drive(http: reqwest::Client, spec: Spec, mut cmds: Receiver, mut out: Replier) {
     struct TaskCount;
     impl Drop for TaskCount {
         fn drop(&mut self) {
@@ -365,7 +328,6 @@ async fn drive(
         }
     }
     let _count = TaskCount;
-    let mut cmds = Commands { rx, open: true };
     if let Err(e) = run(&http, spec, &mut cmds, &mut out).await {
         if !out.is_done() {
             out.error(&e);
@@ -376,7 +338,7 @@ async fn drive(
 async fn run(
     http: &reqwest::Client,
     spec: Spec,
-    cmds: &mut Commands,
+    cmds: &mut Receiver,
     out: &mut Replier,
 ) -> Result<(), Error> {
     let Checked { url, headers, body } = spec.checked?;
@@ -446,7 +408,7 @@ fn cancelled() -> Error {
 async fn upload_phase<F>(
     mut fut: Pin<&mut F>,
     mut tx: body::Sender,
-    cmds: &mut Commands,
+    cmds: &mut Receiver,
     out: &mut Replier,
 ) -> Result<(reqwest::Response, Option<body::Sender>), Error>
 where
@@ -506,7 +468,7 @@ where
 
 async fn await_response<F>(
     mut fut: Pin<&mut F>,
-    cmds: &mut Commands,
+    cmds: &mut Receiver,
     mode: BodyMode,
 ) -> Result<reqwest::Response, Error>
 where
@@ -527,7 +489,7 @@ where
 }
 
 /// Reads the whole body, still listening for `cancel`.
-async fn collect(mut resp: reqwest::Response, cmds: &mut Commands) -> Result<Bytes, Error> {
+async fn collect(mut resp: reqwest::Response, cmds: &mut Receiver) -> Result<Bytes, Error> {
     let mut parts = Parts::with_capacity(resp.content_length().unwrap_or(0));
     loop {
         tokio::select! {
@@ -546,7 +508,7 @@ async fn collect(mut resp: reqwest::Response, cmds: &mut Commands) -> Result<Byt
 /// Serves `read` calls until the body ends.
 async fn read_phase(
     mut resp: reqwest::Response,
-    cmds: &mut Commands,
+    cmds: &mut Receiver,
     out: &mut Replier,
 ) -> Result<(), Error> {
     let mut reads: VecDeque<(usize, Option<Duration>)> = VecDeque::new();
