@@ -71,3 +71,13 @@ fn load(_env: Env, _info: Term) -> bool {
 }
 
 rustler::init!("erqwest_nif", load = load);
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn mimalloc_commits_arenas_on_demand() {
+        // Set by the library's constructor, before any allocation.
+        let v = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_ARENA_EAGER_COMMIT) };
+        assert_eq!(v, 0);
+    }
+}
