@@ -1,0 +1,344 @@
+//! The task that drives one request, in up to three phases, each
+//! listening for `Cancel`: uploading a streamed body (with an early reply
+//! possible), waiting for the response, and reading the body (all at
+//! once, or per `read` call).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+
+use super::{BodyMode, Checked, RequestBody, Spec, FOREVER, LIVE_TASKS};
+use crate::body;
+use crate::error::Error;
+use crate::inbox::{Command, Receiver};
+use crate::reply::{Head, Replier};
+
+/// Runs one request until its final message is sent (by `out`, or by its
+/// destructor if the task is dropped first).
+pub(super) async fn drive(http: reqwest::Client, spec: Spec, mut cmds: Receiver, mut out: Replier) {
+    struct TaskCount;
+    impl Drop for TaskCount {
+        fn drop(&mut self) {
+            LIVE_TASKS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let _count = TaskCount;
+    if let Err(e) = run(&http, spec, &mut cmds, &mut out).await {
+        if !out.is_done() {
+            out.error(&e);
+        }
+    }
+}
+
+async fn run(
+    http: &reqwest::Client,
+    spec: Spec,
+    cmds: &mut Receiver,
+    out: &mut Replier,
+) -> Result<(), Error> {
+    let Checked { url, headers, body } = spec.checked?;
+    let timeout = spec.timeout;
+    let mut headers = headers;
+    if matches!(body, RequestBody::Stream) {
+        chunked_unless_sized(&mut headers);
+    }
+    let mut rb = http.request(spec.method, url).headers(headers);
+    if let Some(t) = timeout {
+        rb = rb.timeout(t);
+    }
+    let mut upload = None;
+    match body {
+        RequestBody::Empty => {}
+        RequestBody::Full(b) => rb = rb.body(b),
+        RequestBody::Stream => {
+            let (tx, body) = body::channel();
+            rb = rb.body(reqwest::Body::wrap(body));
+            upload = Some(tx);
+        }
+    }
+    let request = rb.build().map_err(|e| Error::from_reqwest(&e))?;
+    let fut = http.execute(request);
+    tokio::pin!(fut);
+    // An upload cut short by an early reply stays open until the response
+    // is read: aborting it earlier could close the connection under it.
+    let (mut resp, _unfinished_upload) = match upload {
+        Some(tx) => upload_phase(fut.as_mut(), tx, cmds, out).await?,
+        None => (
+            await_response(fut.as_mut(), cmds, spec.response_body).await?,
+            None,
+        ),
+    };
+    let head = Head::take(&mut resp);
+    match spec.response_body {
+        BodyMode::Complete => {
+            let body = collect(resp, cmds).await?;
+            out.reply(&head, Some(body));
+            Ok(())
+        }
+        BodyMode::Stream => {
+            out.reply(&head, None);
+            read_phase(resp, cmds, out).await
+        }
+    }
+}
+
+/// hyper sends no body at all for a GET, HEAD or CONNECT whose length it
+/// does not know, unless the request sets its framing headers itself. A
+/// streamed body the caller asked for must go out, so it is sent chunked
+/// (unless the caller gave a length or a transfer-encoding of their own).
+fn chunked_unless_sized(headers: &mut reqwest::header::HeaderMap) {
+    use reqwest::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+    if !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING) {
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
+}
+
+fn cancelled() -> Error {
+    Error::cancelled("cancelled")
+}
+
+/// Streams the request body until `finish_send`, sending `next` each time
+/// hyper asks for more; returns the response, which may come early (then
+/// with the body sender, still open).
+async fn upload_phase<F>(
+    mut fut: Pin<&mut F>,
+    mut tx: body::Sender,
+    cmds: &mut Receiver,
+    out: &mut Replier,
+) -> Result<(reqwest::Response, Option<body::Sender>), Error>
+where
+    F: Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let mut queue: VecDeque<Bytes> = VecDeque::new();
+    let mut owe_next = true;
+    let mut finish_asked = false;
+    loop {
+        if finish_asked && queue.is_empty() && !tx.is_finished() {
+            tx.finish();
+        }
+        let answered = tokio::select! {
+            biased;
+            c = cmds.recv() => {
+                match c {
+                    Some(Command::Cancel) => return Err(cancelled()),
+                    Some(Command::Send(b)) if !finish_asked => {
+                        queue.push_back(b);
+                        owe_next = true;
+                    }
+                    Some(Command::FinishSend) => {
+                        finish_asked = true;
+                        owe_next = false;
+                    }
+                    Some(_) => {}
+                    None if tx.is_finished() => {}
+                    None => return Err(Error::cancelled("handle dropped before finish_send")),
+                }
+                None
+            }
+            r = fut.as_mut() => Some(r),
+            permit = tx.reserve(), if !queue.is_empty() => {
+                match (permit, queue.pop_front()) {
+                    (Some(p), Some(chunk)) => tx.push(p, chunk),
+                    // hyper dropped the body: the response future says why.
+                    _ => queue.clear(),
+                }
+                None
+            }
+            _ = tx.demand(), if owe_next && queue.is_empty() && !finish_asked => {
+                owe_next = false;
+                out.next();
+                None
+            }
+        };
+        if let Some(r) = answered {
+            let resp = r.map_err(|e| Error::from_reqwest(&e))?;
+            if tx.is_finished() {
+                return Ok((resp, None));
+            }
+            out.close_upload();
+            return Ok((resp, Some(tx)));
+        }
+    }
+}
+
+async fn await_response<F>(
+    mut fut: Pin<&mut F>,
+    cmds: &mut Receiver,
+    mode: BodyMode,
+) -> Result<reqwest::Response, Error>
+where
+    F: Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    loop {
+        tokio::select! {
+            biased;
+            c = cmds.recv() => match c {
+                Some(Command::Cancel) => return Err(cancelled()),
+                // Nobody could read a streamed body any more.
+                None if mode == BodyMode::Stream => return Err(Error::cancelled("handle dropped")),
+                _ => {}
+            },
+            r = fut.as_mut() => return r.map_err(|e| Error::from_reqwest(&e)),
+        }
+    }
+}
+
+/// Reads the whole body, still listening for `cancel`.
+async fn collect(mut resp: reqwest::Response, cmds: &mut Receiver) -> Result<Bytes, Error> {
+    let mut parts = Parts::with_capacity(resp.content_length().unwrap_or(0));
+    loop {
+        tokio::select! {
+            biased;
+            c = cmds.recv() => if let Some(Command::Cancel) = c {
+                return Err(cancelled());
+            },
+            r = resp.chunk() => match r.map_err(|e| Error::from_reqwest(&e))? {
+                Some(b) => parts.push(b),
+                None => return Ok(parts.take()),
+            },
+        }
+    }
+}
+
+/// Serves `read` calls until the body ends.
+async fn read_phase(
+    mut resp: reqwest::Response,
+    cmds: &mut Receiver,
+    out: &mut Replier,
+) -> Result<(), Error> {
+    let mut reads: VecDeque<(usize, Option<Duration>)> = VecDeque::new();
+    loop {
+        let (length, period) = match reads.pop_front() {
+            Some(r) => r,
+            None => match cmds.recv().await {
+                Some(Command::Read { length, period }) => (length, period),
+                Some(Command::Cancel) | None => return Err(cancelled()),
+                Some(_) => continue,
+            },
+        };
+        let deadline = period.map(|p| Instant::now() + p);
+        let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + FOREVER));
+        tokio::pin!(sleep);
+        // Sized up front: growing by doubling from record-sized chunks
+        // copied each piece several times (bench/README.md).
+        let expected = resp
+            .content_length()
+            .map_or(length, |n| n.min(length as u64) as usize);
+        let mut parts = Parts::with_capacity(expected as u64);
+        loop {
+            tokio::select! {
+                biased;
+                c = cmds.recv() => match c {
+                    Some(Command::Cancel) | None => return Err(cancelled()),
+                    Some(Command::Read { length, period }) => reads.push_back((length, period)),
+                    Some(_) => {}
+                },
+                _ = &mut sleep, if deadline.is_some() => {
+                    out.chunk(parts.take());
+                    break;
+                }
+                r = resp.chunk() => match r.map_err(|e| Error::from_reqwest(&e))? {
+                    Some(b) => {
+                        parts.push(b);
+                        if parts.len >= length {
+                            out.chunk(parts.take());
+                            break;
+                        }
+                    }
+                    None => {
+                        out.fin(parts.take());
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// Chunks gathered into one `Bytes`, without a copy when there is only one.
+struct Parts {
+    first: Option<Bytes>,
+    rest: Option<BytesMut>,
+    len: usize,
+    hint: usize,
+}
+
+impl Parts {
+    fn with_capacity(hint: u64) -> Self {
+        Parts {
+            first: None,
+            rest: None,
+            len: 0,
+            hint: usize::try_from(hint).unwrap_or(0).min(64 * 1024 * 1024),
+        }
+    }
+
+    fn push(&mut self, b: Bytes) {
+        self.len += b.len();
+        if let Some(buf) = &mut self.rest {
+            buf.extend_from_slice(&b);
+        } else if let Some(first) = self.first.take() {
+            let mut buf = BytesMut::with_capacity(self.hint.max(first.len() + b.len()));
+            buf.extend_from_slice(&first);
+            buf.extend_from_slice(&b);
+            self.rest = Some(buf);
+        } else {
+            self.first = Some(b);
+        }
+    }
+
+    fn take(&mut self) -> Bytes {
+        self.len = 0;
+        match (self.rest.take(), self.first.take()) {
+            (Some(buf), _) => buf.freeze(),
+            (None, Some(b)) => b,
+            (None, None) => Bytes::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_keep_a_single_chunk_without_copying() {
+        let mut p = Parts::with_capacity(0);
+        let b = Bytes::from(vec![1u8; 10]);
+        let ptr = b.as_ptr();
+        p.push(b);
+        let out = p.take();
+        assert_eq!(out.as_ptr(), ptr);
+        assert_eq!(p.take().len(), 0);
+    }
+
+    #[test]
+    fn parts_concatenate_in_order() {
+        let mut p = Parts::with_capacity(6);
+        p.push(Bytes::from_static(b"ab"));
+        p.push(Bytes::from_static(b"cd"));
+        p.push(Bytes::from_static(b"ef"));
+        assert_eq!(p.len, 6);
+        assert_eq!(p.take(), Bytes::from_static(b"abcdef"));
+    }
+
+    #[test]
+    fn streamed_bodies_are_chunked_unless_sized() {
+        use reqwest::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+        let mut h = HeaderMap::new();
+        chunked_unless_sized(&mut h);
+        assert_eq!(
+            h.get(TRANSFER_ENCODING),
+            Some(&HeaderValue::from_static("chunked"))
+        );
+        let mut sized = HeaderMap::new();
+        sized.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
+        chunked_unless_sized(&mut sized);
+        assert!(sized.get(TRANSFER_ENCODING).is_none());
+    }
+}
