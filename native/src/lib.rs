@@ -27,6 +27,9 @@ use rustler::{Atom, Env, Term};
 
 // glibc's malloc and free were about a tenth of a tokio thread's time per
 // request (bench/README.md); mimalloc's thread-local free lists are cheaper.
+// Unit tests keep the system allocator, so that valgrind and AddressSanitizer
+// (`make sanitize`) see every allocation.
+#[cfg(not(test))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
