@@ -114,30 +114,13 @@ make_certs(Dir) ->
 
 %%% Server process
 
-call(S, Msg) ->
-    Ref = monitor(process, S),
-    S ! {call, self(), Ref, Msg},
-    receive
-        {Ref, Reply} -> demonitor(Ref, [flush]), Reply;
-        {'DOWN', Ref, _, _, R} -> error({fault_server_down, R})
-    after 10000 -> error(fault_server_timeout)
-    end.
+call(S, Msg) -> erqwest_test_server:call(S, Msg).
 
 init(Parent, Fault, Opts) ->
     process_flag(trap_exit, true),
     _ = [register(Name, self()) || Name <- [maps:get(name, Opts, undefined)], Name =/= undefined],
-    Common = [binary, {active, false}, {ip, {127, 0, 0, 1}}, {reuseaddr, true},
-              {backlog, maps:get(backlog, Opts, 4096)}, {nodelay, true}],
-    {Transport, Listen} = case maps:get(tls, Opts, undefined) of
-        undefined -> {gen_tcp, gen_tcp:listen(0, Common)};
-        TlsOpts -> {ssl, ssl:listen(0, Common ++ TlsOpts)}
-    end,
-    case Listen of
-        {ok, LSock} ->
-            {ok, {_, Port}} = case Transport of
-                gen_tcp -> inet:sockname(LSock);
-                ssl -> ssl:sockname(LSock)
-            end,
+    case erqwest_test_server:listen(Opts) of
+        {ok, Transport, LSock, Port} ->
             Self = self(),
             maps:get(accept, Opts, true) andalso
                 spawn_link(fun() -> acceptor(Self, Transport, LSock) end),

@@ -16,6 +16,8 @@
 -export([start/1, start/2, stop/1, url/2, port/1, requests/1, connections/1,
          open_connections/1, wait_closed/2, set_handler/2]).
 -export([read_request/2, send_response/3, chunked/1]).
+%% Shared with erqwest_fault_server.
+-export([listen/1, call/2]).
 
 -type request() :: #{method := binary(), path := binary(), version := binary(),
                      headers := [{binary(), binary()}], body := binary(),
@@ -70,6 +72,9 @@ wait_closed(S, N, Tries) ->
         false -> timer:sleep(100), wait_closed(S, N, Tries - 1)
     end.
 
+%% @doc A call to a server process that answers `{call, From, Ref, Msg}'
+%% with `{Ref, Reply}'.
+-spec call(pid() | atom(), term()) -> term().
 call(S, Msg) ->
     Ref = monitor(process, S),
     S ! {call, self(), Ref, Msg},
@@ -79,10 +84,12 @@ call(S, Msg) ->
     after 10000 -> error(server_timeout)
     end.
 
-init(Parent, Handler, Opts) ->
-    process_flag(trap_exit, true),
+%% @doc A listening socket on 127.0.0.1 with a free port, plain or with
+%% TLS (`tls' options); `backlog' defaults to 4096.
+-spec listen(map()) -> {ok, gen_tcp | ssl, term(), inet:port_number()} | {error, term()}.
+listen(Opts) ->
     Common = [binary, {active, false}, {ip, {127, 0, 0, 1}}, {reuseaddr, true},
-              {backlog, 4096}, {nodelay, true}],
+              {backlog, maps:get(backlog, Opts, 4096)}, {nodelay, true}],
     {Transport, Listen} = case maps:get(tls, Opts, undefined) of
         undefined -> {gen_tcp, gen_tcp:listen(0, Common)};
         TlsOpts -> {ssl, ssl:listen(0, Common ++ TlsOpts)}
@@ -93,6 +100,15 @@ init(Parent, Handler, Opts) ->
                 gen_tcp -> inet:sockname(LSock);
                 ssl -> ssl:sockname(LSock)
             end,
+            {ok, Transport, LSock, Port};
+        Error ->
+            Error
+    end.
+
+init(Parent, Handler, Opts) ->
+    process_flag(trap_exit, true),
+    case listen(Opts) of
+        {ok, Transport, LSock, Port} ->
             Self = self(),
             spawn_link(fun() -> acceptor(Self, Transport, LSock) end),
             Parent ! {self(), started},
