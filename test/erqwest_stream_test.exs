@@ -185,20 +185,7 @@ defmodule Erqwest.StreamTest do
     end
 
     test "stop when the server answers early", %{client: c} do
-      # Answers 413 as soon as the head arrives, then reads (and drops)
-      # whatever comes, so that the answer is not lost to a reset.
-      s =
-        Server.start(
-          fn _ ->
-            {:custom,
-             fn sock, _ ->
-               :gen_tcp.send(sock, "HTTP/1.1 413 Too Large\r\ncontent-length: 0\r\n\r\n")
-               drain(sock)
-               :close
-             end}
-          end,
-          %{read_body: false}
-        )
+      s = early_answer_server("HTTP/1.1 413 Too Large\r\ncontent-length: 0\r\n\r\n")
 
       endless = Stream.repeatedly(fn -> :binary.copy("y", 65_536) end)
       assert {:ok, %Response{status: 413}} = Erqwest.post(c, Server.url(s), body: endless)
@@ -253,18 +240,7 @@ defmodule Erqwest.StreamTest do
 
     test "collecting after an early answer drops the rest; finish returns the answer",
          %{client: c} do
-      s =
-        Server.start(
-          fn _ ->
-            {:custom,
-             fn sock, _ ->
-               :gen_tcp.send(sock, "HTTP/1.1 413 Too Large\r\ncontent-length: 0\r\n\r\n")
-               drain(sock)
-               :close
-             end}
-          end,
-          %{read_body: false}
-        )
+      s = early_answer_server("HTTP/1.1 413 Too Large\r\ncontent-length: 0\r\n\r\n")
 
       up = Erqwest.post!(c, Server.url(s), body: :stream)
       # Until the answer shows, chunks keep going; a few MB is plenty.
@@ -279,18 +255,7 @@ defmodule Erqwest.StreamTest do
     end
 
     test "write/2 returns the early answer once; then the request is over", %{client: c} do
-      s =
-        Server.start(
-          fn _ ->
-            {:custom,
-             fn sock, _ ->
-               :gen_tcp.send(sock, "HTTP/1.1 401 No\r\ncontent-length: 4\r\n\r\nwho?")
-               drain(sock)
-               :close
-             end}
-          end,
-          %{read_body: false}
-        )
+      s = early_answer_server("HTTP/1.1 401 No\r\ncontent-length: 4\r\n\r\nwho?")
 
       up = Erqwest.post!(c, Server.url(s), body: :stream)
       chunk = :binary.copy("w", 65_536)
@@ -326,6 +291,23 @@ defmodule Erqwest.StreamTest do
       up = Erqwest.post!(c, Server.url(s), body: :stream)
       assert_raise Error, fn -> Upload.finish!(up) end
     end
+  end
+
+  # Answers with `response` as soon as the request head arrives, then
+  # reads (and drops) whatever comes, so that the answer is not lost to a
+  # reset.
+  defp early_answer_server(response) do
+    Server.start(
+      fn _ ->
+        {:custom,
+         fn sock, _ ->
+           :gen_tcp.send(sock, response)
+           drain(sock)
+           :close
+         end}
+      end,
+      %{read_body: false}
+    )
   end
 
   defp drain(sock) do
