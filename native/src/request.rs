@@ -6,6 +6,7 @@
 //! only through its [`Replier`]; the NIF functions on the handle (`send`,
 //! `finish_send`, `read`, `cancel`) just queue a [`Command`] for it.
 
+pub(crate) mod build;
 mod task;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
-use super::{BodyMode, Checked, RequestBody, Spec, FOREVER, LIVE_TASKS};
+use super::build::{build, Built};
+use super::{BodyMode, Spec, FOREVER, LIVE_TASKS};
 use crate::body;
 use crate::error::Error;
 use crate::inbox::{Command, Receiver};
@@ -41,27 +42,7 @@ async fn run(
     cmds: &mut Receiver,
     out: &mut Replier,
 ) -> Result<(), Error> {
-    let Checked { url, headers, body } = spec.checked?;
-    let timeout = spec.timeout;
-    let mut headers = headers;
-    if matches!(body, RequestBody::Stream) {
-        chunked_unless_sized(&mut headers);
-    }
-    let mut rb = http.request(spec.method, url).headers(headers);
-    if let Some(t) = timeout {
-        rb = rb.timeout(t);
-    }
-    let mut upload = None;
-    match body {
-        RequestBody::Empty => {}
-        RequestBody::Full(b) => rb = rb.body(b),
-        RequestBody::Stream => {
-            let (tx, body) = body::channel();
-            rb = rb.body(reqwest::Body::wrap(body));
-            upload = Some(tx);
-        }
-    }
-    let request = rb.build().map_err(|e| Error::from_reqwest(&e))?;
+    let Built { request, upload } = build(http, spec.method, spec.checked?, spec.timeout)?;
     let fut = http.execute(request);
     tokio::pin!(fut);
     // An upload cut short by an early reply stays open until the response
@@ -84,17 +65,6 @@ async fn run(
             out.reply(&head, None);
             read_phase(resp, cmds, out).await
         }
-    }
-}
-
-/// hyper sends no body at all for a GET, HEAD or CONNECT whose length it
-/// does not know, unless the request sets its framing headers itself. A
-/// streamed body the caller asked for must go out, so it is sent chunked
-/// (unless the caller gave a length or a transfer-encoding of their own).
-fn chunked_unless_sized(headers: &mut reqwest::header::HeaderMap) {
-    use reqwest::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
-    if !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING) {
-        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     }
 }
 
@@ -325,20 +295,5 @@ mod tests {
         p.push(Bytes::from_static(b"ef"));
         assert_eq!(p.len, 6);
         assert_eq!(p.take(), Bytes::from_static(b"abcdef"));
-    }
-
-    #[test]
-    fn streamed_bodies_are_chunked_unless_sized() {
-        use reqwest::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
-        let mut h = HeaderMap::new();
-        chunked_unless_sized(&mut h);
-        assert_eq!(
-            h.get(TRANSFER_ENCODING),
-            Some(&HeaderValue::from_static("chunked"))
-        );
-        let mut sized = HeaderMap::new();
-        sized.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
-        chunked_unless_sized(&mut sized);
-        assert!(sized.get(TRANSFER_ENCODING).is_none());
     }
 }

@@ -1,0 +1,81 @@
+//! A checked request turned into a reqwest request, ready to execute.
+//!
+//! Kept apart from the task so that everything that shapes what goes on
+//! the wire (framing headers today; query, bodies and auth as they come)
+//! lives in one place, and so that other tasks (retries, event streams)
+//! can build the same request again.
+
+use std::time::Duration;
+
+use super::{Checked, RequestBody};
+use crate::body;
+use crate::error::Error;
+
+/// A request ready for `reqwest::Client::execute`, and the sender of its
+/// body when the body is streamed by the caller.
+pub(crate) struct Built {
+    pub(crate) request: reqwest::Request,
+    pub(crate) upload: Option<body::Sender>,
+}
+
+/// Builds the request on `http` (whose defaults, such as its timeout and
+/// default headers, then apply).
+pub(crate) fn build(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    checked: Checked,
+    timeout: Option<Duration>,
+) -> Result<Built, Error> {
+    let Checked { url, headers, body } = checked;
+    let mut headers = headers;
+    if matches!(body, RequestBody::Stream) {
+        chunked_unless_sized(&mut headers);
+    }
+    let mut rb = http.request(method, url).headers(headers);
+    if let Some(t) = timeout {
+        rb = rb.timeout(t);
+    }
+    let mut upload = None;
+    match body {
+        RequestBody::Empty => {}
+        RequestBody::Full(b) => rb = rb.body(b),
+        RequestBody::Stream => {
+            let (tx, body) = body::channel();
+            rb = rb.body(reqwest::Body::wrap(body));
+            upload = Some(tx);
+        }
+    }
+    let request = rb.build().map_err(|e| Error::from_reqwest(&e))?;
+    Ok(Built { request, upload })
+}
+
+/// hyper sends no body at all for a GET, HEAD or CONNECT whose length it
+/// does not know, unless the request sets its framing headers itself. A
+/// streamed body the caller asked for must go out, so it is sent chunked
+/// (unless the caller gave a length or a transfer-encoding of their own).
+fn chunked_unless_sized(headers: &mut reqwest::header::HeaderMap) {
+    use reqwest::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+    if !headers.contains_key(CONTENT_LENGTH) && !headers.contains_key(TRANSFER_ENCODING) {
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_bodies_are_chunked_unless_sized() {
+        use reqwest::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+        let mut h = HeaderMap::new();
+        chunked_unless_sized(&mut h);
+        assert_eq!(
+            h.get(TRANSFER_ENCODING),
+            Some(&HeaderValue::from_static("chunked"))
+        );
+        let mut sized = HeaderMap::new();
+        sized.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
+        chunked_unless_sized(&mut sized);
+        assert!(sized.get(TRANSFER_ENCODING).is_none());
+    }
+}
