@@ -124,13 +124,15 @@ build() {
 Install Rust 1.85 or newer (https://rustup.rs) and compile again."
     local flags=(--quiet --manifest-path "$ROOT/native/Cargo.toml")
     [ "$PROFILE" = release ] && flags+=(--release)
-    if [ ! -f "$CARGO_TARGET_DIR/$PROFILE/liberqwest_nif.so" ]; then
-        say "building the NIF from source with cargo ($why); the first build takes a few minutes"
-    fi
-    "$CARGO" build "${flags[@]}"
     local out="$CARGO_TARGET_DIR/$PROFILE/liberqwest_nif.so"
+    # Quiet when nothing changed: developers run this on every compile.
+    [ -f "$out" ] || say "building the NIF from source with cargo ($why); the first build takes a few minutes"
+    "$CARGO" build "${flags[@]}"
     rm -f "$STAMP"
-    cmp -s "$out" "$SO" || put_so "$out"
+    if ! cmp -s "$out" "$SO"; then
+        put_so "$out"
+        say "installed the NIF built from source with cargo ($why)"
+    fi
 }
 
 # The VM loads NIFs of its own major version and any minor up to its own.
@@ -286,7 +288,7 @@ Install Rust 1.85 or newer (https://rustup.rs) and compile again: erqwest then b
         build "the download failed"
         return
     fi
-    die "cannot install the NIF for $target: downloading $(base_url)/$name failed, and cargo is not on PATH to build it.
+    die "cannot install the NIF for $target: the download failed, and cargo is not on PATH to build it.
 Either install Rust 1.85 or newer (https://rustup.rs) and compile again, or set
 ERQWEST_NIF_BASE_URL to a server that hosts $name."
 }
