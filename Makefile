@@ -29,6 +29,7 @@ help:
 	@echo "make nif    - put the NIF into priv/: downloaded and verified, or built with cargo"
 	@echo "make release-nif - build the host's NIF artifact into _build/nif-release and list its checksum"
 	@echo "make docs   - API docs: doc/erlang (edoc HTML) and doc/elixir (Markdown)"
+	@echo "make test-install - install from fresh clones against a local artifact server"
 	@echo "make shell  - iex with erqwest started and a client named :default"
 	@echo "make shell-erl - an Erlang shell with erqwest started"
 	@echo "make soak   - long runs: random properties, full load, 1M requests or 10 min"

@@ -9,8 +9,11 @@ defmodule Mix.Tasks.Compile.ErqwestNif do
     dir = Path.dirname(Mix.Project.project_file())
 
     case System.cmd("make", ["-s", "nif"], cd: dir, stderr_to_stdout: true, into: IO.stream()) do
-      {_, 0} -> {:ok, []}
-      {_, status} -> Mix.raise("installing the erqwest NIF failed (make nif exited with #{status}); see above")
+      {_, 0} ->
+        {:ok, []}
+
+      {_, status} ->
+        Mix.raise("installing the erqwest NIF failed (make nif exited with #{status}); see above")
     end
   end
 end

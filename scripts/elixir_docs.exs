@@ -42,7 +42,12 @@ defmodule Erqwest.DocsMarkdown do
       end
 
     sections =
-      for {kind, title} <- [type: "Types", function: "Functions", macro: "Macros", callback: "Callbacks"],
+      for {kind, title} <- [
+            type: "Types",
+            function: "Functions",
+            macro: "Macros",
+            callback: "Callbacks"
+          ],
           items = for({^kind, body} <- entries, do: body),
           items != [] do
         ["## #{title}\n\n" | items]
@@ -67,7 +72,8 @@ defmodule Erqwest.DocsMarkdown do
   defp text(%{"en" => doc}), do: doc
   defp text(_), do: "(undocumented)"
 
-  defp summary(doc), do: doc |> String.split("\n\n", parts: 2) |> hd() |> String.replace("\n", " ")
+  defp summary(doc),
+    do: doc |> String.split("\n\n", parts: 2) |> hd() |> String.replace("\n", " ")
 end
 
 Erqwest.DocsMarkdown.main(System.argv())

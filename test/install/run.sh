@@ -108,7 +108,7 @@ requests() { grep -c "$1" "$WORK/requests.log" 2>/dev/null || true; }
 # The published package: a clone with the checksum line the release wrote.
 git clone -q "$ROOT" "$WORK/pub"
 cp "$WORK/checksums.sha256" "$WORK/pub/native/checksums.sha256"
-git -C "$WORK/pub" -c user.name=test -c user.email=test@127.0.0.1 commit -qam "checksums of this run's artifact" || true
+git -C "$WORK/pub" -c user.name=test -c user.email=test@127.0.0.1 commit -qam "checksums of this run's artifact" >/dev/null || true
 fresh() { rm -rf "$1"; git clone -q "$WORK/pub" "$1"; }
 
 echo "==> mix, without cargo"
@@ -142,6 +142,14 @@ before=$(requests "$NAME")
 (cd "$WORK/mix/erqwest" && PATH=$NOCARGO ERQWEST_NIF_BASE_URL="http://127.0.0.1:1" make -s nif) >"$WORK/again.log" 2>&1
 check "a verified NIF in priv/ is not downloaded again" \
     test $? -eq 0 -a "$(requests "$NAME")" = "$before"
+
+fresh "$WORK/slow"
+(cd "$WORK/slow" && PATH=$NOCARGO ERQWEST_NIF_BASE_URL="$HOST/slow" make -s nif) >"$WORK/slow.log" 2>&1
+status=$?
+cat "$WORK/slow.log"
+check "a slow download shows progress and still installs" \
+    test $status -eq 0 -a -n "$(grep -E "KB received after [0-9]+ s" "$WORK/slow.log")" \
+    -a -n "$(grep -F "installed the precompiled NIF" "$WORK/slow.log")"
 
 echo "==> rebar3, without cargo, downloading with OTP's httpc"
 fresh "$WORK/rebar/erqwest"

@@ -2,7 +2,8 @@
 
 GET /<dir>/<file> serves ROOT/<dir>/<file>; GET /cut/<file> announces the
 full length of ROOT/good/<file> but closes after half of it, as a dropped
-connection would. Prints the port it listens on, then one line per request
+connection would; GET /slow/<file> sends ROOT/good/<file> in eight parts
+half a second apart. Prints the port it listens on, then one line per request
 to the log file.
 
     python3 server.py ROOT LOG
@@ -10,6 +11,7 @@ to the log file.
 import http.server
 import os
 import sys
+import time
 
 ROOT, LOG = sys.argv[1], sys.argv[2]
 
@@ -22,7 +24,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if len(parts) != 2 or ".." in parts:
             return self.send_error(404)
         where, name = parts
-        path = os.path.join(ROOT, "good" if where == "cut" else where, name)
+        path = os.path.join(ROOT, "good" if where in ("cut", "slow") else where, name)
         if not os.path.isfile(path):
             return self.send_error(404)
         with open(path, "rb") as f:
@@ -30,8 +32,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body[: len(body) // 2] if where == "cut" else body)
-        self.wfile.flush()
+        if where == "slow":
+            step = len(body) // 8 + 1
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i : i + step])
+                self.wfile.flush()
+                time.sleep(0.5)
+        else:
+            self.wfile.write(body[: len(body) // 2] if where == "cut" else body)
+            self.wfile.flush()
         if where == "cut":
             self.close_connection = True
 
