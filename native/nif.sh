@@ -115,7 +115,7 @@ expected_sha() {
 put_so() {
     mkdir -p "$PRIV"
     local tmp="$PRIV/.liberqwest_nif.so.$$.tmp"
-    cp "$1" "$tmp" && mv -f "$tmp" "$SO"
+    cp "$1" "$tmp" && mv -f "$tmp" "$SO" || { rm -f "$tmp"; return 1; }
 }
 
 build() {
@@ -165,6 +165,7 @@ download() {
         *) die "ERQWEST_NIF_DOWNLOADER must be curl or httpc, not $tool" ;;
     esac
     local pid=$! ticks=0
+    DOWNLOAD_PID=$pid
     while kill -0 "$pid" 2>/dev/null; do
         sleep 0.2
         ticks=$((ticks + 1))
@@ -215,8 +216,12 @@ fetch() {
     local name=$1 want=$2 url tmp got
     url="$(base_url)/$name"
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/erqwest-nif.XXXXXX")
+    # Interrupted or failed, nothing of this attempt stays behind: not the
+    # download, not a partial copy in priv/, not the downloader.
+    DOWNLOAD_PID=""
     # shellcheck disable=SC2064
-    trap "rm -rf '$tmp'" EXIT
+    trap "[ -z \"\$DOWNLOAD_PID\" ] || kill \"\$DOWNLOAD_PID\" 2>/dev/null; rm -rf '$tmp' '$PRIV/.liberqwest_nif.so.$$.tmp'" EXIT
+    trap 'exit 130' INT TERM
     local file="$tmp/$name" status=0
     download "$url" "$file" || status=$?
     if [ $status -ne 0 ]; then

@@ -225,6 +225,21 @@ check "an archive with more than liberqwest_nif.so is rejected" \
 check "rejected archives: priv/ holds no NIF and no temporary file is left" \
     bash -c '[ "$(ls -A "$1/priv")" = .gitkeep ] && [ -z "$(ls -A "$2")" ]' _ "$WORK/bad" "$TMPDIR"
 
+# An artifact for a NIF version newer than this VM's is refused before
+# any download.
+fresh "$WORK/nifv"
+sed -i 's/nif_version_2_15/nif_version_2_99/' "$WORK/nifv/native/Cargo.toml"
+NEWER=$(cd "$WORK/nifv" && bash native/nif.sh info | sed -n 's/^artifact *//p')
+echo "$WANT  $NEWER" >"$WORK/nifv/native/checksums.sha256"
+before=$(requests "nif-2.99")
+(cd "$WORK/nifv" && PATH=$NOCARGO ERQWEST_NIF_BASE_URL="$HOST/good" make -s nif) >"$WORK/nifv.log" 2>&1
+status=$?
+cat "$WORK/nifv.log"
+VM_NIF=$(erl -noshell -eval 'io:put_chars(erlang:system_info(nif_version)), halt().')
+check "a NIF version this VM cannot load is refused, naming both versions" \
+    test $status -ne 0 -a "$(requests "nif-2.99")" = "$before" \
+    -a -n "$(grep -F "built for NIF version 2.99, which this VM ($VM_NIF) cannot load" "$WORK/nifv.log")"
+
 echo "==> unreachable hosts"
 fresh "$WORK/down"
 t0=$(now)
