@@ -220,7 +220,7 @@ fetch() {
     # download, not a partial copy in priv/, not the downloader.
     DOWNLOAD_PID=""
     # shellcheck disable=SC2064
-    trap "[ -z \"\$DOWNLOAD_PID\" ] || kill \"\$DOWNLOAD_PID\" 2>/dev/null; rm -rf '$tmp' '$PRIV/.liberqwest_nif.so.$$.tmp'" EXIT
+    trap "[ -z \"\$DOWNLOAD_PID\" ] || { kill \"\$DOWNLOAD_PID\" 2>/dev/null || true; }; rm -rf '$tmp' '$PRIV/.liberqwest_nif.so.$$.tmp'" EXIT
     trap 'exit 130' INT TERM
     local file="$tmp/$name" status=0
     download "$url" "$file" || status=$?
