@@ -151,6 +151,21 @@ check "a slow download shows progress and still installs" \
     test $status -eq 0 -a -n "$(grep -E "KB received after [0-9]+ s" "$WORK/slow.log")" \
     -a -n "$(grep -F "installed the precompiled NIF" "$WORK/slow.log")"
 
+# Stopped mid-download (a terminal's Ctrl-C or a CI timeout signals the
+# whole process group): nothing of the attempt stays.
+fresh "$WORK/intr"
+(cd "$WORK/intr" && PATH=$NOCARGO ERQWEST_NIF_BASE_URL="$HOST/slow" exec setsid bash native/nif.sh install) \
+    >"$WORK/intr.log" 2>&1 &
+intr=$!
+for _ in $(seq 50); do grep -q "slow/$NAME" "$WORK/requests.log" 2>/dev/null && break; sleep 0.1; done
+sleep 0.5
+kill -TERM -- "-$intr" 2>/dev/null
+wait "$intr"
+sleep 0.3
+check "stopped mid-download: priv/ holds no NIF, no temporary file, no downloader left" \
+    bash -c '[ "$(ls -A "$1/priv")" = .gitkeep ] && [ -z "$(ls -A "$2")" ] && ! pgrep -f "$3" >/dev/null' \
+    _ "$WORK/intr" "$TMPDIR" "$HOST/slow/"
+
 echo "==> rebar3, without cargo, downloading with OTP's httpc"
 fresh "$WORK/rebar/erqwest"
 mkdir -p "$WORK/rebar/app/src" "$WORK/rebar/app/_checkouts"
