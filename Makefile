@@ -1,39 +1,55 @@
 # erqwest: build, demo and test entry points. `make help` lists them.
 #
-# The NIF is built by cargo in native/ and copied to priv/. Both rebar3
-# (a pre-compile hook) and mix (a small compiler in mix.exs) call
-# `make nif`, so there is one way to build it.
+# The NIF reaches priv/ one way: rebar3 (a pre-compile hook) and mix (a
+# small compiler in mix.exs) both call `make nif`, which runs native/nif.sh:
+# it downloads the precompiled NIF listed in native/checksums.sha256 and
+# checks its SHA-256, or builds it with cargo (README: "Adding it to a
+# project").
+#
+# Every other target here is for working on erqwest itself and builds from
+# source (ERQWEST_BUILD=1), so tests never wait for a download and always
+# load the code in this tree.
 #
 # ERQWEST_PROFILE=debug builds an unoptimised NIF (quicker to compile).
 
 SHELL := /bin/bash
 ERQWEST_PROFILE ?= release
 CARGO ?= cargo
-NIF_SO := priv/liberqwest_nif.so
 CARGO_TARGET_DIR ?= $(CURDIR)/native/target
-export CARGO_TARGET_DIR
-CARGO_FLAGS := --manifest-path native/Cargo.toml $(if $(filter release,$(ERQWEST_PROFILE)),--release,)
-CARGO_OUT := $(CARGO_TARGET_DIR)/$(ERQWEST_PROFILE)/liberqwest_nif.so
+export CARGO_TARGET_DIR ERQWEST_PROFILE CARGO
 
-.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell shell-erl soak sanitize bench
+.PHONY: help nif release-nif docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench
+
+DEV_TARGETS := demo test test-ct test-exunit test-install docs shell shell-erl soak sanitize bench
+$(DEV_TARGETS): export ERQWEST_BUILD ?= 1
 
 help:
 	@echo "make demo   - start a local server and show erqwest requests against it"
 	@echo "make test   - install what is missing, then run every test suite"
-	@echo "make nif    - build the Rust NIF into priv/"
+	@echo "make nif    - put the NIF into priv/: downloaded and verified, or built with cargo"
+	@echo "make release-nif - build the host's NIF artifact into _build/nif-release and list its checksum"
+	@echo "make docs   - API docs: doc/erlang (edoc HTML) and doc/elixir (Markdown)"
+	@echo "make test-install - install from fresh clones against a local artifact server"
 	@echo "make shell  - iex with erqwest started and a client named :default"
 	@echo "make shell-erl - an Erlang shell with erqwest started"
 	@echo "make soak   - long runs: random properties, full load, 1M requests or 10 min"
 	@echo "make sanitize - the Rust unit tests under valgrind (and ASan with nightly)"
 	@echo "make bench  - measure erqwest against wrk, curl and httpc (bench/README.md)"
 
-# cargo decides what is stale; the copy is atomic so a running VM that has
-# the old library mapped is not disturbed.
+# native/nif.sh decides between the download and cargo; either way the
+# copy into priv/ is atomic, so a running VM that has the old library
+# mapped is not disturbed.
 nif:
-	@$(CARGO) build --quiet $(CARGO_FLAGS)
-	@mkdir -p priv
-	@if ! cmp -s $(CARGO_OUT) $(NIF_SO); then \
-		cp $(CARGO_OUT) $(NIF_SO).tmp && mv $(NIF_SO).tmp $(NIF_SO); fi
+	@bash native/nif.sh install
+
+# ERQWEST_TARGET=<triple> cross-compiles (README: "Publishing a release").
+RELEASE_DIR ?= $(CURDIR)/_build/nif-release
+release-nif:
+	@bash native/nif.sh release $(RELEASE_DIR)
+
+DOC_DIR ?= $(CURDIR)/doc
+docs: nif
+	@bash scripts/docs.sh $(DOC_DIR)
 
 # Installs the toolchain and the test peers on a fresh Debian machine.
 deps:
@@ -57,6 +73,10 @@ test-ct: nif
 test-exunit: nif
 	mix test
 
+# Installs from fresh clones against a local artifact server (test/install).
+test-install:
+	@bash test/install/run.sh
+
 dialyzer:
 	rebar3 dialyzer
 
@@ -76,7 +96,7 @@ shell-erl: nif
 	rebar3 shell
 
 clean:
-	rm -rf _build priv/*.so native/target
+	rm -rf _build priv/*.so priv/*.stamp native/target doc
 
 # Long runs (bench/soak/run.sh): SOAK_REQUESTS, SOAK_SECONDS, SOAK_INTERVAL,
 # SOAK_WORKERS, SOAK_PROPTESTS; SOAK_ONLY=1 for the soak alone.

@@ -1,7 +1,7 @@
 defmodule Mix.Tasks.Compile.ErqwestNif do
   @moduledoc false
-  # Builds the Rust NIF into priv/ with `make nif`, the same step rebar3's
-  # pre-compile hook runs. cargo decides whether anything is stale.
+  # Puts the NIF into priv/ with `make nif` (native/nif.sh: download and
+  # verify, or build with cargo), the same step rebar3's pre-compile hook runs.
   use Mix.Task.Compiler
 
   @impl true
@@ -9,8 +9,11 @@ defmodule Mix.Tasks.Compile.ErqwestNif do
     dir = Path.dirname(Mix.Project.project_file())
 
     case System.cmd("make", ["-s", "nif"], cd: dir, stderr_to_stdout: true, into: IO.stream()) do
-      {_, 0} -> {:ok, []}
-      {_, status} -> Mix.raise("building the erqwest NIF failed (make nif exited with #{status})")
+      {_, 0} ->
+        {:ok, []}
+
+      {_, status} ->
+        Mix.raise("installing the erqwest NIF failed (make nif exited with #{status}); see above")
     end
   end
 end
@@ -18,7 +21,10 @@ end
 defmodule Erqwest.MixProject do
   use Mix.Project
 
-  @version "0.3.0"
+  # The one place the version lives: VERSION, which src/erqwest.app.src reads
+  # too and test/install checks against native/Cargo.toml.
+  @version File.read!(Path.join(__DIR__, "VERSION")) |> String.trim()
+  @source_url "https://github.com/erqwest/erqwest"
 
   def project do
     [
@@ -34,7 +40,29 @@ defmodule Erqwest.MixProject do
       start_permanent: Mix.env() == :prod,
       deps: [],
       test_paths: ["test"],
+      description: description(),
+      package: package(),
+      source_url: @source_url,
       docs: [main: "Erqwest"]
+    ]
+  end
+
+  defp description do
+    "HTTP client for Erlang and Elixir backed by Rust's reqwest through a NIF; " <>
+      "precompiled NIFs verified by SHA-256, or built from source with cargo."
+  end
+
+  # What the hex tarball holds: the sources both build tools need, the
+  # checksum file, never native/target or a built NIF.
+  def package do
+    [
+      licenses: ["MIT"],
+      links: %{"GitHub" => @source_url, "Changelog" => @source_url <> "/blob/main/CHANGELOG.md"},
+      files: ~w(
+        lib src mix.exs rebar.config rebar.lock Makefile VERSION
+        native/Cargo.toml native/Cargo.lock native/src native/nif.sh native/checksums.sha256
+        priv/.gitkeep README.md CHANGELOG.md LICENSE
+      )
     ]
   end
 

@@ -128,11 +128,12 @@ defmodule Erqwest.DependencyTest do
     System.cmd(cmd, args, cd: dir, stderr_to_stdout: true, env: env ++ clean_env())
   end
 
-  # The child builds are plain dev builds, whatever this test run uses.
+  # The child builds are plain dev builds from source (ERQWEST_BUILD=1: no
+  # download, test/install covers that), whatever this test run uses.
   defp clean_env do
     cargo_target = System.get_env("CARGO_TARGET_DIR") || Path.join(@root, "native/target")
 
-    [{"MIX_ENV", "dev"}, {"CARGO_TARGET_DIR", cargo_target}] ++
+    [{"MIX_ENV", "dev"}, {"CARGO_TARGET_DIR", cargo_target}, {"ERQWEST_BUILD", "1"}] ++
       for var <-
             ~w(MIX_BUILD_PATH MIX_BUILD_ROOT MIX_DEPS_PATH MIX_EXS MIX_LOCKFILE MIX_TARGET ERL_LIBS),
           do: {var, nil}
