@@ -11,6 +11,7 @@ mod atoms;
 pub mod body;
 pub mod client;
 pub mod error;
+mod events;
 mod inbox;
 mod operation;
 mod reply;

@@ -1,6 +1,7 @@
 //! Messages from a request task to the Erlang process that asked.
 //!
-//! Every message is `{erqwest_response, Ref, ...}`. A [`Replier`] sends at
+//! Every message is `{erqwest_response, Ref, ...}` (event streams use
+//! their own tag, see [`Replier::with_tag`]). A [`Replier`] sends at
 //! most one final message (`reply` of a complete body, `fin` or `error`);
 //! if it is dropped before that (the runtime shut down, the task panicked)
 //! its destructor sends the final `error`, so a caller is never left
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rustler::env::OwnedEnv;
-use rustler::{Encoder, Env, LocalPid, OwnedBinary, ResourceArc, Term};
+use rustler::{Atom, Encoder, Env, LocalPid, OwnedBinary, ResourceArc, Term};
 
 use crate::atoms;
 use crate::error::{Code, Error};
@@ -97,6 +98,8 @@ impl rustler::Resource for BodyBytes {}
 
 pub struct Replier {
     pid: LocalPid,
+    /// The first element of every message.
+    tag: Atom,
     /// The caller's reference (any term) in the external term format:
     /// lighter to keep than an environment of its own, and decoded
     /// straight into each message.
@@ -117,8 +120,15 @@ thread_local! {
 impl Replier {
     /// Copies `reference` so that it outlives the NIF call.
     pub fn new(pid: LocalPid, reference: Term, progress: Arc<Progress>) -> Self {
+        Self::with_tag(pid, reference, progress, atoms::erqwest_response())
+    }
+
+    /// The same, with `tag` instead of `erqwest_response` as the first
+    /// element of each message (the final `error` of the destructor too).
+    pub fn with_tag(pid: LocalPid, reference: Term, progress: Arc<Progress>, tag: Atom) -> Self {
         Replier {
             pid,
+            tag,
             reference: reference.to_binary(),
             progress,
             done: false,
@@ -168,7 +178,8 @@ impl Replier {
 
     pub fn error(&mut self, err: &Error) {
         self.finish();
-        self.send(|env, r| (atoms::erqwest_response(), r, atoms::error(), err).encode(env));
+        let tag = self.tag;
+        self.send(|env, r| (tag, r, atoms::error(), err).encode(env));
     }
 
     /// A message that is not final, of a shape the caller builds around
@@ -187,7 +198,18 @@ impl Replier {
         F: for<'a> FnOnce(Env<'a>) -> Term<'a>,
     {
         self.finish();
-        self.send(|env, r| (atoms::erqwest_response(), r, atoms::error(), build(env)).encode(env));
+        let tag = self.tag;
+        self.send(|env, r| (tag, r, atoms::error(), build(env)).encode(env));
+    }
+
+    /// A final message of a shape the caller builds around the reference
+    /// (an event stream's `{erqwest_events, Ref, closed, Reason}`).
+    pub fn final_message<F>(&mut self, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>, Term<'a>) -> Term<'a>,
+    {
+        self.finish();
+        self.send(build);
     }
 
     fn finish(&mut self) {
@@ -288,7 +310,7 @@ fn encode_body<'a>(env: Env<'a>, data: &Bytes) -> Term<'a> {
     res.make_binary(env, |b| b.0.as_ref()).to_term(env)
 }
 
-fn encode_resp<'a>(env: Env<'a>, head: &Head, body: Option<&Bytes>) -> Term<'a> {
+pub(crate) fn encode_resp<'a>(env: Env<'a>, head: &Head, body: Option<&Bytes>) -> Term<'a> {
     let mut keys = vec![
         atoms::status().encode(env),
         atoms::headers().encode(env),
