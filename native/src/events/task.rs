@@ -430,25 +430,29 @@ async fn connection(
         return end.into();
     }
     st.notify_open(&Head::take(&mut resp));
-    let mut ended: Option<Option<Error>> = None;
+    // Once set, the body is not read any more; the events parsed before
+    // it still go out first, as credit allows.
+    let mut stop: Option<Outcome> = None;
     loop {
         st.deliver();
-        if ended.is_some() && st.decoder.is_empty() {
-            return Outcome::Dropped(ended.unwrap_or(None));
+        if st.decoder.is_empty() {
+            if let Some(o) = stop {
+                return o;
+            }
         }
-        let want_body = ended.is_none() && st.credit > 0 && st.decoder.is_empty();
+        let want_body = stop.is_none() && st.credit > 0 && st.decoder.is_empty();
         tokio::select! {
             biased;
             c = cmds.recv() => if let Err(e) = st.command(c) { return e.into() },
             r = resp.chunk(), if want_body => match r {
                 Ok(Some(b)) => if let Err(f) = st.decoder.feed(&b, st.opts.max_line) {
-                    return End::Failed(f).into();
+                    stop = Some(End::Failed(f).into());
                 },
                 Ok(None) => {
                     st.decoder.finish();
-                    ended = Some(None);
+                    stop = Some(Outcome::Dropped(None));
                 }
-                Err(e) => ended = Some(Some(Error::from_reqwest(&e))),
+                Err(e) => stop = Some(Outcome::Dropped(Some(Error::from_reqwest(&e)))),
             },
         }
     }
