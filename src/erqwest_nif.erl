@@ -22,6 +22,9 @@
          events_parse/3]).
 -nifs([events_open/5, events_open_dirty/5, events_active/2, events_close/1, live_events/0,
        events_parse/3]).
+%% The JSON codec (erqwest_json).
+-export([json_encode/1, json_encode_dirty/1, json_decode/2, json_decode_dirty/2]).
+-nifs([json_encode/1, json_encode_dirty/1, json_decode/2, json_decode_dirty/2]).
 -ifdef(FAULT_INJECTION).
 %% Test builds only (native/src/testing.rs, feature `fault-injection').
 -export([fault_panic_nif/0, fault_panic_task/3]).
@@ -150,6 +153,23 @@ live_events() -> ?NOT_LOADED.
           [{binary(), binary(), binary() | undefined}] | [binary()]
           | {error, line_too_long | event_too_long}.
 events_parse(_Format, _Chunks, _MaxLine) -> ?NOT_LOADED.
+%%% The JSON codec (erqwest_json).
+
+%% @doc `{ok, Json}', or `{error, {Path, Reason}}' for a term with no JSON form.
+-spec json_encode(term()) -> {ok, binary()} | {error, {binary(), binary()}}.
+json_encode(_Term) -> ?NOT_LOADED.
+
+-spec json_encode_dirty(term()) -> {ok, binary()} | {error, {binary(), binary()}}.
+json_encode_dirty(_Term) -> ?NOT_LOADED.
+
+%% @doc `{ok, Term}', or `{error, {Offset, Reason}}'; JSON `null' becomes `Null'.
+-spec json_decode(binary(), atom()) ->
+    {ok, erqwest_json:json()} | {error, {non_neg_integer(), binary()}}.
+json_decode(_Json, _Null) -> ?NOT_LOADED.
+
+-spec json_decode_dirty(binary(), atom()) ->
+    {ok, erqwest_json:json()} | {error, {non_neg_integer(), binary()}}.
+json_decode_dirty(_Json, _Null) -> ?NOT_LOADED.
 -ifdef(FAULT_INJECTION).
 -spec fault_panic_nif() -> no_return().
 fault_panic_nif() -> ?NOT_LOADED.

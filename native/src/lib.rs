@@ -5,7 +5,7 @@
 //! request's handle and task), [`inbox`] (commands from a handle to its
 //! task), [`body`] (streamed request bodies),
 //! [`reply`] (messages back to Erlang), [`error`] (`err()` codes) and
-//! [`term`] (term decoding and encoding). This file only wires them up.
+//! [`term`] (term decoding and encoding) and [`json`] (the JSON codec). This file only wires them up.
 
 mod atoms;
 pub mod body;
@@ -13,6 +13,7 @@ pub mod client;
 pub mod error;
 mod events;
 mod inbox;
+pub mod json;
 mod operation;
 mod reply;
 mod request;

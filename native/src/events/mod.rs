@@ -5,7 +5,7 @@
 //! [`events_open`] decodes the options on the scheduler, makes a
 //! [`Stream`] handle and spawns [`task::drive`]. The task sends the
 //! request, parses the body ([`sse`], [`lines`]), decodes JSON when asked
-//! ([`json`]) and sends each event while the owner has credit. With no
+//! (the crate's codec, into the message's environment) and sends each event while the owner has credit. With no
 //! credit left it stops reading the body, so TCP flow control holds the
 //! server back instead of a buffer growing here. An SSE stream that ends
 //! or fails is reissued after the reconnection delay, with
@@ -14,7 +14,6 @@
 //! `active/2` and `close/1` queue a command for the task; the handle's
 //! monitor on the owner queues the same `Cancel` as `close/1`.
 
-mod json;
 pub mod lines;
 pub mod sse;
 mod task;

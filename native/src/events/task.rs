@@ -16,7 +16,7 @@ use rustler::{Atom, Encoder, Env, Term};
 
 use super::lines::Splitter;
 use super::sse::{self, Parser};
-use super::{atom, json, Format, Opts};
+use super::{atom, Format, Opts};
 use crate::error::{Code, Error};
 use crate::inbox::{Command, Receiver};
 use crate::reply::{encode_resp, Head, Replier};
@@ -201,7 +201,7 @@ fn encode_sse<'a>(env: Env<'a>, e: &sse::Event, as_json: bool, null: Atom) -> Te
         None => crate::atoms::undefined().encode(env),
     };
     let (data, bad) = match as_json {
-        true => match json::decode(env, &e.data, null) {
+        true => match crate::json::decode(env, &e.data, null) {
             Ok(t) => (t, false),
             Err(_) => (e.data.encode_binary(env), true),
         },
@@ -225,7 +225,7 @@ fn encode_line<'a>(env: Env<'a>, line: &[u8], as_json: bool, null: Atom) -> Term
     if !as_json {
         return line.encode_binary(env);
     }
-    match json::decode(env, line, null) {
+    match crate::json::decode(env, line, null) {
         Ok(t) => t,
         Err(_) => (atom::json_error(), line.encode_binary(env)).encode(env),
     }
