@@ -52,7 +52,9 @@ impl Splitter {
         // A CR at the end may still be the first half of a CRLF: it counts
         // only once a byte other than LF follows.
         let pending = self.line.len() + rest.len();
-        let counted = if rest.last() == Some(&b'\r') || (rest.is_empty() && self.line.last() == Some(&b'\r')) {
+        let counted = if rest.last() == Some(&b'\r')
+            || (rest.is_empty() && self.line.last() == Some(&b'\r'))
+        {
             pending - 1
         } else {
             pending
@@ -127,7 +129,8 @@ mod tests {
     fn a_long_line_fails_before_its_end() {
         let mut s = Splitter::new(4, false);
         let mut out = VecDeque::new();
-        s.feed(b"1234\r", &mut out).expect("a CR may still be a CRLF");
+        s.feed(b"1234\r", &mut out)
+            .expect("a CR may still be a CRLF");
         s.feed(b"\n", &mut out).expect("at the limit");
         assert_eq!(s.feed(b"12345", &mut out), Err(TooLong));
     }

@@ -196,18 +196,14 @@ impl Parser {
                 self.kind.clear();
                 push_utf8(&mut self.kind, value);
             }
-            b"id" => {
-                if !value.contains(&0) {
-                    self.id_buffer.clear();
-                    push_utf8(&mut self.id_buffer, value);
-                }
+            b"id" if !value.contains(&0) => {
+                self.id_buffer.clear();
+                push_utf8(&mut self.id_buffer, value);
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    self.retry = Some(value.iter().fold(0u64, |n, d| {
-                        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-                    }));
-                }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                self.retry = Some(value.iter().fold(0u64, |n, d| {
+                    n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                }));
             }
             _ => {}
         }
@@ -381,7 +377,8 @@ mod tests {
     fn retry_only_when_all_digits() {
         let mut p = Parser::new(100);
         let mut out = VecDeque::new();
-        p.feed(b"retry: 12x\nretry: -5\nretry:\n", &mut out).expect("ok");
+        p.feed(b"retry: 12x\nretry: -5\nretry:\n", &mut out)
+            .expect("ok");
         assert_eq!(p.retry(), None);
         p.feed(b"retry: 250\nretry: 1.5\n", &mut out).expect("ok");
         assert_eq!(p.retry(), Some(250));
@@ -397,12 +394,18 @@ mod tests {
             vec![ev("message", "no space\n two\n", None)]
         );
         // A field name without a colon is the whole line.
-        assert_eq!(parse(b"data: x\ndata y\n\n"), vec![ev("message", "x", None)]);
+        assert_eq!(
+            parse(b"data: x\ndata y\n\n"),
+            vec![ev("message", "x", None)]
+        );
     }
 
     #[test]
     fn a_partial_event_at_the_end_is_not_dispatched() {
-        assert_eq!(parse(b"data: a\n\ndata: b\n"), vec![ev("message", "a", None)]);
+        assert_eq!(
+            parse(b"data: a\n\ndata: b\n"),
+            vec![ev("message", "a", None)]
+        );
     }
 
     #[test]
@@ -441,7 +444,11 @@ mod tests {
         let whole = parse(STREAM);
         assert_eq!(whole.len(), 4);
         for i in 0..=STREAM.len() {
-            assert_eq!(parse_chunks(&[&STREAM[..i], &STREAM[i..]]), whole, "split {i}");
+            assert_eq!(
+                parse_chunks(&[&STREAM[..i], &STREAM[i..]]),
+                whole,
+                "split {i}"
+            );
             for j in i..=STREAM.len() {
                 let three = [&STREAM[..i], &STREAM[i..j], &STREAM[j..]];
                 assert_eq!(parse_chunks(&three), whole, "splits {i} {j}");
