@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR
 CARGO_FLAGS := --manifest-path native/Cargo.toml $(if $(filter release,$(ERQWEST_PROFILE)),--release,)
 CARGO_OUT := $(CARGO_TARGET_DIR)/$(ERQWEST_PROFILE)/liberqwest_nif.so
 
-.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell shell-erl soak sanitize bench
+.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell shell-erl soak sanitize bench bench-events
 
 help:
 	@echo "make demo   - start a local server and show erqwest requests against it"
@@ -26,6 +26,7 @@ help:
 	@echo "make soak   - long runs: random properties, full load, 1M requests or 10 min"
 	@echo "make sanitize - the Rust unit tests under valgrind (and ASan with nightly)"
 	@echo "make bench  - measure erqwest against wrk, curl and httpc (bench/README.md)"
+	@echo "make bench-events - event streams against read/2 + splitting in Erlang"
 
 # cargo decides what is stale; the copy is atomic so a running VM that has
 # the old library mapped is not disturbed.
@@ -67,6 +68,14 @@ lint:
 # Not part of `make test`: it takes minutes and measures, never asserts.
 bench:
 	@bash bench/run
+
+# Event streams against read/2 + splitting in Erlang (bench/README.md).
+bench-events: nif
+	@rebar3 compile >/dev/null
+	@mkdir -p _build/bench-events
+	@erlc -o _build/bench-events bench/erqwest_events_bench.erl
+	@erl -noshell +sbwt none +sbwtdcpu none +sbwtdio none -pa _build/default/lib/*/ebin \
+		-pa _build/bench-events -eval 'erqwest_events_bench:main()' -s init stop
 
 # iex reads .iex.exs, which registers the :default client.
 shell: nif

@@ -251,9 +251,15 @@ impl Replier {
     where
         F: for<'a> FnOnce(Env<'a>, Term<'a>) -> Term<'a>,
     {
+        let marks = self.done || self.upload_cut;
+        if !marks {
+            // No flag to set: built straight into the message environment,
+            // without the copy that `save` makes (one per event of a stream).
+            let _ = env.send_and_clear(&self.pid, |e| self.message(e, build));
+            return;
+        }
         // Built first, so that the lock below is held only for the send.
         let msg = env.run(|e| env.save(self.message(e, build)));
-        let marks = self.done || self.upload_cut;
         let guard = if marks {
             Some(self.progress.flags.lock())
         } else {
