@@ -62,9 +62,7 @@ json_budget([H | T], Nodes, Bytes) when is_integer(H), abs(H) > 1 bsl 64 ->
     %% Writing a bignum's digits is quadratic in its size.
     json_budget(T, Nodes - 1, Bytes - erlang:external_size(H));
 json_budget([_ | T], Nodes, Bytes) ->
-    json_budget(T, Nodes - 1, Bytes);
-json_budget(_, Nodes, _) ->
-    Nodes.
+    json_budget(T, Nodes - 1, Bytes).
 
 %% A list's elements are taken one by one (never the whole list at once).
 json_prefix(_, _, Nodes, _) when Nodes =< 0 -> 0;

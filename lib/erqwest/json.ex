@@ -61,8 +61,11 @@ defmodule Erqwest.JSON do
   @spec encode(term()) :: {:ok, String.t()} | {:error, EncodeError.t()}
   def encode(term) do
     case :erqwest_json.encode(term) do
-      {:ok, json} -> {:ok, json}
-      {:error, %{path: path, reason: reason}} -> {:error, %EncodeError{path: path, reason: reason}}
+      {:ok, json} ->
+        {:ok, json}
+
+      {:error, %{path: path, reason: reason}} ->
+        {:error, %EncodeError{path: path, reason: reason}}
     end
   end
 
@@ -90,8 +93,11 @@ defmodule Erqwest.JSON do
   @spec decode(binary()) :: {:ok, json()} | {:error, DecodeError.t()}
   def decode(json) when is_binary(json) do
     case :erqwest_json.decode(json, %{null: nil}) do
-      {:ok, term} -> {:ok, term}
-      {:error, %{offset: offset, reason: reason}} -> {:error, %DecodeError{offset: offset, reason: reason}}
+      {:ok, term} ->
+        {:ok, term}
+
+      {:error, %{offset: offset, reason: reason}} ->
+        {:error, %DecodeError{offset: offset, reason: reason}}
     end
   end
 

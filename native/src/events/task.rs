@@ -17,6 +17,7 @@ use rustler::{Atom, Encoder, Env, Term};
 use super::lines::Splitter;
 use super::sse::{self, Parser};
 use super::{atom, Format, Opts};
+use crate::compose::Decoding;
 use crate::error::{Code, Error};
 use crate::inbox::{Command, Receiver};
 use crate::reply::{encode_resp, Head, Replier};
@@ -269,8 +270,11 @@ impl Stream<'_> {
 
     fn notify_open(&mut self, head: &Head) {
         let tag = atom::erqwest_events();
-        self.out
-            .notify(|env, r| (tag, r, atom::open(), encode_resp(env, head, None)).encode(env));
+        self.out.notify(|env, r| {
+            // Without a body there is nothing to decode, so never an `Err`.
+            let resp = encode_resp(env, head, None, Decoding::default()).unwrap_or_else(|e| e);
+            (tag, r, atom::open(), resp).encode(env)
+        });
     }
 
     fn notify_reconnecting(&mut self, attempt: u64, delay: Duration) {
