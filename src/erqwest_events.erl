@@ -37,7 +37,13 @@
 %% Credit works as `inet:setopts(S, [{active, N}])': `once' sets it to one
 %% event, `N' adds N. With no credit left the runtime stops reading the
 %% body, so a fast server is held back by TCP flow control; at most one
-%% network chunk of parsed events waits in the NIF.
+%% network chunk of parsed events waits in the NIF. As with `gen_tcp' and
+%% its `tcp_closed', the end of the body (and so the final message) is seen
+%% only while there is credit.
+%%
+%% Keep the handle while the stream runs: when it is garbage collected
+%% nobody can give credit or close the stream, so it ends with an `error'
+%% of code `cancelled'.
 %%
 %% == Server-sent events ==
 %% Parsed as the WHATWG HTML standard's "interpreting an event stream"
