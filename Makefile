@@ -18,9 +18,9 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/native/target
 export CARGO_TARGET_DIR ERQWEST_PROFILE CARGO
 
-.PHONY: help nif release-nif docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench
+.PHONY: help nif release-nif docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench bench-events
 
-DEV_TARGETS := demo test test-ct test-exunit test-install docs shell shell-erl soak sanitize bench
+DEV_TARGETS := demo test test-ct test-exunit test-install docs shell shell-erl soak sanitize bench bench-events
 $(DEV_TARGETS): export ERQWEST_BUILD ?= 1
 
 help:
@@ -35,6 +35,7 @@ help:
 	@echo "make soak   - long runs: random properties, full load, 1M requests or 10 min"
 	@echo "make sanitize - the Rust unit tests under valgrind (and ASan with nightly)"
 	@echo "make bench  - measure erqwest against wrk, curl and httpc (bench/README.md)"
+	@echo "make bench-events - event streams against read/2 + splitting in Erlang"
 
 # native/nif.sh decides between the download and cargo; either way the
 # copy into priv/ is atomic, so a running VM that has the old library
@@ -87,6 +88,14 @@ lint:
 # Not part of `make test`: it takes minutes and measures, never asserts.
 bench:
 	@bash bench/run
+
+# Event streams against read/2 + splitting in Erlang (bench/README.md).
+bench-events: nif
+	@rebar3 compile >/dev/null
+	@mkdir -p _build/bench-events
+	@erlc -o _build/bench-events bench/erqwest_events_bench.erl
+	@erl -noshell +sbwt none +sbwtdcpu none +sbwtdio none -pa _build/default/lib/*/ebin \
+		-pa _build/bench-events -eval 'erqwest_events_bench:main()' -s init stop
 
 # iex reads .iex.exs, which registers the :default client.
 shell: nif

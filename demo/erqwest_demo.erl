@@ -2,7 +2,7 @@
 %%
 %% Starts the in-BEAM test server from test/, then shows a GET, a POST
 %% echoed back, redirects, a gzip body, a streamed upload and download, an
-%% asynchronous request and two errors, printing each request and reply.
+%% asynchronous request, server-sent events and NDJSON, and two errors, printing each request and reply.
 -module(erqwest_demo).
 
 -export([main/0]).
@@ -40,12 +40,35 @@ main() ->
     after 5000 -> io:format("<-- no reply~n~n")
     end,
 
+    io:format("--> server-sent events: POST /v1/chat (a JSON body), data => json~n"),
+    EvRef = make_ref(),
+    EvH = erqwest_events:open(C, self(), EvRef,
+                              #{method => post, url => Url("/v1/chat"),
+                                headers => [{<<"content-type">>, <<"application/json">>}],
+                                body => <<"{\"model\":\"demo\",\"stream\":true}">>},
+                              #{data => json, active => 2, reconnect => false}),
+    show_events(EvH, EvRef),
+
+    io:format("--> NDJSON: GET /watch, one term per line~n"),
+    NdRef = make_ref(),
+    NdH = erqwest_events:open(C, self(), NdRef, #{method => get, url => Url("/watch")},
+                              #{format => ndjson, active => 10}),
+    show_events(NdH, NdRef),
+
     show("GET a port nobody listens on", erqwest:get(C, <<"http://127.0.0.1:1/">>)),
     show("GET /slow with a 200 ms timeout", erqwest:get(C, Url("/slow"), #{timeout => 200})),
 
     erqwest_test_server:stop(Server),
     io:format("demo done~n").
 
+handle(#{path := <<"/v1/chat">>}) ->
+    {200, [{"content-type", "text/event-stream"}],
+     [<<"data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n">>,
+      <<": a comment, ignored\r\nid: 2\r\ndata: {\"choices\":[{\"delta\":{\"content\":\" there\"}}]}\r\n\r\n">>,
+      <<"event: done\ndata: [DONE]\n\n">>]};
+handle(#{path := <<"/watch">>}) ->
+    {200, [{"content-type", "application/x-ndjson"}],
+     <<"{\"type\":\"ADDED\",\"name\":\"a\"}\n{\"type\":\"DELETED\",\"name\":\"a\"}\nnot json\n">>};
 handle(#{path := <<"/hello">>}) ->
     {200, [{"content-type", "text/plain"}], <<"Hello from the local server!">>};
 handle(#{path := <<"/echo">>, body := Body, headers := Hs}) ->
@@ -75,4 +98,23 @@ read_all(H, Pieces, Bytes) ->
     case erqwest:read(H, #{length => 65536}) of
         {more, D} -> read_all(H, Pieces + 1, Bytes + byte_size(D));
         {ok, D} -> {Pieces + 1, Bytes + byte_size(D)}
+    end.
+
+%% Prints each message of an event stream until its final one, giving
+%% credit when it runs out.
+show_events(H, Ref) ->
+    receive
+        {erqwest_events, Ref, open, #{status := S}} ->
+            io:format("<-- open, status ~b~n", [S]), show_events(H, Ref);
+        {erqwest_events, Ref, event, E} ->
+            io:format("<-- event ~0p~n", [E]), show_events(H, Ref);
+        {erqwest_events, Ref, passive} ->
+            io:format("<-- passive (credit used up): erqwest_events:active(H, 2)~n"),
+            ok = erqwest_events:active(H, 2),
+            show_events(H, Ref);
+        {erqwest_events, Ref, closed, Reason} ->
+            io:format("<-- closed, ~p~n~n", [Reason]);
+        {erqwest_events, Ref, error, Err} ->
+            io:format("<-- error ~0p~n~n", [Err])
+    after 5000 -> io:format("<-- no message~n~n")
     end.

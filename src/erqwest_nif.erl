@@ -17,6 +17,14 @@
          operation_info/1, live_operations/0]).
 -nifs([start_operation/6, start_operation_dirty/6, operation_poll/1, operation_cancel/1,
        operation_info/1, live_operations/0]).
+%% Event streams (erqwest_events).
+-export([events_open/5, events_open_dirty/5, events_active/2, events_close/1, live_events/0,
+         events_parse/3]).
+-nifs([events_open/5, events_open_dirty/5, events_active/2, events_close/1, live_events/0,
+       events_parse/3]).
+%% The JSON codec (erqwest_json).
+-export([json_encode/1, json_encode_dirty/1, json_decode/2, json_decode_dirty/2]).
+-nifs([json_encode/1, json_encode_dirty/1, json_decode/2, json_decode_dirty/2]).
 -ifdef(FAULT_INJECTION).
 %% Test builds only (native/src/testing.rs, feature `fault-injection').
 -export([fault_panic_nif/0, fault_panic_task/3]).
@@ -116,6 +124,52 @@ operation_info(_Op) -> ?NOT_LOADED.
 %% @doc Operation tasks alive, for leak checks.
 -spec live_operations() -> non_neg_integer().
 live_operations() -> ?NOT_LOADED.
+
+%%% Event streams (erqwest_events).
+
+-type ev_handle() :: erqwest_events:handle().
+
+-spec events_open(client(), pid(), term(), erqwest:req_opts(), erqwest_events:opts()) ->
+          ev_handle().
+events_open(_Client, _Pid, _Ref, _ReqOpts, _Opts) -> ?NOT_LOADED.
+
+%% @doc {@link events_open/5} on a dirty scheduler, for list bodies and long header lists.
+-spec events_open_dirty(client(), pid(), term(), erqwest:req_opts(), erqwest_events:opts()) ->
+          ev_handle().
+events_open_dirty(_Client, _Pid, _Ref, _ReqOpts, _Opts) -> ?NOT_LOADED.
+
+-spec events_active(ev_handle(), erqwest_events:credit()) -> ok | finished.
+events_active(_Handle, _Credit) -> ?NOT_LOADED.
+
+-spec events_close(ev_handle()) -> ok | finished.
+events_close(_Handle) -> ?NOT_LOADED.
+
+%% @doc `{LiveHandles, LiveTasks}' of event streams, for leak checks.
+-spec live_events() -> {non_neg_integer(), non_neg_integer()}.
+live_events() -> ?NOT_LOADED.
+
+%% @doc Runs the stream parser over chunks at once (for property tests).
+-spec events_parse(sse | ndjson | lines, [binary()], pos_integer()) ->
+          [{binary(), binary(), binary() | undefined}] | [binary()]
+          | {error, line_too_long | event_too_long}.
+events_parse(_Format, _Chunks, _MaxLine) -> ?NOT_LOADED.
+%%% The JSON codec (erqwest_json).
+
+%% @doc `{ok, Json}', or `{error, {Path, Reason}}' for a term with no JSON form.
+-spec json_encode(term()) -> {ok, binary()} | {error, {binary(), binary()}}.
+json_encode(_Term) -> ?NOT_LOADED.
+
+-spec json_encode_dirty(term()) -> {ok, binary()} | {error, {binary(), binary()}}.
+json_encode_dirty(_Term) -> ?NOT_LOADED.
+
+%% @doc `{ok, Term}', or `{error, {Offset, Reason}}'; JSON `null' becomes `Null'.
+-spec json_decode(binary(), atom()) ->
+    {ok, erqwest_json:json()} | {error, {non_neg_integer(), binary()}}.
+json_decode(_Json, _Null) -> ?NOT_LOADED.
+
+-spec json_decode_dirty(binary(), atom()) ->
+    {ok, erqwest_json:json()} | {error, {non_neg_integer(), binary()}}.
+json_decode_dirty(_Json, _Null) -> ?NOT_LOADED.
 -ifdef(FAULT_INJECTION).
 -spec fault_panic_nif() -> no_return().
 fault_panic_nif() -> ?NOT_LOADED.

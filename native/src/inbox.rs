@@ -22,6 +22,8 @@ pub enum Command {
         period: Option<Duration>,
     },
     Cancel,
+    /// More credit for an event stream (`erqwest_events:active/2`).
+    Active(crate::events::Credit),
 }
 
 struct Inbox {

@@ -5,13 +5,17 @@
 //! request's handle and task), [`inbox`] (commands from a handle to its
 //! task), [`body`] (streamed request bodies),
 //! [`reply`] (messages back to Erlang), [`error`] (`err()` codes) and
-//! [`term`] (term decoding and encoding). This file only wires them up.
+//! [`term`] (term decoding and encoding), [`json`] (the JSON codec) and
+//! [`compose`] (query strings, JSON and form bodies, auth, base URLs). This file only wires them up.
 
 mod atoms;
 pub mod body;
 pub mod client;
+mod compose;
 pub mod error;
+mod events;
 mod inbox;
+pub mod json;
 mod operation;
 mod reply;
 mod request;

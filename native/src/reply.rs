@@ -1,6 +1,7 @@
 //! Messages from a request task to the Erlang process that asked.
 //!
-//! Every message is `{erqwest_response, Ref, ...}`. A [`Replier`] sends at
+//! Every message is `{erqwest_response, Ref, ...}` (event streams use
+//! their own tag, see [`Replier::with_tag`]). A [`Replier`] sends at
 //! most one final message (`reply` of a complete body, `fin` or `error`);
 //! if it is dropped before that (the runtime shut down, the task panicked)
 //! its destructor sends the final `error`, so a caller is never left
@@ -11,9 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rustler::env::OwnedEnv;
-use rustler::{Encoder, Env, LocalPid, OwnedBinary, ResourceArc, Term};
+use rustler::{Atom, Encoder, Env, LocalPid, OwnedBinary, ResourceArc, Term};
 
 use crate::atoms;
+use crate::compose::Decoding;
 use crate::error::{Code, Error};
 use crate::term::{encode_headers, encode_version, EncodeBinary};
 
@@ -97,6 +99,8 @@ impl rustler::Resource for BodyBytes {}
 
 pub struct Replier {
     pid: LocalPid,
+    /// The first element of every message.
+    tag: Atom,
     /// The caller's reference (any term) in the external term format:
     /// lighter to keep than an environment of its own, and decoded
     /// straight into each message.
@@ -105,6 +109,8 @@ pub struct Replier {
     done: bool,
     /// The upload was cut short by the reply about to be sent.
     upload_cut: bool,
+    /// Whether a complete body is decoded from JSON (compose/decode.rs).
+    decoding: Decoding,
 }
 
 thread_local! {
@@ -117,13 +123,27 @@ thread_local! {
 impl Replier {
     /// Copies `reference` so that it outlives the NIF call.
     pub fn new(pid: LocalPid, reference: Term, progress: Arc<Progress>) -> Self {
+        Self::with_tag(pid, reference, progress, atoms::erqwest_response())
+    }
+
+    /// The same, with `tag` instead of `erqwest_response` as the first
+    /// element of each message (the final `error` of the destructor too).
+    pub fn with_tag(pid: LocalPid, reference: Term, progress: Arc<Progress>, tag: Atom) -> Self {
         Replier {
             pid,
+            tag,
             reference: reference.to_binary(),
             progress,
             done: false,
             upload_cut: false,
+            decoding: Decoding::default(),
         }
+    }
+
+    /// Decodes a complete response body as `decoding` says.
+    pub fn decode_with(mut self, decoding: Decoding) -> Self {
+        self.decoding = decoding;
+        self
     }
 
     pub fn is_done(&self) -> bool {
@@ -145,10 +165,13 @@ impl Replier {
         if body.is_some() {
             self.finish();
         }
-        self.send(|env, r| {
-            let resp = encode_resp(env, head, body.as_ref());
-            (atoms::erqwest_response(), r, atoms::reply(), resp).encode(env)
-        });
+        let decoding = self.decoding;
+        self.send(
+            |env, r| match encode_resp(env, head, body.as_ref(), decoding) {
+                Ok(resp) => (atoms::erqwest_response(), r, atoms::reply(), resp).encode(env),
+                Err(err) => (atoms::erqwest_response(), r, atoms::error(), err).encode(env),
+            },
+        );
     }
 
     pub fn chunk(&mut self, data: Bytes) {
@@ -168,7 +191,8 @@ impl Replier {
 
     pub fn error(&mut self, err: &Error) {
         self.finish();
-        self.send(|env, r| (atoms::erqwest_response(), r, atoms::error(), err).encode(env));
+        let tag = self.tag;
+        self.send(|env, r| (tag, r, atoms::error(), err).encode(env));
     }
 
     /// A message that is not final, of a shape the caller builds around
@@ -187,7 +211,18 @@ impl Replier {
         F: for<'a> FnOnce(Env<'a>) -> Term<'a>,
     {
         self.finish();
-        self.send(|env, r| (atoms::erqwest_response(), r, atoms::error(), build(env)).encode(env));
+        let tag = self.tag;
+        self.send(|env, r| (tag, r, atoms::error(), build(env)).encode(env));
+    }
+
+    /// A final message of a shape the caller builds around the reference
+    /// (an event stream's `{erqwest_events, Ref, closed, Reason}`).
+    pub fn final_message<F>(&mut self, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>, Term<'a>) -> Term<'a>,
+    {
+        self.finish();
+        self.send(build);
     }
 
     fn finish(&mut self) {
@@ -229,9 +264,15 @@ impl Replier {
     where
         F: for<'a> FnOnce(Env<'a>, Term<'a>) -> Term<'a>,
     {
+        let marks = self.done || self.upload_cut;
+        if !marks {
+            // No flag to set: built straight into the message environment,
+            // without the copy that `save` makes (one per event of a stream).
+            let _ = env.send_and_clear(&self.pid, |e| self.message(e, build));
+            return;
+        }
         // Built first, so that the lock below is held only for the send.
         let msg = env.run(|e| env.save(self.message(e, build)));
-        let marks = self.done || self.upload_cut;
         let guard = if marks {
             Some(self.progress.flags.lock())
         } else {
@@ -288,7 +329,13 @@ fn encode_body<'a>(env: Env<'a>, data: &Bytes) -> Term<'a> {
     res.make_binary(env, |b| b.0.as_ref()).to_term(env)
 }
 
-fn encode_resp<'a>(env: Env<'a>, head: &Head, body: Option<&Bytes>) -> Term<'a> {
+/// The `resp()` map, or the `err()` of a body that does not decode.
+pub(crate) fn encode_resp<'a>(
+    env: Env<'a>,
+    head: &Head,
+    body: Option<&Bytes>,
+    decoding: Decoding,
+) -> Result<Term<'a>, Term<'a>> {
     let mut keys = vec![
         atoms::status().encode(env),
         atoms::headers().encode(env),
@@ -303,7 +350,12 @@ fn encode_resp<'a>(env: Env<'a>, head: &Head, body: Option<&Bytes>) -> Term<'a> 
     ];
     if let Some(b) = body {
         keys.push(atoms::body().encode(env));
-        values.push(encode_body(env, b));
+        values.push(if decoding.applies(head, b) {
+            decoding.body(env, head, b, || encode_body(env, b))?
+        } else {
+            encode_body(env, b)
+        });
     }
-    Term::map_from_term_arrays(env, &keys, &values).unwrap_or_else(|_| atoms::error().encode(env))
+    Ok(Term::map_from_term_arrays(env, &keys, &values)
+        .unwrap_or_else(|_| atoms::error().encode(env)))
 }
