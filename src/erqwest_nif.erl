@@ -17,6 +17,9 @@
          operation_info/1, live_operations/0]).
 -nifs([start_operation/6, start_operation_dirty/6, operation_poll/1, operation_cancel/1,
        operation_info/1, live_operations/0]).
+%% Next-page URLs (erqwest_pages; native/src/link.rs).
+-export([link_next/2, link_next_dirty/2, url_resolve/2, url_resolve_dirty/2]).
+-nifs([link_next/2, link_next_dirty/2, url_resolve/2, url_resolve_dirty/2]).
 -ifdef(FAULT_INJECTION).
 %% Test builds only (native/src/testing.rs, feature `fault-injection').
 -export([fault_panic_nif/0, fault_panic_task/3]).
@@ -116,6 +119,27 @@ operation_info(_Op) -> ?NOT_LOADED.
 %% @doc Operation tasks alive, for leak checks.
 -spec live_operations() -> non_neg_integer().
 live_operations() -> ?NOT_LOADED.
+%%% Next-page URLs (erqwest_pages).
+
+-type resolved() :: {ok, Url :: binary(), Origin :: binary()} | {error, binary()}.
+
+%% @doc The target of the first `rel="next"' link in these `Link' header
+%% values, resolved against the page's URL; `none' without one.
+-spec link_next([binary()], binary()) -> resolved() | none.
+link_next(_Values, _Base) -> ?NOT_LOADED.
+
+%% @doc {@link link_next/2} on a dirty scheduler, for long headers.
+-spec link_next_dirty([binary()], binary()) -> resolved() | none.
+link_next_dirty(_Values, _Base) -> ?NOT_LOADED.
+
+%% @doc A reference resolved against a page's URL (RFC 3986 section 5).
+-spec url_resolve(binary(), binary()) -> resolved().
+url_resolve(_Base, _Ref) -> ?NOT_LOADED.
+
+%% @doc {@link url_resolve/2} on a dirty scheduler, for long URLs.
+-spec url_resolve_dirty(binary(), binary()) -> resolved().
+url_resolve_dirty(_Base, _Ref) -> ?NOT_LOADED.
+
 -ifdef(FAULT_INJECTION).
 -spec fault_panic_nif() -> no_return().
 fault_panic_nif() -> ?NOT_LOADED.

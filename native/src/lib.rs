@@ -4,7 +4,8 @@
 //! [`client`] and [`tls`] (options to a reqwest client), [`request`] (one
 //! request's handle and task), [`inbox`] (commands from a handle to its
 //! task), [`body`] (streamed request bodies),
-//! [`reply`] (messages back to Erlang), [`error`] (`err()` codes) and
+//! [`reply`] (messages back to Erlang), [`error`] (`err()` codes), [`link`]
+//! (`Link` headers and next-page URLs) and
 //! [`term`] (term decoding and encoding). This file only wires them up.
 
 mod atoms;
@@ -12,6 +13,7 @@ pub mod body;
 pub mod client;
 pub mod error;
 mod inbox;
+mod link;
 mod operation;
 mod reply;
 mod request;
