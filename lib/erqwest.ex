@@ -309,6 +309,19 @@ defmodule Erqwest do
   @spec stream!(client(), url(), options()) :: Response.t() | Upload.t()
   def stream!(client, url, opts \\ []), do: bang(stream(client, url, opts))
 
+  @doc """
+  A paginated listing as a lazy stream of pages (`Erqwest.Response`), or
+  of their items with `items:`; the next page is requested while the
+  caller works on the current one. Options and strategies (`next: :link`,
+  `{:json, pointer}`, `{:cursor, param, pointer}`, `{:page, param,
+  first}`, a function) are in `Erqwest.Pages`.
+
+      iex> Erqwest.paginate(:default, "http://example.com/") |> Enum.map(& &1.status)
+      [200]
+  """
+  @spec paginate(client(), url() | options(), keyword()) :: Enumerable.t()
+  defdelegate paginate(client, url_or_request, opts \\ []), to: Erqwest.Pages
+
   ## Internals
 
   defp run(client, %{body: body} = req, read)

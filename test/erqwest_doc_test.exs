@@ -33,6 +33,7 @@ defmodule Erqwest.DocTest do
   doctest Erqwest.Response
   doctest Erqwest.Error
   doctest Erqwest.Async
+  doctest Erqwest.Pages
 
   test "the doc examples reached the local server, not the network", %{server: server} do
     {:ok, %Erqwest.Response{status: 200, body: "<html>example</html>"}} =
