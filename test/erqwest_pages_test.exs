@@ -10,7 +10,9 @@ defmodule Erqwest.PagesTest do
   end
 
   defp items(%Response{body: ""}), do: []
-  defp items(%Response{body: body}), do: body |> String.split(",") |> Enum.map(&String.to_integer/1)
+
+  defp items(%Response{body: body}),
+    do: body |> String.split(",") |> Enum.map(&String.to_integer/1)
 
   defp paths(server), do: for(%{path: p} <- Server.requests(server), do: p)
 
@@ -62,7 +64,9 @@ defmodule Erqwest.PagesTest do
 
   test "a failing page raises Erqwest.Error after the pages before it", %{client: c, server: s} do
     test = self()
-    stream = Erqwest.paginate(c, Server.url(s, "/fail")) |> Stream.each(&send(test, {:page, items(&1)}))
+
+    stream =
+      Erqwest.paginate(c, Server.url(s, "/fail")) |> Stream.each(&send(test, {:page, items(&1)}))
 
     error = assert_raise Error, fn -> Enum.to_list(stream) end
     assert %Error{code: :http_status, reason: "page 3: HTTP status 500"} = error

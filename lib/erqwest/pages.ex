@@ -160,8 +160,13 @@ defmodule Erqwest.Pages do
   defp check(:next, :link), do: :link
   defp check(:next, {:json, p}), do: {:json, pointer(p)}
   defp check(:next, {:cursor, param, p}) when is_binary(param), do: {:cursor, param, pointer(p)}
-  defp check(:next, {:page, param, n}) when is_binary(param) and is_integer(n), do: {:page, param, n}
-  defp check(:next, fun) when is_function(fun, 1), do: fn resp -> from_fun(fun.(Response.new(resp))) end
+
+  defp check(:next, {:page, param, n}) when is_binary(param) and is_integer(n),
+    do: {:page, param, n}
+
+  defp check(:next, fun) when is_function(fun, 1),
+    do: fn resp -> from_fun(fun.(Response.new(resp))) end
+
   defp check(:items, p), do: pointer(p)
   defp check(:max_pages, n) when (is_integer(n) and n > 0) or n == :infinity, do: n
   defp check(:prefetch, b) when is_boolean(b), do: b
