@@ -74,23 +74,31 @@
 
 -export([new/3, next/1, close/1, fold/3, to_list/1]).
 
--export_type([pages/0, page_opts/0, strategy/0, err/0]).
+-export_type([pages/0, page/0, page_opts/0, strategy/0, err/0]).
 
 -type pointer() :: binary().
 -type strategy() :: link
                   | {json, pointer()}
                   | {cursor, Param :: binary(), pointer()}
                   | {page, Param :: binary(), First :: integer()}
-                  | fun((erqwest:resp()) -> {url, binary()} | {request, erqwest:req_opts()} | done).
+                  | fun((page()) -> {url, binary()} | {request, erqwest:req_opts()} | done).
 -type page_opts() :: #{next => strategy(),
                        items => pointer(),
                        max_pages => pos_integer() | infinity,
                        prefetch => boolean(),
                        timeout => erqwest:timeout_ms(),
                        cross_host => boolean()}.
+%% A page: a `resp()' whose `body' is the decoded term when the strategy
+%% or `items' needs JSON, and with the page's `items' when asked for.
+-type page() :: #{status := 100..599,
+                  headers := [erqwest:header()],
+                  body => term(),
+                  items => [term()],
+                  version => 'HTTP/0.9' | 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2' | 'HTTP/3',
+                  url => binary()}.
 -type err() :: erqwest:err()
              | #{code := http_status, reason := binary(), status := 100..599,
-                 response := erqwest:resp()}
+                 response := page()}
              | #{code := pagination, reason := binary(), url => binary()}.
 
 %% What comes next: a request to send, one in flight, or the end.
@@ -170,7 +178,7 @@ new(Client, ReqOpts, Opts) ->
 %% `prefetch', the request for the page after this one is already sent
 %% when this returns. Blocks the calling process (in a `receive') while
 %% the page is on its way.
--spec next(pages()) -> {ok, erqwest:resp(), pages()} | done | {error, err()}.
+-spec next(pages()) -> {ok, page(), pages()} | done | {error, err()}.
 next(#pages{upcoming = done}) ->
     done;
 next(#pages{upcoming = {error, _} = Error}) ->
