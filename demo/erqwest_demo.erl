@@ -2,7 +2,8 @@
 %%
 %% Starts the in-BEAM test server from test/, then shows a GET, a POST
 %% echoed back, redirects, a gzip body, a streamed upload and download, an
-%% asynchronous request and two errors, printing each request and reply.
+%% asynchronous request, a paginated listing and two errors, printing each
+%% request and reply.
 -module(erqwest_demo).
 
 -export([main/0]).
@@ -40,6 +41,11 @@ main() ->
     after 5000 -> io:format("<-- no reply~n~n")
     end,
 
+    io:format("--> paginated GET /pages (Link: rel=\"next\"), next page prefetched~n"),
+    {ok, Bodies} = erqwest_pages:to_list(
+        erqwest_pages:new(C, #{method => get, url => Url("/pages")}, #{next => link})),
+    io:format("<-- ~b pages: ~s~n~n", [length(Bodies), lists:join(" | ", [B || #{body := B} <- Bodies])]),
+
     show("GET a port nobody listens on", erqwest:get(C, <<"http://127.0.0.1:1/">>)),
     show("GET /slow with a 200 ms timeout", erqwest:get(C, Url("/slow"), #{timeout => 200})),
 
@@ -56,6 +62,10 @@ handle(#{path := <<"/gzip">>}) ->
     {200, [{"content-encoding", "gzip"}], zlib:gzip(<<"this body travelled gzipped">>)};
 handle(#{path := <<"/big">>}) ->
     {200, [], binary:copy(<<"erqwest!">>, 128 * 1024)};
+handle(#{path := <<"/pages", Query/binary>>}) ->
+    K = case Query of <<"?page=", N/binary>> -> binary_to_integer(N); _ -> 1 end,
+    Next = [{"link", ["</pages?page=", integer_to_list(K + 1), ">; rel=\"next\""]} || K < 3],
+    {200, Next, ["items of page ", integer_to_list(K)]};
 handle(#{path := <<"/slow">>}) ->
     {custom, fun(_Sock, _Req) -> timer:sleep(2000), close end};
 handle(_) ->
