@@ -93,7 +93,4 @@ loadavg() ->
     end.
 
 env_int(Var, Default) ->
-    case os:getenv(Var) of
-        false -> Default;
-        V -> list_to_integer(V)
-    end.
+    list_to_integer(os:getenv(Var, integer_to_list(Default))).
