@@ -43,12 +43,20 @@ defmodule Erqwest do
     * `:chunk_period` — with a streamed response body, emit what arrived
       after this many milliseconds even if it is less than `:chunk_size`
       (default `:infinity`)
+    * `:decode_body` — `true` (decode JSON when the content type is
+      `application/json` or `*/*+json`), `:json` (always) or `false`
+      (never). Decoding happens on the runtime's threads, not in the
+      caller; the body becomes maps with string keys, lists, strings,
+      numbers, booleans and `nil`. A body that does not decode is
+      `{:error, %Erqwest.Error{code: :decode}}`. The default is the
+      client's, and clients made from Elixir default to `true` (also a
+      client option). See `Erqwest.JSON`.
 
   `request/2` also takes `:method` (default `:get`) and `:url` (required).
   An unknown key or a value of the wrong type raises `ArgumentError`:
 
       iex> Erqwest.get(:default, "http://example.com/", time_out: 5)
-      ** (ArgumentError) unknown request option :time_out; the accepted options are: :headers, :body, :response_body, :timeout, :chunk_size, :chunk_period
+      ** (ArgumentError) unknown request option :time_out; the accepted options are: :headers, :body, :response_body, :timeout, :decode_body, :chunk_size, :chunk_period
 
   ## Results
 
@@ -355,11 +363,12 @@ defmodule Erqwest do
 
   @doc false
   # An Erlang resp() as a Response; a streamed body (a handle) becomes a
-  # lazy Stream that reads with `read` (the Erlang read_opts()).
+  # lazy Stream that reads with `read` (the Erlang read_opts()). A handle
+  # is a tuple, which a decoded JSON body never is.
   @spec response(:erqwest.resp(), map()) :: Response.t()
   def response(resp, read \\ %{})
 
-  def response(%{body: body} = resp, read) when not is_binary(body) do
+  def response(%{body: body} = resp, read) when is_tuple(body) do
     %{Response.new(resp) | body: body_stream(body, Map.put_new(read, :length, 1))}
   end
 

@@ -28,7 +28,7 @@
 -export([format_error/2]).
 
 -export_type([client/0, handle/0, client_opts/0, req_opts/0, read_opts/0, method/0,
-              header/0, resp/0, err/0, code/0, proxy_spec/0, timeout_ms/0]).
+              header/0, resp/0, err/0, code/0, proxy_spec/0, timeout_ms/0, decode/0]).
 
 -opaque client() :: reference().
 
@@ -76,7 +76,10 @@
     user_agent => binary(),
     default_headers => [header()],
     resolve => [{Host :: binary(), {inet:ip_address(), inet:port_number()}}],
-    min_tls_version => tlsv1 | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3'
+    min_tls_version => tlsv1 | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3',
+    %% Request defaults (README: "Composing requests").
+    decode => decode(),
+    json_null => atom()
 }.
 
 -type req_opts() :: #{
@@ -85,21 +88,34 @@
     headers => [header()],
     body => iodata() | stream,
     response_body => complete | stream,
-    timeout => timeout_ms()
+    timeout => timeout_ms(),
+    %% README: "Composing requests".
+    decode => decode(),
+    json_null => atom()
 }.
+
+-type decode() :: none | json | auto.
+%% `none': the body stays a binary (the default); `json': always decoded
+%% from JSON; `auto': decoded when the content type is `application/json'
+%% or `*/*+json' and the body is not empty. See {@link erqwest_json}.
 
 -type read_opts() :: #{length => non_neg_integer(), period => timeout_ms()}.
 
 -type resp() :: #{
     status := 100..599,
     headers := [header()],
-    body => binary() | handle(),
+    body => binary() | handle() | erqwest_json:json(),
     version => 'HTTP/0.9' | 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2' | 'HTTP/3',
     url => binary()
 }.
 
--type code() :: timeout | redirect | url | connect | request | body | cancelled | unknown.
--type err() :: #{code := code(), reason := binary()}.
+-type code() :: timeout | redirect | url | connect | request | body | cancelled | unknown
+              | decode.
+-type err() :: #{code := code(), reason := binary(), body => binary(),
+                 status => 100..599, headers => [header()]}.
+%% `decode': the body did not decode with `decode => json | auto'; the
+%% reason names the byte offset, `body', `status' and `headers' are the
+%% response's.
 
 %%% Clients
 

@@ -20,6 +20,9 @@
 %% Next-page URLs (erqwest_pages; native/src/link.rs).
 -export([link_next/2, link_next_dirty/2, url_resolve/2, url_resolve_dirty/2]).
 -nifs([link_next/2, link_next_dirty/2, url_resolve/2, url_resolve_dirty/2]).
+%% The JSON codec (erqwest_json).
+-export([json_encode/1, json_encode_dirty/1, json_decode/2, json_decode_dirty/2]).
+-nifs([json_encode/1, json_encode_dirty/1, json_decode/2, json_decode_dirty/2]).
 -ifdef(FAULT_INJECTION).
 %% Test builds only (native/src/testing.rs, feature `fault-injection').
 -export([fault_panic_nif/0, fault_panic_task/3]).
@@ -140,6 +143,23 @@ url_resolve(_Base, _Ref) -> ?NOT_LOADED.
 -spec url_resolve_dirty(binary(), binary()) -> resolved().
 url_resolve_dirty(_Base, _Ref) -> ?NOT_LOADED.
 
+%%% The JSON codec (erqwest_json).
+
+%% @doc `{ok, Json}', or `{error, {Path, Reason}}' for a term with no JSON form.
+-spec json_encode(term()) -> {ok, binary()} | {error, {binary(), binary()}}.
+json_encode(_Term) -> ?NOT_LOADED.
+
+-spec json_encode_dirty(term()) -> {ok, binary()} | {error, {binary(), binary()}}.
+json_encode_dirty(_Term) -> ?NOT_LOADED.
+
+%% @doc `{ok, Term}', or `{error, {Offset, Reason}}'; JSON `null' becomes `Null'.
+-spec json_decode(binary(), atom()) ->
+    {ok, erqwest_json:json()} | {error, {non_neg_integer(), binary()}}.
+json_decode(_Json, _Null) -> ?NOT_LOADED.
+
+-spec json_decode_dirty(binary(), atom()) ->
+    {ok, erqwest_json:json()} | {error, {non_neg_integer(), binary()}}.
+json_decode_dirty(_Json, _Null) -> ?NOT_LOADED.
 -ifdef(FAULT_INJECTION).
 -spec fault_panic_nif() -> no_return().
 fault_panic_nif() -> ?NOT_LOADED.

@@ -34,6 +34,7 @@ defmodule Erqwest.DocTest do
   doctest Erqwest.Error
   doctest Erqwest.Async
   doctest Erqwest.Pages
+  doctest Erqwest.JSON
 
   test "the doc examples reached the local server, not the network", %{server: server} do
     {:ok, %Erqwest.Response{status: 200, body: "<html>example</html>"}} =

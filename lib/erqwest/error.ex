@@ -12,6 +12,8 @@ defmodule Erqwest.Error do
       that is not iodata)
     * `:body` — the body was cut off
     * `:cancelled` — the request was cancelled
+    * `:decode` — the body is not the JSON that `decode_body:` asked for
+      (the reason names the byte offset)
     * `:unknown` — anything else
 
   The non-bang functions return it as `{:error, %Erqwest.Error{}}`, the
@@ -27,7 +29,15 @@ defmodule Erqwest.Error do
   defexception [:code, :reason]
 
   @type code ::
-          :timeout | :redirect | :url | :connect | :request | :body | :cancelled | :unknown
+          :timeout
+          | :redirect
+          | :url
+          | :connect
+          | :request
+          | :body
+          | :cancelled
+          | :unknown
+          | :decode
   @type t :: %__MODULE__{code: code(), reason: String.t()}
 
   @impl true

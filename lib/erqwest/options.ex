@@ -38,6 +38,8 @@ defmodule Erqwest.Options do
     danger_accept_invalid_certs: :boolean,
     min_tls_version: {:one_of, @tls_versions}
   ]
+  # Request defaults above the transport (lib/erqwest/compose.ex).
+  @client_checks @client_checks ++ Erqwest.Compose.client_checks()
 
   @request_checks [
     method: {:one_of, @methods},
@@ -47,6 +49,7 @@ defmodule Erqwest.Options do
     response_body: {:one_of, [:complete, :stream]},
     timeout: :ms
   ]
+  @request_checks @request_checks ++ Erqwest.Compose.request_checks()
 
   @read_checks [chunk_size: :non_neg_integer, chunk_period: :ms]
 
@@ -57,7 +60,11 @@ defmodule Erqwest.Options do
   @doc "The `client_opts()` map for `:erqwest.make_client/1`."
   @spec client(Enumerable.t()) :: map()
   def client(opts) do
-    opts |> to_pairs() |> convert(@client_checks, "client") |> Map.new()
+    opts
+    |> to_pairs()
+    |> convert(@client_checks, "client")
+    |> Erqwest.Compose.client()
+    |> Map.new()
   end
 
   @doc """
@@ -72,7 +79,12 @@ defmodule Erqwest.Options do
     checks = Keyword.drop(all, Keyword.keys(fixed))
     pairs = opts |> to_pairs() |> convert(checks, "request")
     {read, req} = Keyword.split(pairs, Keyword.keys(@read_checks))
-    req = req |> Keyword.merge(convert(fixed, all, "request")) |> Map.new()
+
+    req =
+      req
+      |> Keyword.merge(convert(fixed, all, "request"))
+      |> Erqwest.Compose.request()
+      |> Map.new()
 
     unless Map.has_key?(req, :url) do
       raise ArgumentError, "missing required request option :url"
@@ -149,6 +161,7 @@ defmodule Erqwest.Options do
   defp check(:url, %URI{} = v), do: {:ok, URI.to_string(v)}
   defp check(:url, v) when is_binary(v), do: {:ok, v}
   defp check(:headers, v), do: headers(v)
+  defp check({:compose, name}, v), do: Erqwest.Compose.check(name, v)
 
   defp check(:binaries, v) when is_list(v),
     do: if(Enum.all?(v, &is_binary/1), do: {:ok, v}, else: :error)
@@ -249,4 +262,5 @@ defmodule Erqwest.Options do
       ":system, :no_proxy or a list of {:http | :https | :all, [url: url, basic_auth: {user, pass}]}"
 
   defp expected(:body), do: "iodata, an Enumerable of iodata, or :stream"
+  defp expected({:compose, name}), do: Erqwest.Compose.expected(name)
 end

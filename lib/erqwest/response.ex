@@ -5,7 +5,7 @@ defmodule Erqwest.Response do
     * `status` — the status code, `100..599`
     * `headers` — `[{name, value}]` with lower-case names; repeated headers
       stay, in order
-    * `body` — a binary; with a streamed response body
+    * `body` — a binary, or the decoded JSON term with `decode_body:`; with a streamed response body
       (`Erqwest.stream/3`) a lazy `Stream` of binaries; `nil` in the
       `reply` of an async request whose body is streamed
     * `version` — the HTTP version as an atom, such as `:"HTTP/1.1"`
@@ -18,7 +18,7 @@ defmodule Erqwest.Response do
   @type t :: %__MODULE__{
           status: 100..599,
           headers: [{String.t(), String.t()}],
-          body: binary() | Enumerable.t() | nil,
+          body: binary() | Erqwest.JSON.json() | Enumerable.t() | nil,
           version: version() | nil,
           url: String.t() | nil
         }

@@ -11,6 +11,7 @@ use rustler::{
 };
 
 use crate::atoms;
+use crate::compose;
 use crate::runtime::Runtime;
 use crate::term::{
     decode_bool, decode_header_list, decode_int, decode_list, decode_ms, header_map, EncodeBinary,
@@ -21,6 +22,7 @@ use crate::tls;
 pub struct Client {
     inner: RwLock<Option<reqwest::Client>>,
     runtime: ResourceArc<Runtime>,
+    compose: compose::Defaults,
 }
 
 #[rustler::resource_impl]
@@ -34,6 +36,11 @@ impl Client {
 
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// Request defaults above the transport (compose.rs).
+    pub fn compose(&self) -> &compose::Defaults {
+        &self.compose
     }
 }
 
@@ -96,6 +103,7 @@ pub struct ClientConfig {
     pub default_headers: HeaderMap,
     pub resolve: Vec<(String, SocketAddr)>,
     pub min_tls_version: Option<reqwest::tls::Version>,
+    pub compose: compose::Defaults,
 }
 
 impl Default for ClientConfig {
@@ -130,6 +138,7 @@ impl Default for ClientConfig {
             default_headers: HeaderMap::new(),
             resolve: Vec::new(),
             min_tls_version: None,
+            compose: compose::Defaults::default(),
         }
     }
 }
@@ -206,6 +215,7 @@ impl ClientConfig {
             k if k == atoms::min_tls_version() => {
                 self.min_tls_version = Some(decode_tls_version(v)?)
             }
+            k if compose::Defaults::is_key(k) => self.compose.set(k, v)?,
             _ => return Err(NifError::BadArg),
         }
         Ok(())
@@ -390,13 +400,15 @@ fn make_client<'a>(
     opts: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let handle = runtime.handle().ok_or(NifError::BadArg)?;
-    let config = ClientConfig::decode(opts)?;
+    let mut config = ClientConfig::decode(opts)?;
+    let compose = std::mem::take(&mut config.compose);
     // Some reqwest internals (the system proxy lookup) expect a runtime context.
     let _guard = handle.enter();
     match config.build() {
         Ok(client) => Ok(ResourceArc::new(Client {
             inner: RwLock::new(Some(client)),
             runtime: runtime.clone(),
+            compose,
         })
         .encode(env)),
         Err(reason) => Ok((atoms::error(), reason.as_bytes().encode_binary(env)).encode(env)),

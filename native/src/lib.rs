@@ -4,15 +4,18 @@
 //! [`client`] and [`tls`] (options to a reqwest client), [`request`] (one
 //! request's handle and task), [`inbox`] (commands from a handle to its
 //! task), [`body`] (streamed request bodies),
-//! [`reply`] (messages back to Erlang), [`error`] (`err()` codes), [`link`]
-//! (`Link` headers and next-page URLs) and
-//! [`term`] (term decoding and encoding). This file only wires them up.
+//! [`reply`] (messages back to Erlang), [`error`] (`err()` codes),
+//! [`term`] (term decoding and encoding), [`json`] (the JSON codec),
+//! [`compose`] (query strings, JSON and form bodies, auth, base URLs) and
+//! [`link`] (`Link` headers and next-page URLs). This file only wires them up.
 
 mod atoms;
 pub mod body;
 pub mod client;
+mod compose;
 pub mod error;
 mod inbox;
+pub mod json;
 mod link;
 mod operation;
 mod reply;

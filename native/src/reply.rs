@@ -14,6 +14,7 @@ use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, OwnedBinary, ResourceArc, Term};
 
 use crate::atoms;
+use crate::compose::Decoding;
 use crate::error::{Code, Error};
 use crate::term::{encode_headers, encode_version, EncodeBinary};
 
@@ -105,6 +106,8 @@ pub struct Replier {
     done: bool,
     /// The upload was cut short by the reply about to be sent.
     upload_cut: bool,
+    /// Whether a complete body is decoded from JSON (compose/decode.rs).
+    decoding: Decoding,
 }
 
 thread_local! {
@@ -123,7 +126,14 @@ impl Replier {
             progress,
             done: false,
             upload_cut: false,
+            decoding: Decoding::default(),
         }
+    }
+
+    /// Decodes a complete response body as `decoding` says.
+    pub fn decode_with(mut self, decoding: Decoding) -> Self {
+        self.decoding = decoding;
+        self
     }
 
     pub fn is_done(&self) -> bool {
@@ -145,10 +155,13 @@ impl Replier {
         if body.is_some() {
             self.finish();
         }
-        self.send(|env, r| {
-            let resp = encode_resp(env, head, body.as_ref());
-            (atoms::erqwest_response(), r, atoms::reply(), resp).encode(env)
-        });
+        let decoding = self.decoding;
+        self.send(
+            |env, r| match encode_resp(env, head, body.as_ref(), decoding) {
+                Ok(resp) => (atoms::erqwest_response(), r, atoms::reply(), resp).encode(env),
+                Err(err) => (atoms::erqwest_response(), r, atoms::error(), err).encode(env),
+            },
+        );
     }
 
     pub fn chunk(&mut self, data: Bytes) {
@@ -288,7 +301,13 @@ fn encode_body<'a>(env: Env<'a>, data: &Bytes) -> Term<'a> {
     res.make_binary(env, |b| b.0.as_ref()).to_term(env)
 }
 
-fn encode_resp<'a>(env: Env<'a>, head: &Head, body: Option<&Bytes>) -> Term<'a> {
+/// The `resp()` map, or the `err()` of a body that does not decode.
+fn encode_resp<'a>(
+    env: Env<'a>,
+    head: &Head,
+    body: Option<&Bytes>,
+    decoding: Decoding,
+) -> Result<Term<'a>, Term<'a>> {
     let mut keys = vec![
         atoms::status().encode(env),
         atoms::headers().encode(env),
@@ -303,7 +322,12 @@ fn encode_resp<'a>(env: Env<'a>, head: &Head, body: Option<&Bytes>) -> Term<'a> 
     ];
     if let Some(b) = body {
         keys.push(atoms::body().encode(env));
-        values.push(encode_body(env, b));
+        values.push(if decoding.applies(head, b) {
+            decoding.body(env, head, b, || encode_body(env, b))?
+        } else {
+            encode_body(env, b)
+        });
     }
-    Term::map_from_term_arrays(env, &keys, &values).unwrap_or_else(|_| atoms::error().encode(env))
+    Ok(Term::map_from_term_arrays(env, &keys, &values)
+        .unwrap_or_else(|_| atoms::error().encode(env)))
 }

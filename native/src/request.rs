@@ -21,6 +21,7 @@ use rustler::{
 
 use crate::atoms;
 use crate::client::Client;
+use crate::compose;
 use crate::error::{Code, Error};
 use crate::inbox::{inbox, Command, Sender};
 use crate::reply::{Progress, Replier};
@@ -58,6 +59,8 @@ pub(crate) struct Spec {
     pub(crate) upload: bool,
     pub(crate) response_body: BodyMode,
     pub(crate) timeout: Option<Duration>,
+    /// Query, JSON, form, multipart, auth and decoding (compose.rs).
+    pub(crate) compose: compose::Options,
 }
 
 pub(crate) struct Checked {
@@ -76,6 +79,7 @@ impl Spec {
         let mut body = None;
         let mut response_body = BodyMode::Complete;
         let mut timeout = None;
+        let mut compose = compose::Options::default();
         for (k, v) in term.decode::<MapIterator>()? {
             match k.decode::<Atom>()? {
                 k if k == atoms::url() => url = Some(v.decode()?),
@@ -90,6 +94,7 @@ impl Spec {
                     }
                 }
                 k if k == atoms::timeout() => timeout = Some(decode_ms(v)?.unwrap_or(FOREVER)),
+                k if compose::Options::is_key(k) => compose.set(k, v)?,
                 _ => return Err(NifError::BadArg),
             }
         }
@@ -103,6 +108,7 @@ impl Spec {
             upload,
             response_body,
             timeout,
+            compose,
         })
     }
 }
@@ -204,7 +210,8 @@ fn start<'a>(
         // so that the path is the usual one.
         handle.cmds.send(Command::Cancel);
     }
-    let out = Replier::new(pid, reference, progress);
+    let out =
+        Replier::new(pid, reference, progress).decode_with(spec.compose.decoding(client.compose()));
     LIVE_TASKS.fetch_add(1, Ordering::Relaxed);
     rt.spawn(task::drive(http, spec, rx, out));
     Ok(handle)

@@ -59,3 +59,20 @@ stubs!(
     enif_send,
     enif_thread_type,
 );
+
+// The JSON codec's (json.rs).
+stubs!(
+    enif_binary_to_term,
+    enif_get_atom,
+    enif_get_atom_length,
+    enif_get_double,
+    enif_get_long,
+    enif_make_double,
+    enif_make_list_cell,
+    enif_make_long,
+    enif_make_map_put,
+    enif_make_new_map,
+    enif_release_binary,
+    enif_term_to_binary,
+    enif_term_type,
+);

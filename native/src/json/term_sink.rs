@@ -1,0 +1,112 @@
+//! The parser's values made as Erlang terms, straight in the caller's
+//! environment.
+//!
+//! Values are kept as raw term handles so that a finished array or object
+//! goes to `enif_make_list_from_array` / `enif_make_map_from_arrays`
+//! without another copy of its elements.
+
+use rustler::sys::{self, ErlNifTerm};
+use rustler::{Atom, Encoder, Env, Term};
+
+use super::bignum::etf_from_digits;
+use super::decode::Sink;
+
+pub struct TermSink<'a> {
+    env: Env<'a>,
+    null: ErlNifTerm,
+    true_: ErlNifTerm,
+    false_: ErlNifTerm,
+}
+
+impl<'a> TermSink<'a> {
+    pub fn new(env: Env<'a>, null: Atom) -> Self {
+        TermSink {
+            env,
+            null: null.encode(env).as_c_arg(),
+            true_: true.encode(env).as_c_arg(),
+            false_: false.encode(env).as_c_arg(),
+        }
+    }
+
+    /// A finished value as a term of `env`.
+    pub fn term(&self, raw: ErlNifTerm) -> Term<'a> {
+        // SAFETY: every raw value was made in `self.env`.
+        unsafe { Term::new(self.env, raw) }
+    }
+}
+
+impl Sink for TermSink<'_> {
+    type Value = ErlNifTerm;
+
+    fn null(&mut self) -> ErlNifTerm {
+        self.null
+    }
+
+    fn boolean(&mut self, b: bool) -> ErlNifTerm {
+        if b {
+            self.true_
+        } else {
+            self.false_
+        }
+    }
+
+    fn integer(&mut self, i: i64) -> ErlNifTerm {
+        i.encode(self.env).as_c_arg()
+    }
+
+    fn big_integer(&mut self, negative: bool, digits: &[u8]) -> Option<ErlNifTerm> {
+        let etf = etf_from_digits(negative, digits);
+        self.env.binary_to_term(&etf).map(|(t, _)| t.as_c_arg())
+    }
+
+    fn float(&mut self, f: f64) -> ErlNifTerm {
+        f.encode(self.env).as_c_arg()
+    }
+
+    fn string(&mut self, s: &[u8]) -> ErlNifTerm {
+        let bin = rustler::NewBinary::from_slice(self.env, s);
+        Term::from(bin).as_c_arg()
+    }
+
+    fn array(&mut self, items: Vec<ErlNifTerm>) -> ErlNifTerm {
+        let env = self.env.as_c_arg();
+        // SAFETY: the elements are terms of this environment.
+        match u32::try_from(items.len()) {
+            Ok(n) => unsafe { sys::enif_make_list_from_array(env, items.as_ptr(), n) },
+            // Over 4 billion elements (an input of many gigabytes): the
+            // array call takes a 32-bit count, so cons them instead.
+            Err(_) => items.iter().rev().fold(
+                unsafe { sys::enif_make_list_from_array(env, items.as_ptr(), 0) },
+                |list, item| unsafe { sys::enif_make_list_cell(env, *item, list) },
+            ),
+        }
+    }
+
+    fn object(&mut self, keys: Vec<ErlNifTerm>, values: Vec<ErlNifTerm>) -> ErlNifTerm {
+        let env = self.env.as_c_arg();
+        let mut map = ErlNifTerm::default();
+        // SAFETY: keys and values are terms of this environment, as many
+        // of each (the parser pushes a value for every key).
+        let made = unsafe {
+            sys::enif_make_map_from_arrays(
+                env,
+                keys.as_ptr(),
+                values.as_ptr(),
+                keys.len().min(values.len()),
+                &mut map,
+            )
+        };
+        if made != 0 {
+            return map;
+        }
+        // A repeated key: put the pairs one at a time, so the last wins.
+        let mut map = unsafe { sys::enif_make_new_map(env) };
+        for (k, v) in keys.iter().zip(&values) {
+            let mut next = ErlNifTerm::default();
+            if unsafe { sys::enif_make_map_put(env, map, *k, *v, &mut next) } != 0 {
+                map = next;
+            }
+        }
+        map
+    }
+}

@@ -1,0 +1,373 @@
+%% The JSON codec (erqwest_json, native/src/json.rs): RFC 8259 edge cases
+%% by hand, hostile input, and properties: random JSON-shaped terms
+%% survive encode then decode, and agree with jiffy both ways.
+%%
+%% Properties run from a fixed seed (value I is picked with {Seed, I, 1}),
+%% so that a failure names the case that reproduces it;
+%% ERQWEST_PROP_NUMTESTS scales the number of cases.
+-module(erqwest_json_SUITE).
+
+-include_lib("proper/include/proper.hrl").
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, groups/0, suite/0, init_per_suite/1, end_per_suite/1]).
+-export([scalars/1, every_escape/1, surrogate_pairs/1, lone_surrogates/1,
+         invalid_utf8_in_strings/1, control_characters/1, negative_zero/1,
+         float_out_of_range/1, big_integers/1, long_integers/1, empty_and_duplicate_keys/1,
+         deep_nesting/1, a_million_brackets/1, trailing_garbage/1, whitespace/1,
+         grammar_errors_give_offsets/1, null_option/1, bad_arguments/1]).
+-export([encode_values/1, encode_floats_shortest/1, encode_escapes/1, encode_keys/1,
+         encode_errors_name_the_path/1, encode_deep_nesting/1, large_inputs_go_dirty/1]).
+-export([round_trip/1, jiffy_reads_our_encoding/1, we_read_jiffys_encoding/1]).
+
+-define(NUM_PROP, 400).
+-define(DEFAULT_SEED, 20261201).
+
+suite() -> [{timetrap, {minutes, 5}}].
+
+all() -> [{group, decode}, {group, encode}, {group, properties}].
+
+groups() ->
+    [{decode, [parallel],
+      [scalars, every_escape, surrogate_pairs, lone_surrogates, invalid_utf8_in_strings,
+       control_characters, negative_zero, float_out_of_range, big_integers, long_integers,
+       empty_and_duplicate_keys, deep_nesting, a_million_brackets, trailing_garbage, whitespace,
+       grammar_errors_give_offsets, null_option, bad_arguments]},
+     {encode, [parallel],
+      [encode_values, encode_floats_shortest, encode_escapes, encode_keys,
+       encode_errors_name_the_path, encode_deep_nesting, large_inputs_go_dirty]},
+     {properties, [], [round_trip, jiffy_reads_our_encoding, we_read_jiffys_encoding]}].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erqwest),
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+%%% Decoding
+
+dec(Bin) ->
+    {ok, T} = erqwest_json:decode(Bin),
+    T.
+
+%% The offset and the reason of a failed decode.
+err(Bin) ->
+    {error, #{code := decode, offset := Offset, reason := Reason}} = erqwest_json:decode(Bin),
+    %% The reason repeats the offset.
+    Suffix = iolist_to_binary([" at byte ", integer_to_list(Offset)]),
+    ?assertEqual(Suffix, binary:part(Reason, byte_size(Reason), -byte_size(Suffix))),
+    {Offset, Reason}.
+
+scalars(_) ->
+    ?assertEqual(true, dec(<<"true">>)),
+    ?assertEqual(false, dec(<<"false">>)),
+    ?assertEqual(null, dec(<<"null">>)),
+    ?assertEqual(0, dec(<<"0">>)),
+    ?assertEqual(-12, dec(<<"-12">>)),
+    ?assertEqual(1.5, dec(<<"1.5">>)),
+    ?assertEqual(1500.0, dec(<<"1.5e3">>)),
+    ?assertEqual(0.015, dec(<<"1.5E-2">>)),
+    ?assertEqual(100.0, dec(<<"1e+2">>)),
+    ?assertEqual(<<>>, dec(<<"\"\"">>)),
+    ?assertEqual([], dec(<<"[]">>)),
+    ?assertEqual(#{}, dec(<<"{}">>)),
+    ?assertEqual(#{<<"a">> => [1, 2.5, <<"x">>, null, true, #{}]},
+                 dec(<<"{\"a\":[1,2.5,\"x\",null,true,{}]}">>)).
+
+every_escape(_) ->
+    ?assertEqual(<<"\"\\/\b\f\n\r\t">>, dec(<<"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"">>)),
+    ?assertEqual(<<"A", 0, 16#1f, "é€"/utf8>>, dec(<<"\"\\u0041\\u0000\\u001F\\u00e9\\u20AC\"">>)),
+    %% Escapes between raw UTF-8 runs.
+    ?assertEqual(<<"é\nü"/utf8>>, dec(<<"\"é\\nü\""/utf8>>)),
+    ?assertMatch({1, <<"invalid escape in string", _/binary>>}, err(<<"\"\\x\"">>)),
+    ?assertMatch({5, <<"invalid escape in string", _/binary>>}, err(<<"\"\\u12G4\"">>)),
+    ?assertMatch({5, <<"unexpected end of input", _/binary>>}, err(<<"\"\\u12">>)).
+
+surrogate_pairs(_) ->
+    ?assertEqual(<<"😀"/utf8>>, dec(<<"\"\\ud83d\\ude00\"">>)),
+    ?assertEqual(<<"x𝄞y"/utf8>>, dec(<<"\"x\\uD834\\uDD1Ey\"">>)),
+    %% The same characters raw.
+    ?assertEqual(<<"😀𝄞"/utf8>>, dec(<<"\"😀𝄞\""/utf8>>)).
+
+lone_surrogates(_) ->
+    ?assertMatch({1, <<"lone surrogate", _/binary>>}, err(<<"\"\\ud83d\"">>)),
+    ?assertMatch({1, <<"lone surrogate", _/binary>>}, err(<<"\"\\ude00\"">>)),
+    ?assertMatch({3, <<"lone surrogate", _/binary>>}, err(<<"\"ab\\ud83d\\u0041\"">>)),
+    ?assertMatch({1, <<"lone surrogate", _/binary>>}, err(<<"\"\\ud83dx\"">>)),
+    %% CESU-8 style surrogates as raw bytes are invalid UTF-8.
+    ?assertMatch({1, <<"invalid UTF-8", _/binary>>}, err(<<"\"", 16#ed, 16#a0, 16#80, "\"">>)).
+
+invalid_utf8_in_strings(_) ->
+    ?assertMatch({3, <<"invalid UTF-8 in string", _/binary>>}, err(<<"\"ab", 255, "\"">>)),
+    ?assertMatch({1, <<"invalid UTF-8", _/binary>>}, err(<<"\"", 16#c3, "\"">>)),
+    %% Overlong encoding of '/'.
+    ?assertMatch({2, <<"invalid UTF-8", _/binary>>}, err(<<"[\"", 16#c0, 16#af, "\"]">>)),
+    %% Past U+10FFFF.
+    ?assertMatch({1, <<"invalid UTF-8", _/binary>>}, err(<<"\"", 16#f4, 16#90, 16#80, 16#80, "\"">>)),
+    %% In a key, after an escape.
+    ?assertMatch({4, <<"invalid UTF-8", _/binary>>}, err(<<"{\"\\n", 16#ff, "\":1}">>)),
+    %% Outside strings a high byte is just unexpected.
+    ?assertMatch({0, <<"unexpected byte 0xff", _/binary>>}, err(<<255>>)).
+
+control_characters(_) ->
+    ?assertMatch({2, <<"unescaped control character", _/binary>>}, err(<<"\"a\nb\"">>)),
+    ?assertMatch({1, <<"unescaped control character", _/binary>>}, err(<<"\"", 0, "\"">>)),
+    %% DEL is not a control character in JSON.
+    ?assertEqual(<<127>>, dec(<<"\"", 127, "\"">>)).
+
+negative_zero(_) ->
+    %% An integer minus zero is the integer 0; a float keeps its sign.
+    ?assertEqual(0, dec(<<"-0">>)),
+    ?assert(is_integer(dec(<<"-0">>))),
+    ?assertEqual(<<128, 0, 0, 0, 0, 0, 0, 0>>, <<(dec(<<"-0.0">>)):64/float>>),
+    ?assertEqual(<<128, 0, 0, 0, 0, 0, 0, 0>>, <<(dec(<<"-0e0">>)):64/float>>).
+
+float_out_of_range(_) ->
+    ?assertMatch({0, <<"number out of float range", _/binary>>}, err(<<"1e400">>)),
+    ?assertMatch({1, <<"number out of float range", _/binary>>}, err(<<"[-1.5e309]">>)),
+    %% Underflow is not an error: it rounds to zero, as any reader does.
+    ?assertEqual(0.0, dec(<<"1e-400">>)),
+    ?assertEqual(1.7976931348623157e308, dec(<<"1.7976931348623157e308">>)),
+    ?assertEqual(5.0e-324, dec(<<"5e-324">>)).
+
+big_integers(_) ->
+    ?assertEqual(1 bsl 200, dec(<<"1606938044258990275541962092341162602522202993782792835301376">>)),
+    ?assertEqual(-(1 bsl 200), dec(<<"-1606938044258990275541962092341162602522202993782792835301376">>)),
+    ?assertEqual(1 bsl 63, dec(integer_to_binary(1 bsl 63))),
+    ?assertEqual(-(1 bsl 63), dec(integer_to_binary(-(1 bsl 63)))),
+    ?assertEqual(-(1 bsl 63) - 1, dec(integer_to_binary(-(1 bsl 63) - 1))),
+    ?assertEqual((1 bsl 64) - 1, dec(integer_to_binary((1 bsl 64) - 1))),
+    Big = binary:copy(<<"9">>, 4096),
+    ?assertEqual(binary_to_integer(Big), dec(Big)).
+
+long_integers(_) ->
+    ?assertMatch({0, <<"integer longer than 4096 digits", _/binary>>},
+                 err(binary:copy(<<"9">>, 4097))),
+    %% A long number with a fraction is a float, and this one is too big.
+    ?assertMatch({0, <<"number out of float range", _/binary>>},
+                 err(<<(binary:copy(<<"9">>, 400))/binary, ".5">>)).
+
+empty_and_duplicate_keys(_) ->
+    ?assertEqual(#{<<>> => 1}, dec(<<"{\"\":1}">>)),
+    ?assertEqual(#{<<"a">> => 3, <<"b">> => 2}, dec(<<"{\"a\":1,\"b\":2,\"a\":3}">>)),
+    %% Large objects (hash maps) keep the last value too.
+    Pairs = [[$", integer_to_list(I rem 50), "\":", integer_to_list(I)] || I <- lists:seq(0, 99)],
+    Obj = dec(iolist_to_binary(["{", lists:join(",", Pairs), "}"])),
+    ?assertEqual(50, map_size(Obj)),
+    ?assertEqual(99, maps:get(<<"49">>, Obj)),
+    ?assertEqual(50, maps:get(<<"0">>, Obj)).
+
+deep_nesting(_) ->
+    Ok = <<(binary:copy(<<"[">>, 512))/binary, (binary:copy(<<"]">>, 512))/binary>>,
+    ?assertEqual(nest(511, []), dec(Ok)),
+    TooDeep = <<(binary:copy(<<"[">>, 513))/binary, (binary:copy(<<"]">>, 513))/binary>>,
+    ?assertMatch({512, <<"nesting deeper than 512", _/binary>>}, err(TooDeep)),
+    Objs = iolist_to_binary([binary:copy(<<"{\"a\":">>, 600), "1", binary:copy(<<"}">>, 600)]),
+    ?assertMatch({2560, <<"nesting deeper than 512", _/binary>>}, err(Objs)).
+
+a_million_brackets(_) ->
+    ?assertMatch({512, <<"nesting deeper", _/binary>>}, err(binary:copy(<<"[">>, 1000000))),
+    ?assertMatch({_, <<"nesting deeper", _/binary>>}, err(binary:copy(<<"{\"\":">>, 1000000))),
+    ?assertMatch({_, <<"nesting deeper", _/binary>>}, err(binary:copy(<<"[{\"a\":">>, 1000000))),
+    %% The VM is still here and the codec still works.
+    ?assertEqual([1], dec(<<"[1]">>)).
+
+trailing_garbage(_) ->
+    ?assertMatch({3, <<"unexpected data after the document", _/binary>>}, err(<<"[] x">>)),
+    ?assertMatch({1, <<"unexpected data after", _/binary>>}, err(<<"01">>)),
+    ?assertMatch({5, <<"unexpected data after", _/binary>>}, err(<<"true false">>)),
+    ?assertMatch({2, <<"unexpected data after", _/binary>>}, err(<<"{}}">>)),
+    ?assertMatch({1, <<"unexpected data after", _/binary>>}, err(<<"1", 0>>)).
+
+whitespace(_) ->
+    ?assertEqual(#{<<"a">> => [1, 2]}, dec(<<" \t\r\n{ \"a\" :\n[ 1 ,\t2 ] } \n">>)),
+    %% Only the four JSON whitespace bytes count.
+    ?assertMatch({0, <<"unexpected byte 0x0b", _/binary>>}, err(<<11, "1">>)),
+    ?assertMatch({0, <<"unexpected byte 0xc2", _/binary>>}, err(<<"\x{a0}1"/utf8>>)).
+
+grammar_errors_give_offsets(_) ->
+    ?assertMatch({0, <<"unexpected end of input", _/binary>>}, err(<<>>)),
+    ?assertMatch({2, <<"unexpected end of input", _/binary>>}, err(<<"  ">>)),
+    ?assertMatch({3, <<"unexpected character ']'", _/binary>>}, err(<<"[1,]">>)),
+    ?assertMatch({3, <<"unexpected character '2'", _/binary>>}, err(<<"[1 2]">>)),
+    ?assertMatch({5, <<"unexpected character '1'", _/binary>>}, err(<<"{\"a\" 1}">>)),
+    ?assertMatch({1, <<"unexpected character '1'", _/binary>>}, err(<<"{1:2}">>)),
+    ?assertMatch({7, <<"unexpected character '}'", _/binary>>}, err(<<"{\"a\":1,}">>)),
+    ?assertMatch({0, <<"unexpected character '''", _/binary>>}, err(<<"'a'">>)),
+    ?assertMatch({0, <<"unexpected character '+'", _/binary>>}, err(<<"+1">>)),
+    ?assertMatch({2, <<"unexpected character 'e'", _/binary>>}, err(<<"1.e5">>)),
+    ?assertMatch({0, <<"unexpected character '.'", _/binary>>}, err(<<".5">>)),
+    ?assertMatch({3, <<"unexpected end of input", _/binary>>}, err(<<"nul">>)),
+    ?assertMatch({0, <<"unexpected character 'N'", _/binary>>}, err(<<"NULL">>)),
+    ?assertMatch({1, <<"unexpected character 'U'", _/binary>>}, err(<<"nUll">>)),
+    ?assertMatch({0, <<"unexpected character 'N'", _/binary>>}, err(<<"NaN">>)),
+    ?assertMatch({1, <<"unexpected character 'I'", _/binary>>}, err(<<"-Infinity">>)),
+    ?assertMatch({0, <<"unexpected end of input", _/binary>>}, err(<<"\"abc">>)),
+    ?assertMatch({6, <<"unexpected end of input", _/binary>>}, err(<<"{\"a\":1">>)),
+    ?assertMatch({0, <<"unexpected character '/'", _/binary>>}, err(<<"// c\n1">>)).
+
+null_option(_) ->
+    ?assertEqual({ok, [nil, #{<<"a">> => nil}]}, erqwest_json:decode(<<"[null,{\"a\":null}]">>, #{null => nil})),
+    ?assertEqual({ok, undefined}, erqwest_json:decode(<<"null">>, #{null => undefined})),
+    ?assertEqual({ok, null}, erqwest_json:decode(<<"null">>, #{})).
+
+bad_arguments(_) ->
+    ?assertError(badarg, erqwest_json:decode("[]")),
+    ?assertError(badarg, erqwest_json:decode(<<"[]">>, #{null => "nil"})),
+    ?assertError(badarg, erqwest_json:decode(<<"[]">>, #{nul => nil})),
+    ?assertError(badarg, erqwest_json:decode(<<"[]">>, [])),
+    ?assertError(badarg, erqwest_json:decode(<<1:1>>)).
+
+%%% Encoding
+
+enc(T) ->
+    {ok, B} = erqwest_json:encode(T),
+    B.
+
+enc_err(T) ->
+    {error, #{code := encode, path := Path, reason := Reason}} = erqwest_json:encode(T),
+    {Path, Reason}.
+
+encode_values(_) ->
+    ?assertEqual(<<"[1,-2,true,false,null,null,\"x\",[],{}]">>,
+                 enc([1, -2, true, false, null, nil, <<"x">>, [], #{}])),
+    ?assertEqual(<<"1606938044258990275541962092341162602522202993782792835301376">>, enc(1 bsl 200)),
+    ?assertEqual(<<"-1180591620717411303424">>, enc(-(1 bsl 70))),
+    ?assertEqual(integer_to_binary(-(1 bsl 63)), enc(-(1 bsl 63))),
+    ?assertEqual(integer_to_binary(1 bsl 63), enc(1 bsl 63)),
+    Big = binary_to_integer(binary:copy(<<"12345678">>, 200)),
+    ?assertEqual(integer_to_binary(Big), enc(Big)),
+    ?assertEqual(integer_to_binary(-Big), enc(-Big)),
+    ?assertEqual(<<"\"é😀\""/utf8>>, enc(<<"é😀"/utf8>>)).
+
+encode_floats_shortest(_) ->
+    ?assertEqual(<<"1.5">>, enc(1.5)),
+    ?assertEqual(<<"0.1">>, enc(0.1)),
+    ?assertEqual(<<"1.0">>, enc(1.0)),
+    ?assertEqual(<<"-0.0">>, enc(-0.0)),
+    ?assertEqual(<<"0.30000000000000004">>, enc(0.1 + 0.2)),
+    ?assertEqual(<<"1e+300">>, enc(1.0e300)),
+    ?assertEqual(<<"5e-324">>, enc(5.0e-324)),
+    ?assertEqual(<<"1.7976931348623157e+308">>, enc(1.7976931348623157e308)),
+    %% Every one reads back as the same float.
+    [?assertEqual(F, dec(enc(F))) || F <- [1.5, 0.1, 1.0, 0.1 + 0.2, 1.0e300, 5.0e-324,
+                                           123456.789, 1.0e-7, 1.0e16, 1.0e15]].
+
+encode_escapes(_) ->
+    ?assertEqual(<<"\"\\\"\\\\/\\b\\f\\n\\r\\t\\u0000\\u001f\x7f\"">>,
+                 enc(<<"\"\\/\b\f\n\r\t", 0, 16#1f, 127>>)),
+    All = list_to_binary(lists:seq(0, 127)),
+    ?assertEqual(All, dec(enc(All))).
+
+encode_keys(_) ->
+    ?assertEqual(<<"{\"a\":1}">>, enc(#{a => 1})),
+    ?assertEqual(<<"{\"a\":1}">>, enc(#{<<"a">> => 1})),
+    ?assertEqual(<<"{\"7\":1}">>, enc(#{7 => 1})),
+    ?assertEqual(<<"{\"-1180591620717411303424\":1}">>, enc(#{-(1 bsl 70) => 1})),
+    ?assertEqual(<<"{\"\":1}">>, enc(#{<<>> => 1})),
+    ?assertEqual(<<"{\"a\\\"b\":1}">>, enc(#{<<"a\"b">> => 1})),
+    ?assertEqual(<<"{\"é\":1}"/utf8>>, enc(#{'é' => 1})).
+
+encode_errors_name_the_path(_) ->
+    ?assertEqual({<<"/users/1/name">>, <<"cannot encode a tuple as JSON at /users/1/name">>},
+                 enc_err(#{users => [#{name => <<"a">>}, #{name => {x}}]})),
+    ?assertEqual({<<>>, <<"cannot encode a pid as JSON (the whole term)">>}, enc_err(self())),
+    ?assertMatch({<<"/0">>, <<"cannot encode a reference", _/binary>>}, enc_err([make_ref()])),
+    ?assertMatch({<<"/0">>, <<"cannot encode a fun", _/binary>>}, enc_err([fun() -> ok end])),
+    ?assertMatch({<<"/a">>, <<"cannot encode a binary that is not UTF-8", _/binary>>},
+                 enc_err(#{a => <<255>>})),
+    ?assertMatch({<<"/a">>, <<"cannot encode a bitstring", _/binary>>}, enc_err(#{a => <<1:3>>})),
+    ?assertMatch({<<"/2">>, <<"cannot encode the atom 'undefined'", _/binary>>},
+                 enc_err([1, 2, undefined])),
+    ?assertMatch({<<"/1">>, <<"cannot encode an improper list", _/binary>>}, enc_err([1, [2 | 3]])),
+    ?assertMatch({<<"/k">>, <<"cannot encode a key that is a tuple", _/binary>>},
+                 enc_err(#{k => #{{a} => 1}})),
+    ?assertMatch({<<>>, <<"cannot encode a key that is not UTF-8", _/binary>>},
+                 enc_err(#{<<255>> => 1})),
+    %% JSON Pointer escapes.
+    ?assertMatch({<<"/a~1b~0c">>, _}, enc_err(#{<<"a/b~c">> => {}})),
+    ?assertMatch({<<"/3">>, _}, enc_err(#{3 => {}})).
+
+encode_deep_nesting(_) ->
+    Ok = nest(511, []),
+    ?assertEqual(Ok, dec(enc(Ok))),
+    %% On a dirty scheduler (small stack) too: the encoder does not recurse.
+    {ok, B} = erqwest_nif:json_encode_dirty(Ok),
+    ?assertEqual(Ok, dec(B)),
+    Maps = lists:foldl(fun(_, A) -> #{<<"k">> => [A]} end, 1, lists:seq(1, 256)),
+    {ok, B2} = erqwest_nif:json_encode_dirty(Maps),
+    ?assertEqual(Maps, dec(B2)),
+    {Path, Reason} = enc_err(nest(1000000, [])),
+    ?assertEqual(512 * 2, byte_size(Path)),
+    ?assertMatch(<<"cannot encode a term nested deeper than 512", _/binary>>, Reason).
+
+large_inputs_go_dirty(_) ->
+    ?assertNot(erqwest_dirty:json(#{<<"a">> => [1, 2, 3]})),
+    ?assert(erqwest_dirty:json(lists:seq(1, 100000))),
+    ?assert(erqwest_dirty:json([binary:copy(<<"x">>, 100000)])),
+    ?assert(erqwest_dirty:json(maps:from_list([{I, I} || I <- lists:seq(1, 5000)]))),
+    ?assert(erqwest_dirty:json(nest(3000, []))),
+    %% The check itself is bounded: a 10-million-element list is rejected
+    %% after its first few thousand elements.
+    Long = lists:seq(1, 10000000),
+    {Time, true} = timer:tc(erqwest_dirty, json, [Long]),
+    ct:log("check of a 10M list: ~p us", [Time]),
+    ?assertEqual(10000000, length(dec(enc(Long)))).
+
+%%% Properties
+
+round_trip(_) ->
+    run(round_trip, json_term(), fun(T) -> dec(enc(T)) =:= T end).
+
+jiffy_reads_our_encoding(_) ->
+    run(jiffy_reads, json_term(), fun(T) -> jiffy:decode(enc(T), [return_maps]) =:= T end).
+
+we_read_jiffys_encoding(_) ->
+    run(we_read, json_term(), fun(T) -> dec(iolist_to_binary(jiffy:encode(T))) =:= T end).
+
+run(Name, Type, Check) ->
+    N = max(1, ?NUM_PROP * env_int("ERQWEST_PROP_NUMTESTS", 100) div 100),
+    Seed = env_int("ERQWEST_PROP_SEED", ?DEFAULT_SEED),
+    Failures = lists:filtermap(fun(I) ->
+        {ok, T} = proper_gen:pick(Type, 1 + (I * 30) div N, {Seed, I, 1}),
+        case catch Check(T) of
+            true -> false;
+            Other -> {true, {I, T, Other}}
+        end
+    end, lists:seq(1, N)),
+    ct:log("~p: ~p cases from seed ~p, ~p failed", [Name, N, Seed, length(Failures)]),
+    ?assertEqual([], lists:sublist(Failures, 3)).
+
+env_int(Var, Default) ->
+    case os:getenv(Var) of
+        false -> Default;
+        V -> list_to_integer(V)
+    end.
+
+%% Terms that JSON represents exactly: maps with binary keys, lists,
+%% UTF-8 binaries, integers (bignums included), floats, booleans, null.
+json_term() ->
+    ?SIZED(S, json_term(S)).
+
+json_term(S) when S =< 1 ->
+    scalar();
+json_term(S) ->
+    frequency([{4, scalar()},
+               {1, ?LAZY(list(json_term(S div 3)))},
+               {1, ?LAZY(?LET(Pairs, list({json_string(), json_term(S div 3)}), maps:from_list(Pairs)))}]).
+
+scalar() ->
+    oneof([integer(), ?LET(I, integer(), I * (1 bsl 64) + I), ?LET(I, pos_integer(), -(1 bsl (60 + I))),
+           float(), ?LET({M, E}, {float(), range(-300, 300)}, M * math:pow(10, E)),
+           json_string(), true, false, null]).
+
+json_string() ->
+    ?LET(Cs, list(frequency([{5, range($a, $z)}, {2, range(0, 127)}, {1, range(16#80, 16#7ff)},
+                             {1, range(16#800, 16#d7ff)}, {1, range(16#e000, 16#fffd)},
+                             {1, range(16#10000, 16#10ffff)}])),
+         unicode:characters_to_binary(Cs)).
+
+nest(0, Inner) -> Inner;
+nest(N, Inner) -> nest(N - 1, [Inner]).
