@@ -119,4 +119,52 @@ defmodule Erqwest.PagesTest do
       Erqwest.paginate(c, method: :get)
     end
   end
+
+  describe "JSON strategies" do
+    test "JSON:API: items at /data, next at /links/next", %{client: c, server: s} do
+      stream =
+        Erqwest.paginate(c, Server.url(s, "/jsonapi"),
+          next: {:json, "/links/next"},
+          items: "/data"
+        )
+
+      assert Enum.to_list(stream) == Enum.to_list(1..10)
+      assert length(Server.requests(s)) == 4
+    end
+
+    test "take asks for the pages it needs plus the prefetched one", %{client: c, server: s} do
+      stream =
+        Erqwest.paginate(c, Server.url(s, "/odata"),
+          next: {:json, "/@odata.nextLink"},
+          items: "/value"
+        )
+
+      assert Enum.take(stream, 4) == [1, 2, 3, 4]
+      Process.sleep(200)
+      assert length(Server.requests(s)) in 2..3
+    end
+
+    test "cursor and page strategies", %{client: c, server: s} do
+      cursor = {:cursor, "cursor", "/response_metadata/next_cursor"}
+
+      assert c
+             |> Erqwest.paginate(Server.url(s, "/cursor"), next: cursor, items: "/items")
+             |> Enum.to_list() ==
+               Enum.to_list(1..10)
+
+      assert c
+             |> Erqwest.paginate(Server.url(s, "/paged"), next: {:page, "p", 1}, items: "/value")
+             |> Enum.to_list() ==
+               Enum.to_list(1..10)
+    end
+
+    test "pages come back with decoded bodies", %{client: c, server: s} do
+      [first | _] =
+        c
+        |> Erqwest.paginate(Server.url(s, "/hal"), next: {:json, "/_links/next/href"})
+        |> Enum.to_list()
+
+      assert %Response{body: %{"_embedded" => %{"items" => [1, 2, 3]}}} = first
+    end
+  end
 end
