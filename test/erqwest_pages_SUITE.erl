@@ -15,7 +15,8 @@ suite() -> [{timetrap, {minutes, 3}}].
 
 all() ->
     [{group, strategies}, {group, laziness}, {group, safety}, {group, options},
-     {group, json}, {group, link_parser}].
+     {group, json}, {group, link_parser}, json_pointer_rfc6901_examples,
+     json_pointer_misses_and_bad_pointers].
 
 groups() ->
     [{strategies, [parallel], [link_relative, link_absolute, link_several_headers_and_rels,
@@ -407,6 +408,33 @@ items_not_an_array(Config) ->
                      items_walk(client(Config), req(url(S, "/jsonapi")),
                                 #{next => {json, <<"/links/next">>}, items => <<"/links">>}))
     end).
+
+%%% JSON Pointer (erqwest_json_pointer)
+
+%% RFC 6901 section 5, over the document as decode => json gives it.
+json_pointer_rfc6901_examples(_Config) ->
+    Doc = #{<<"foo">> => [<<"bar">>, <<"baz">>], <<>> => 0, <<"a/b">> => 1, <<"c%d">> => 2,
+            <<"e^f">> => 3, <<"g|h">> => 4, <<"i\\j">> => 5, <<"k\"l">> => 6, <<" ">> => 7,
+            <<"m~n">> => 8},
+    Cases = [{<<>>, Doc}, {<<"/foo">>, [<<"bar">>, <<"baz">>]}, {<<"/foo/0">>, <<"bar">>},
+             {<<"/">>, 0}, {<<"/a~1b">>, 1}, {<<"/c%d">>, 2}, {<<"/e^f">>, 3}, {<<"/g|h">>, 4},
+             {<<"/i\\j">>, 5}, {<<"/k\"l">>, 6}, {<<"/ ">>, 7}, {<<"/m~0n">>, 8}],
+    [?assertEqual({P, {ok, V}}, {P, get_pointer(P, Doc)}) || {P, V} <- Cases],
+    %% `~01' is `~1', not `/'.
+    ?assertEqual({ok, x}, get_pointer(<<"/~01">>, #{<<"~1">> => x, <<"/">> => y})).
+
+json_pointer_misses_and_bad_pointers(_Config) ->
+    Doc = #{<<"foo">> => [<<"bar">>, <<"baz">>], <<"n">> => null},
+    [?assertEqual({P, error}, {P, get_pointer(P, Doc)})
+     || P <- [<<"/foo/2">>, <<"/foo/-">>, <<"/foo/01">>, <<"/foo/-1">>, <<"/foo/1x">>,
+              <<"/foo/0/x">>, <<"/bar">>, <<"/n/x">>]],
+    ?assertEqual({ok, null}, get_pointer(<<"/n">>, Doc)),
+    [?assertMatch({error, _}, erqwest_json_pointer:parse(P))
+     || P <- [<<"foo">>, <<"/a~">>, <<"/a~2">>, <<"/", 255>>, "/list", 7]].
+
+get_pointer(P, Doc) ->
+    {ok, Tokens} = erqwest_json_pointer:parse(P),
+    erqwest_json_pointer:get(Tokens, Doc).
 
 %%% The Link parser (native/src/link.rs)
 
