@@ -118,8 +118,9 @@
     prefetch :: boolean(),
     cross_host :: boolean(),
     timeout :: erqwest:timeout_ms() | undefined,
-    %% The first request's origin, or `undefined' when its URL does not
-    %% parse (that request then fails with a `url' error).
+    %% The first request's origin; `undefined' until the first page came
+    %% when its URL is not absolute (a path joined to the client's
+    %% `base_url').
     origin :: binary() | undefined,
     %% URLs and cursors requested so far, for loop detection.
     seen = #{} :: #{term() => true},
@@ -250,6 +251,11 @@ send(Req, #pages{client = C, sent = Sent} = P) ->
 page(#{status := Status} = Resp, _Req, #pages{sent = N}) when Status < 200; Status > 299 ->
     {error, #{code => http_status, status => Status, response => Resp,
               reason => iolist_to_binary(io_lib:format("page ~b: HTTP status ~b", [N, Status]))}};
+page(Resp0, Req, #pages{origin = undefined} = P) ->
+    case resolve(page_url(Resp0, P), <<>>) of
+        {ok, Url, Origin} -> page(Resp0, Req, P#pages{origin = Origin, seen = #{Url => true}});
+        {error, Reason} -> pagination(Reason)
+    end;
 page(Resp0, Req, #pages{} = P) ->
     case items(Resp0, P) of
         {error, _} = Error ->

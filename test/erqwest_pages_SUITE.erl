@@ -20,17 +20,18 @@ all() ->
 
 groups() ->
     [{strategies, [parallel], [link_relative, link_absolute, link_several_headers_and_rels,
-                               fun_url, fun_request, fun_bad_return]},
+                               fun_url, fun_request, fun_bad_return, base_url_path]},
      {laziness, [parallel], [new_sends_nothing, prefetch_one_page_ahead, no_prefetch_one_at_a_time,
                              close_cancels_prefetched_request, close_after_the_end,
                              fold_raising_cancels]},
      {safety, [parallel], [loop_detected_before_request, failing_page_in_the_middle,
                            cross_host_refused, cross_host_strips_credentials,
+                           cross_host_strips_auth_option,
                            non_http_next_url_refused]},
      {options, [parallel], [max_pages_ends_normally, timeout_is_per_page, timeout_of_one_page,
                             bad_options_are_badarg]},
      {json, [parallel], [json_api, odata_absolute, hal_relative, cursor_in_query,
-                         cursor_loop_detected, page_numbers, top_level_array_items,
+                         cursor_with_query_option, cursor_loop_detected, page_numbers, top_level_array_items,
                          items_not_an_array]},
      {link_parser, [], [prop_links_parse_back, prop_hostile_headers, large_header_dirty]}].
 
@@ -150,6 +151,16 @@ fun_bad_return(Config) ->
         {ok, #{status := 200}, P2} = erqwest_pages:next(P),
         ?assertMatch({error, #{code := pagination, reason := <<"the next fun returned maybe", _/binary>>}},
                      erqwest_pages:next(P2))
+    end).
+
+%% A first URL that is only a path, joined to the client's base_url:
+%% next links resolve against the page's final URL and count as the
+%% same host.
+base_url_path(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(#{base_url => url(S, "/")}),
+        ?assertEqual({ok, erqwest_pages_server:items()}, walk(C, req(<<"/link">>), #{})),
+        ?assertEqual(4, length(paths(S)))
     end).
 
 %%% laziness
@@ -284,6 +295,21 @@ cross_host_strips_credentials(Config) ->
          end || #{raw := Raw, headers := Hs} <- RB]
     end) end).
 
+cross_host_strips_auth_option(Config) ->
+    with_server(fun(A) -> with_server(fun(B) ->
+        To = url(B, "/link?page=2"),
+        Req = #{method => get, url => url(A, ["/cross?to=", uri_string:quote(To)]),
+                auth => {bearer, <<"secret-token">>}},
+        ?assertEqual({ok, erqwest_pages_server:items()},
+                     walk(client(Config), Req, #{cross_host => true})),
+        [#{headers := HA}] = erqwest_test_server:requests(A),
+        ?assertEqual(<<"Bearer secret-token">>, proplists:get_value(<<"authorization">>, HA)),
+        RB = erqwest_test_server:requests(B),
+        ?assertEqual(3, length(RB)),
+        [?assertEqual(nomatch, binary:match(Raw, [<<"secret-token">>, <<"authorization">>]))
+         || #{raw := Raw} <- RB]
+    end) end).
+
 non_http_next_url_refused(Config) ->
     with_server(fun(S) ->
         P = erqwest_pages:new(client(Config), req(url(S, "/fun")),
@@ -375,6 +401,21 @@ cursor_in_query(Config) ->
         [_, P2 | _] = paths(S),
         ?assertEqual(<<"/cursor?limit=3&x=%7E&cursor=p+2%2F%2B%3D%26">>, P2),
         ?assertEqual(4, length(paths(S)))
+    end).
+
+%% With the `query' option, the cursor replaces the query's own cursor
+%% and the other parameters carry over.
+cursor_with_query_option(Config) ->
+    with_server(fun(S) ->
+        ?assertEqual({ok, erqwest_pages_server:items()},
+                     items_walk(client(Config),
+                                #{method => get, url => url(S, "/cursor"),
+                                  query => [{<<"limit">>, 3}, {cursor, <<>>}]},
+                                #{next => {cursor, <<"cursor">>, <<"/response_metadata/next_cursor">>},
+                                  items => <<"/items">>})),
+        [P1, P2 | _] = paths(S),
+        ?assertEqual(<<"/cursor?limit=3&cursor=">>, P1),
+        ?assertEqual(<<"/cursor?cursor=p+2%2F%2B%3D%26&limit=3">>, P2)
     end).
 
 cursor_loop_detected(Config) ->
