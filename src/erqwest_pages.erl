@@ -48,7 +48,9 @@
 %% <li>`cross_host => boolean()' (default `false'): whether a next URL on
 %%   another origin (scheme, host or port) is followed. When it is, the
 %%   `auth' option and the `authorization', `proxy-authorization' and
-%%   `cookie' headers of the first request are not sent there.</li>
+%%   `cookie' headers of the first request are not sent there. A client's
+%%   own default `auth' is applied by the client to every request it makes,
+%%   so give such a listing a per-request `auth' instead.</li>
 %% </ul>
 %% JSON strategies and `items' decode bodies in the runtime (request option
 %% `decode => json'), so a page's `body' is then the decoded term.

@@ -44,8 +44,9 @@ defmodule Erqwest.Pages do
     * `:timeout` — milliseconds for each page's request
     * `:cross_host` — follow next URLs to another scheme, host or port
       (default `false`, which raises a `:pagination` error); the first
-      request's `authorization`, `proxy-authorization` and `cookie`
-      headers are not sent there
+      request's `:auth`, `authorization`, `proxy-authorization` and
+      `cookie` headers are not sent there (a client's default `auth` is
+      sent by the client to every request: use a per-request one)
 
   The JSON strategies and `:items` decode bodies in the runtime, so a
   page's `body` is then the decoded term.
