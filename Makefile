@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR
 CARGO_FLAGS := --manifest-path native/Cargo.toml $(if $(filter release,$(ERQWEST_PROFILE)),--release,)
 CARGO_OUT := $(CARGO_TARGET_DIR)/$(ERQWEST_PROFILE)/liberqwest_nif.so
 
-.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell shell-erl soak sanitize bench bench-pages
+.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell shell-erl soak sanitize bench bench-pages bench-json
 
 help:
 	@echo "make demo   - start a local server and show erqwest requests against it"
@@ -27,6 +27,7 @@ help:
 	@echo "make sanitize - the Rust unit tests under valgrind (and ASan with nightly)"
 	@echo "make bench  - measure erqwest against wrk, curl and httpc (bench/README.md)"
 	@echo "make bench-pages - a 100-page listing: erqwest_pages with prefetch vs a hand loop"
+	@echo "make bench-json - JSON bodies decoded and encoded, against jiffy (bench/README.md)"
 
 # cargo decides what is stale; the copy is atomic so a running VM that has
 # the old library mapped is not disturbed.
@@ -75,6 +76,9 @@ bench-pages:
 	@mkdir -p _build/bench-pages
 	@erlc -o _build/bench-pages bench/bench_pages.erl test/erqwest_test_server.erl
 	@erl -noshell -pa _build/default/lib/*/ebin -pa _build/bench-pages -eval 'bench_pages:main()' -s init stop
+
+bench-json:
+	@bash bench/json
 
 # iex reads .iex.exs, which registers the :default client.
 shell: nif
