@@ -18,9 +18,9 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/native/target
 export CARGO_TARGET_DIR ERQWEST_PROFILE CARGO
 
-.PHONY: help nif release-nif docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench bench-events
+.PHONY: help nif release-nif docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench bench-events bench-pages bench-json
 
-DEV_TARGETS := demo test test-ct test-exunit test-install docs shell shell-erl soak sanitize bench bench-events
+DEV_TARGETS := demo test test-ct test-exunit test-install docs shell shell-erl soak sanitize bench bench-events bench-pages bench-json
 $(DEV_TARGETS): export ERQWEST_BUILD ?= 1
 
 help:
@@ -36,6 +36,8 @@ help:
 	@echo "make sanitize - the Rust unit tests under valgrind (and ASan with nightly)"
 	@echo "make bench  - measure erqwest against wrk, curl and httpc (bench/README.md)"
 	@echo "make bench-events - event streams against read/2 + splitting in Erlang"
+	@echo "make bench-pages - a 100-page listing: erqwest_pages with prefetch vs a hand loop"
+	@echo "make bench-json - JSON bodies decoded and encoded, against jiffy (bench/README.md)"
 
 # native/nif.sh decides between the download and cargo; either way the
 # copy into priv/ is atomic, so a running VM that has the old library
@@ -96,6 +98,16 @@ bench-events: nif
 	@erlc -o _build/bench-events bench/erqwest_events_bench.erl
 	@erl -noshell +sbwt none +sbwtdcpu none +sbwtdio none -pa _build/default/lib/*/ebin \
 		-pa _build/bench-events -eval 'erqwest_events_bench:main()' -s init stop
+
+# About a minute: erqwest_pages against a hand-written loop (bench/README.md).
+bench-pages:
+	@rebar3 compile
+	@mkdir -p _build/bench-pages
+	@erlc -o _build/bench-pages bench/bench_pages.erl test/erqwest_test_server.erl
+	@erl -noshell -pa _build/default/lib/*/ebin -pa _build/bench-pages -eval 'bench_pages:main()' -s init stop
+
+bench-json:
+	@bash bench/json
 
 # iex reads .iex.exs, which registers the :default client.
 shell: nif

@@ -2,7 +2,10 @@
 %%
 %% Starts the in-BEAM test server from test/, then shows a GET, a POST
 %% echoed back, redirects, a gzip body, a streamed upload and download, an
-%% asynchronous request, server-sent events and NDJSON, and two errors, printing each request and reply.
+%% asynchronous request, composed requests (query, JSON, form, multipart,
+%% auth, a base URL, decoded JSON replies), a paginated listing,
+%% server-sent events and NDJSON, and two
+%% errors, printing each request and reply.
 -module(erqwest_demo).
 
 -export([main/0]).
@@ -54,6 +57,12 @@ main() ->
     NdH = erqwest_events:open(C, self(), NdRef, #{method => get, url => Url("/watch")},
                               #{format => ndjson, active => 10}),
     show_events(NdH, NdRef),
+    compose(Url),
+
+    io:format("--> paginated GET /pages (Link: rel=\"next\"), next page prefetched~n"),
+    {ok, Bodies} = erqwest_pages:to_list(
+        erqwest_pages:new(C, #{method => get, url => Url("/pages")}, #{next => link})),
+    io:format("<-- ~b pages: ~s~n~n", [length(Bodies), lists:join(" | ", [B || #{body := B} <- Bodies])]),
 
     show("GET a port nobody listens on", erqwest:get(C, <<"http://127.0.0.1:1/">>)),
     show("GET /slow with a 200 ms timeout", erqwest:get(C, Url("/slow"), #{timeout => 200})),
@@ -79,10 +88,54 @@ handle(#{path := <<"/gzip">>}) ->
     {200, [{"content-encoding", "gzip"}], zlib:gzip(<<"this body travelled gzipped">>)};
 handle(#{path := <<"/big">>}) ->
     {200, [], binary:copy(<<"erqwest!">>, 128 * 1024)};
+handle(#{path := <<"/pages", Query/binary>>}) ->
+    K = case Query of <<"?page=", N/binary>> -> binary_to_integer(N); _ -> 1 end,
+    Next = [{"link", ["</pages?page=", integer_to_list(K + 1), ">; rel=\"next\""]} || K < 3],
+    {200, Next, ["items of page ", integer_to_list(K)]};
 handle(#{path := <<"/slow">>}) ->
     {custom, fun(_Sock, _Req) -> timer:sleep(2000), close end};
+handle(#{path := <<"/api/", _/binary>> = Path, method := M, headers := Hs, body := Body}) ->
+    %% What the request looked like on the wire, as JSON.
+    Seen = #{method => M, path => Path, body => Body,
+             authorization => proplists:get_value(<<"authorization">>, Hs, null),
+             content_type => proplists:get_value(<<"content-type">>, Hs, null)},
+    {ok, Json} = erqwest_json:encode(Seen),
+    {200, [{"content-type", "application/json"}], Json};
 handle(_) ->
     {404, [], <<"not found">>}.
+
+%% Query strings, JSON, form and multipart bodies, auth and a base URL,
+%% with JSON replies decoded on the runtime's threads.
+compose(Url) ->
+    io:format("--> a client with base_url, bearer auth and decode => auto~n~n"),
+    C = erqwest:make_client(#{base_url => Url("/api/v1"), auth => {bearer, <<"demo-token">>},
+                              decode => auto}),
+    show_term("GET /users with query => [{page, 2}, {q, <<\"a b\">>}]",
+              erqwest:get(C, <<"/users">>, #{query => [{page, 2}, {q, <<"a b">>}]})),
+    show_term("POST /users with json => #{name => <<\"Ada\">>, tags => [1, null]}",
+              erqwest:post(C, <<"/users">>, #{json => #{name => <<"Ada">>, tags => [1, null]}})),
+    show_term("POST /login with form and basic auth",
+              erqwest:post(C, <<"/login">>, #{form => [{user, <<"ada">>}, {pass, <<"s3cret">>}],
+                                              auth => {basic, <<"ada">>, <<"s3cret">>}})),
+    File = filename:join(filename:basedir(user_cache, "erqwest-demo"), "note.txt"),
+    ok = filelib:ensure_dir(File),
+    ok = file:write_file(File, <<"a file streamed from disk">>),
+    {ok, #{body := #{<<"content_type">> := Ct, <<"body">> := MBody}}} =
+        erqwest:post(C, <<"/upload">>, #{multipart => [{<<"kind">>, <<"note">>},
+                                                       #{name => file, file => File}]}),
+    io:format("--> POST /upload with multipart (a text part and a file part)~n"
+              "<-- the server saw ~s, ~b bytes~n~n", [Ct, byte_size(MBody)]),
+    _ = file:delete(File),
+    show_term("erqwest_json:decode(<<\"[1, 2.5, \\\"x\\\", null]\">>)",
+              erqwest_json:decode(<<"[1, 2.5, \"x\", null]">>)),
+    show_term("erqwest_json:encode(#{a => {tuple}})", erqwest_json:encode(#{a => {tuple}})).
+
+show_term(What, Result) ->
+    io:format("--> ~s~n", [What]),
+    case Result of
+        {ok, #{status := Status, body := Body}} -> io:format("<-- ~b, decoded body:~n    ~tp~n~n", [Status, Body]);
+        Other -> io:format("<-- ~tp~n~n", [Other])
+    end.
 
 show(What, Result) ->
     io:format("--> ~s~n", [What]),

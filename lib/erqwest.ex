@@ -43,6 +43,18 @@ defmodule Erqwest do
     * `:chunk_period` — with a streamed response body, emit what arrived
       after this many milliseconds even if it is less than `:chunk_size`
       (default `:infinity`)
+    * `:params` — query parameters, a keyword list, `[{key, value}]` or a
+      map; values are strings, atoms, integers or floats. Appended to any
+      query the URL has, `application/x-www-form-urlencoded` style.
+    * `:json` — a term encoded as the JSON body (see `Erqwest.JSON`), with
+      `content-type: application/json` unless `:headers` set one
+    * `:form` — a urlencoded form body, as `:params`
+    * `:multipart` — a `multipart/form-data` body: a list of parts,
+      `{name, value}` or maps `%{name: name, data: iodata}` /
+      `%{name: name, file: path}` with optional `:filename`,
+      `:content_type` and `:headers`. Files are streamed from disk.
+    * `:auth` — `{:basic, user, password}` or `{:bearer, token}`; never
+      sent to another origin after a redirect
     * `:decode_body` — `true` (decode JSON when the content type is
       `application/json` or `*/*+json`), `:json` (always) or `false`
       (never). Decoding happens on the runtime's threads, not in the
@@ -56,7 +68,7 @@ defmodule Erqwest do
   An unknown key or a value of the wrong type raises `ArgumentError`:
 
       iex> Erqwest.get(:default, "http://example.com/", time_out: 5)
-      ** (ArgumentError) unknown request option :time_out; the accepted options are: :headers, :body, :response_body, :timeout, :decode_body, :chunk_size, :chunk_period
+      ** (ArgumentError) unknown request option :time_out; the accepted options are: :headers, :body, :response_body, :timeout, :params, :json, :form, :multipart, :auth, :decode_body, :chunk_size, :chunk_period
 
   ## Results
 
@@ -119,6 +131,12 @@ defmodule Erqwest do
       `:danger_accept_invalid_hostnames` — booleans
     * `:min_tls_version` — `:tlsv1`, `:"tlsv1.1"`, `:"tlsv1.2"` or
       `:"tlsv1.3"`
+    * `:base_url` — a string or URI; a request URL that is only a path is
+      joined to it as Req joins them (`"https://h/api/v1"` and `"/users"`
+      give `"https://h/api/v1/users"`); absolute URLs are kept
+    * `:auth` — default credentials for every request, as the request
+      option
+    * `:decode_body` — the request option's default; `true` unless given
 
   Raises `ArgumentError` for an unknown key, a value of the wrong type,
   or one that cannot be used (a certificate that does not open).
@@ -316,6 +334,19 @@ defmodule Erqwest do
   """
   @spec stream!(client(), url(), options()) :: Response.t() | Upload.t()
   def stream!(client, url, opts \\ []), do: bang(stream(client, url, opts))
+
+  @doc """
+  A paginated listing as a lazy stream of pages (`Erqwest.Response`), or
+  of their items with `items:`; the next page is requested while the
+  caller works on the current one. Options and strategies (`next: :link`,
+  `{:json, pointer}`, `{:cursor, param, pointer}`, `{:page, param,
+  first}`, a function) are in `Erqwest.Pages`.
+
+      iex> Erqwest.paginate(:default, "http://example.com/") |> Enum.map(& &1.status)
+      [200]
+  """
+  @spec paginate(client(), url() | options(), keyword()) :: Enumerable.t()
+  defdelegate paginate(client, url_or_request, opts \\ []), to: Erqwest.Pages
 
   ## Internals
 

@@ -28,7 +28,8 @@
 -export([format_error/2]).
 
 -export_type([client/0, handle/0, client_opts/0, req_opts/0, read_opts/0, method/0,
-              header/0, resp/0, err/0, code/0, proxy_spec/0, timeout_ms/0, decode/0]).
+              header/0, resp/0, err/0, code/0, proxy_spec/0, timeout_ms/0, decode/0,
+              pairs/0, part/0, auth/0]).
 
 -opaque client() :: reference().
 
@@ -79,7 +80,9 @@
     min_tls_version => tlsv1 | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3',
     %% Request defaults (README: "Composing requests").
     decode => decode(),
-    json_null => atom()
+    json_null => atom(),
+    auth => auth(),
+    base_url => binary()
 }.
 
 -type req_opts() :: #{
@@ -91,8 +94,20 @@
     timeout => timeout_ms(),
     %% README: "Composing requests".
     decode => decode(),
-    json_null => atom()
+    json_null => atom(),
+    query => pairs(),
+    json => erqwest_json:json(),
+    form => pairs(),
+    multipart => [part()],
+    auth => auth()
 }.
+
+-type pairs() :: [{binary() | atom(), pair_value()}] | #{binary() | atom() => pair_value()}.
+-type pair_value() :: binary() | atom() | integer() | float().
+-type part() :: {binary() | atom(), iodata()}
+              | #{name := binary() | atom(), data => iodata(), file => file:filename_all(),
+                  filename => binary(), content_type => binary(), headers => [header()]}.
+-type auth() :: {basic, User :: binary(), Password :: binary()} | {bearer, Token :: binary()}.
 
 -type decode() :: none | json | auto.
 %% `none': the body stays a binary (the default); `json': always decoded
@@ -131,7 +146,11 @@ make_client() ->
 -spec make_client(client_opts()) -> client().
 make_client(Opts) ->
     Runtime = erqwest_runtime:get(),
-    case erqwest_nif:make_client(Runtime, Opts) of
+    %% Composing options (base_url, auth ...) raise {badarg, Reason}.
+    Made = try erqwest_nif:make_client(Runtime, Opts)
+           catch error:{badarg, Cause} when is_binary(Cause) -> {error, Cause}
+           end,
+    case Made of
         {error, Reason} ->
             erlang:error(badarg, [Opts], [{error_info, #{module => ?MODULE, cause => Reason}}]);
         Client ->

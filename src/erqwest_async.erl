@@ -42,9 +42,17 @@
 -spec req(erqwest:client() | atom(), pid(), term(), erqwest:req_opts()) -> handle().
 req(Client, Pid, Ref, Opts) ->
     C = erqwest:get_client(Client),
-    case erqwest_dirty:request(Ref, Opts) of
-        true -> erqwest_nif:req_dirty(C, Pid, Ref, Opts);
-        false -> erqwest_nif:req(C, Pid, Ref, Opts)
+    try
+        case erqwest_dirty:request(Ref, Opts) of
+            true -> erqwest_nif:req_dirty(C, Pid, Ref, Opts);
+            false -> erqwest_nif:req(C, Pid, Ref, Opts)
+        end
+    catch
+        %% A composing option (json, query, multipart ...) says what was
+        %% wrong with it: still `badarg', with the reason as error info.
+        error:{badarg, Cause} when is_binary(Cause) ->
+            erlang:error(badarg, [Client, Pid, Ref, Opts],
+                         [{error_info, #{module => erqwest, cause => Cause}}])
     end.
 
 %% @doc Streams a chunk of the request body; see the module doc for the

@@ -22,7 +22,8 @@
 request(Ref, #{} = Opts) ->
     not small_term(Ref) orelse is_list(maps:get(body, Opts, undefined))
         orelse large_url(maps:get(url, Opts, undefined))
-        orelse headers(maps:get(headers, Opts, []));
+        orelse headers(maps:get(headers, Opts, []))
+        orelse composed(Opts);
 request(Ref, _Opts) ->
     not small_term(Ref).
 
@@ -38,6 +39,11 @@ large_headers([{N, V} | T], Left, Bytes) when is_binary(N), is_binary(V) ->
     large_headers(T, Left - 1, Bytes + byte_size(N) + byte_size(V));
 large_headers([_ | T], Left, Bytes) -> large_headers(T, Left - 1, Bytes);
 large_headers(_, _, _) -> false.
+
+%% Composing options whose values are encoded in the NIF call: JSON
+%% bodies, query and form pairs, multipart parts (iodata is flattened).
+composed(Opts) ->
+    lists:any(fun(K) -> json(maps:get(K, Opts, [])) end, [json, query, form, multipart]).
 
 %% @doc Whether encoding `Term' as JSON may take more than a normal
 %% scheduler's share: it has many nodes or many bytes. The walk stops as
@@ -58,6 +64,12 @@ json_budget([H | T], Nodes, Bytes) when is_map(H) ->
     end;
 json_budget([H | T], Nodes, Bytes) when is_list(H) ->
     json_prefix(H, T, Nodes - 1, Bytes);
+json_budget([H | T], Nodes, Bytes) when is_tuple(H) ->
+    %% Query and form pairs, multipart parts.
+    case tuple_size(H) >= Nodes of
+        true -> 0;
+        false -> json_budget(tuple_to_list(H) ++ T, Nodes - 1, Bytes)
+    end;
 json_budget([H | T], Nodes, Bytes) when is_integer(H), abs(H) > 1 bsl 64 ->
     %% Writing a bignum's digits is quadratic in its size.
     json_budget(T, Nodes - 1, Bytes - erlang:external_size(H));

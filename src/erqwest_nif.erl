@@ -22,6 +22,9 @@
          events_parse/3]).
 -nifs([events_open/5, events_open_dirty/5, events_active/2, events_close/1, live_events/0,
        events_parse/3]).
+%% Next-page URLs (erqwest_pages; native/src/link.rs).
+-export([link_next/2, link_next_dirty/2, url_resolve/2, url_resolve_dirty/2]).
+-nifs([link_next/2, link_next_dirty/2, url_resolve/2, url_resolve_dirty/2]).
 %% The JSON codec (erqwest_json).
 -export([json_encode/1, json_encode_dirty/1, json_decode/2, json_decode_dirty/2]).
 -nifs([json_encode/1, json_encode_dirty/1, json_decode/2, json_decode_dirty/2]).
@@ -153,6 +156,27 @@ live_events() -> ?NOT_LOADED.
           [{binary(), binary(), binary() | undefined}] | [binary()]
           | {error, line_too_long | event_too_long}.
 events_parse(_Format, _Chunks, _MaxLine) -> ?NOT_LOADED.
+%%% Next-page URLs (erqwest_pages).
+
+-type resolved() :: {ok, Url :: binary(), Origin :: binary()} | {error, binary()}.
+
+%% @doc The target of the first `rel="next"' link in these `Link' header
+%% values, resolved against the page's URL; `none' without one.
+-spec link_next([binary()], binary()) -> resolved() | none.
+link_next(_Values, _Base) -> ?NOT_LOADED.
+
+%% @doc {@link link_next/2} on a dirty scheduler, for long headers.
+-spec link_next_dirty([binary()], binary()) -> resolved() | none.
+link_next_dirty(_Values, _Base) -> ?NOT_LOADED.
+
+%% @doc A reference resolved against a page's URL (RFC 3986 section 5).
+-spec url_resolve(binary(), binary()) -> resolved().
+url_resolve(_Base, _Ref) -> ?NOT_LOADED.
+
+%% @doc {@link url_resolve/2} on a dirty scheduler, for long URLs.
+-spec url_resolve_dirty(binary(), binary()) -> resolved().
+url_resolve_dirty(_Base, _Ref) -> ?NOT_LOADED.
+
 %%% The JSON codec (erqwest_json).
 
 %% @doc `{ok, Json}', or `{error, {Path, Reason}}' for a term with no JSON form.

@@ -83,3 +83,108 @@ defmodule Erqwest.ComposeTest do
     end
   end
 end
+
+defmodule Erqwest.ComposeWireTest do
+  # params:, json:, form:, multipart:, auth: and base_url: as the server
+  # sees them.
+  use ExUnit.Case, async: true
+
+  alias Erqwest.Test.Server
+
+  setup do
+    server = Server.start(Server.reply(200, "ok"))
+    %{server: server, client: Erqwest.make_client(proxy: :no_proxy)}
+  end
+
+  defp only_request(server) do
+    [req] = Server.requests(server)
+    req
+  end
+
+  defp header(req, name), do: for({^name, v} <- req.headers, do: v)
+
+  test "params: a keyword list, after the URL's own query", %{server: s, client: c} do
+    {:ok, _} = Erqwest.get(c, Server.url(s, "/p?a=1"), params: [q: "x y", n: 2, f: 1.5, q: "é"])
+    assert only_request(s).path == "/p?a=1&q=x+y&n=2&f=1.5&q=%C3%A9"
+  end
+
+  test "json: the body and its content type", %{server: s, client: c} do
+    {:ok, _} = Erqwest.post(c, Server.url(s), json: %{name: "x", tags: [1, nil, true]})
+    req = only_request(s)
+    assert header(req, "content-type") == ["application/json"]
+    assert Erqwest.JSON.decode!(req.body) == %{"name" => "x", "tags" => [1, nil, true]}
+  end
+
+  test "json: a term without a JSON form names its path", %{client: c} do
+    error =
+      assert_raise ArgumentError, fn ->
+        Erqwest.post(c, "http://127.0.0.1:1/", json: %{users: [%{id: {1}}]})
+      end
+
+    assert Exception.message(error) =~ "json: cannot encode a tuple as JSON at /users/0/id"
+  end
+
+  test "form: a urlencoded body", %{server: s, client: c} do
+    {:ok, _} = Erqwest.post(c, Server.url(s), form: %{a: "1 2", b: :c})
+    req = only_request(s)
+    assert req.body == "a=1+2&b=c"
+    assert header(req, "content-type") == ["application/x-www-form-urlencoded"]
+  end
+
+  test "multipart: data and file parts", %{server: s, client: c} do
+    path =
+      Path.join(System.tmp_dir!(), "erqwest-compose-#{System.unique_integer([:positive])}.txt")
+
+    File.write!(path, "file bytes")
+    on_exit(fn -> File.rm(path) end)
+
+    {:ok, _} =
+      Erqwest.post(c, Server.url(s),
+        multipart: [{"a", "1"}, %{name: "f", file: path, content_type: "text/plain"}]
+      )
+
+    req = only_request(s)
+    ["multipart/form-data; boundary=" <> b] = header(req, "content-type")
+
+    assert req.body ==
+             "--#{b}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n" <>
+               "--#{b}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"#{Path.basename(path)}\"\r\n" <>
+               "Content-Type: text/plain\r\n\r\nfile bytes\r\n--#{b}--\r\n"
+  end
+
+  test "multipart: a missing file is a :request error", %{server: s, client: c} do
+    assert {:error, %Erqwest.Error{code: :request, reason: reason}} =
+             Erqwest.post(c, Server.url(s), multipart: [%{name: "f", file: "/nonexistent/x"}])
+
+    assert reason =~ "cannot read file /nonexistent/x"
+  end
+
+  test "auth: per request and as a client default", %{server: s} do
+    c = Erqwest.make_client(proxy: :no_proxy, auth: {:bearer, "client"})
+    {:ok, _} = Erqwest.get(c, Server.url(s))
+    {:ok, _} = Erqwest.get(c, Server.url(s), auth: {:basic, "u", "p"})
+    [r1, r2] = Server.requests(s)
+    assert header(r1, "authorization") == ["Bearer client"]
+    assert header(r2, "authorization") == ["Basic dTpw"]
+  end
+
+  test "base_url: paths are joined to it", %{server: s} do
+    c = Erqwest.make_client(proxy: :no_proxy, base_url: URI.parse(Server.url(s, "/api/v1")))
+    {:ok, _} = Erqwest.get(c, "/users", params: [page: 2])
+    assert only_request(s).path == "/api/v1/users?page=2"
+  end
+
+  test "shapes are checked with the option's name", %{client: c} do
+    assert_raise ArgumentError, ~r/request option :auth/, fn ->
+      Erqwest.get(c, "http://127.0.0.1:1/", auth: {:digest, "x"})
+    end
+
+    assert_raise ArgumentError, ~r/request option :params/, fn ->
+      Erqwest.get(c, "http://127.0.0.1:1/", params: "a=1")
+    end
+
+    assert_raise ArgumentError, ~r/client option :base_url/, fn ->
+      Erqwest.make_client(base_url: 1)
+    end
+  end
+end

@@ -33,6 +33,7 @@ defmodule Erqwest.DocTest do
   doctest Erqwest.Response
   doctest Erqwest.Error
   doctest Erqwest.Async
+  doctest Erqwest.Pages
   doctest Erqwest.JSON
   doctest Erqwest.Events.Event
 

@@ -16,7 +16,7 @@
          invalid_utf8_in_strings/1, control_characters/1, negative_zero/1,
          float_out_of_range/1, big_integers/1, long_integers/1, empty_and_duplicate_keys/1,
          deep_nesting/1, a_million_brackets/1, trailing_garbage/1, whitespace/1,
-         grammar_errors_give_offsets/1, null_option/1, bad_arguments/1]).
+         grammar_errors_give_offsets/1, null_option/1, bad_arguments/1, repeated_keys_are_shared/1]).
 -export([encode_values/1, encode_floats_shortest/1, encode_escapes/1, encode_keys/1,
          encode_errors_name_the_path/1, encode_deep_nesting/1, large_inputs_go_dirty/1]).
 -export([round_trip/1, jiffy_reads_our_encoding/1, we_read_jiffys_encoding/1]).
@@ -33,7 +33,7 @@ groups() ->
       [scalars, every_escape, surrogate_pairs, lone_surrogates, invalid_utf8_in_strings,
        control_characters, negative_zero, float_out_of_range, big_integers, long_integers,
        empty_and_duplicate_keys, deep_nesting, a_million_brackets, trailing_garbage, whitespace,
-       grammar_errors_give_offsets, null_option, bad_arguments]},
+       grammar_errors_give_offsets, null_option, bad_arguments, repeated_keys_are_shared]},
      {encode, [parallel],
       [encode_values, encode_floats_shortest, encode_escapes, encode_keys,
        encode_errors_name_the_path, encode_deep_nesting, large_inputs_go_dirty]},
@@ -219,6 +219,20 @@ bad_arguments(_) ->
     ?assertError(badarg, erqwest_json:decode(<<"[]">>, #{nul => nil})),
     ?assertError(badarg, erqwest_json:decode(<<"[]">>, [])),
     ?assertError(badarg, erqwest_json:decode(<<1:1>>)).
+
+repeated_keys_are_shared(_) ->
+    Doc = iolist_to_binary(["[", lists:join(",", lists:duplicate(1000, <<"{\"name\":1,\"k\\u00e9y\":2}">>)), "]"]),
+    [A, B | _] = T = dec(Doc),
+    ?assertEqual(#{<<"name">> => 1, <<"kéy"/utf8>> => 2}, A),
+    [KA1, KA2] = maps:keys(A),
+    [KB1, KB2] = maps:keys(B),
+    %% The same binary, escaped or not, in every object.
+    ?assert(erts_debug:same(KA1, KB1)),
+    ?assert(erts_debug:same(KA2, KB2)),
+    ?assert(erts_debug:size(T) < erts_debug:flat_size(T)),
+    %% Values are not shared.
+    [#{<<"v">> := V1}, #{<<"v">> := V2}] = dec(<<"[{\"v\":\"same\"},{\"v\":\"same\"}]">>),
+    ?assertNot(erts_debug:same(V1, V2)).
 
 %%% Encoding
 

@@ -4,9 +4,10 @@
 //! [`client`] and [`tls`] (options to a reqwest client), [`request`] (one
 //! request's handle and task), [`inbox`] (commands from a handle to its
 //! task), [`body`] (streamed request bodies),
-//! [`reply`] (messages back to Erlang), [`error`] (`err()` codes) and
-//! [`term`] (term decoding and encoding), [`json`] (the JSON codec) and
-//! [`compose`] (query strings, JSON and form bodies, auth, base URLs). This file only wires them up.
+//! [`reply`] (messages back to Erlang), [`error`] (`err()` codes),
+//! [`term`] (term decoding and encoding), [`json`] (the JSON codec),
+//! [`compose`] (query strings, JSON and form bodies, auth, base URLs) and
+//! [`link`] (`Link` headers and next-page URLs). This file only wires them up.
 
 mod atoms;
 pub mod body;
@@ -16,6 +17,7 @@ pub mod error;
 mod events;
 mod inbox;
 pub mod json;
+mod link;
 mod operation;
 mod reply;
 mod request;

@@ -67,12 +67,19 @@ pub(crate) struct Checked {
     pub(crate) url: reqwest::Url,
     pub(crate) headers: reqwest::header::HeaderMap,
     pub(crate) body: RequestBody,
+    /// Query, composed body and auth (compose.rs).
+    pub(crate) compose: compose::Wire,
 }
 
 impl Spec {
     /// Decodes `req_opts()` (see the module doc for what is `badarg` and
     /// what becomes an `err()`).
     pub(crate) fn decode(term: Term) -> NifResult<Self> {
+        Self::decode_for(term, &compose::Defaults::default())
+    }
+
+    /// The same for a client whose defaults (a base URL, auth) apply.
+    pub(crate) fn decode_for(term: Term, defaults: &compose::Defaults) -> NifResult<Self> {
         let mut method = None;
         let mut url: Option<Binary> = None;
         let mut headers = Vec::new();
@@ -101,7 +108,15 @@ impl Spec {
         let method = method.ok_or(NifError::BadArg)?;
         let url = url.ok_or(NifError::BadArg)?;
         let upload = matches!(body, Some(b) if b.decode::<Atom>().ok() == Some(atoms::stream()));
-        let checked = check(url.as_slice(), &headers, body);
+        if body.is_some() && compose.has_body() {
+            return Err(compose::bad(
+                "body cannot be combined with json, form or multipart",
+            ));
+        }
+        let mut checked = check(defaults.url(url.as_slice()), &headers, body);
+        if let Ok(c) = &mut checked {
+            c.compose = compose.wire(defaults, &c.headers);
+        }
         Ok(Spec {
             method,
             checked,
@@ -113,8 +128,12 @@ impl Spec {
     }
 }
 
-fn check(url: &[u8], headers: &[(Binary, Binary)], body: Option<Term>) -> Result<Checked, Error> {
-    let url = parse_url(url)?;
+fn check(
+    url: Result<reqwest::Url, Error>,
+    headers: &[(Binary, Binary)],
+    body: Option<Term>,
+) -> Result<Checked, Error> {
+    let url = url?;
     let headers = header_map(headers).map_err(|e| Error::new(Code::Request, e))?;
     let body = match body {
         None => RequestBody::Empty,
@@ -123,7 +142,12 @@ fn check(url: &[u8], headers: &[(Binary, Binary)], body: Option<Term>) -> Result
             bytes_from_iodata(b).ok_or_else(|| Error::new(Code::Request, "body is not iodata"))?,
         ),
     };
-    Ok(Checked { url, headers, body })
+    Ok(Checked {
+        url,
+        headers,
+        body,
+        compose: compose::Wire::default(),
+    })
 }
 
 pub(crate) fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
@@ -191,7 +215,7 @@ fn start<'a>(
     opts: Term<'a>,
 ) -> NifResult<ResourceArc<Handle>> {
     let http = client.get().ok_or(NifError::BadArg)?;
-    let spec = Spec::decode(opts)?;
+    let spec = Spec::decode_for(opts, client.compose())?;
     let rt = client
         .runtime()
         .handle()

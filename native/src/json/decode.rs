@@ -25,6 +25,11 @@ pub trait Sink {
     fn float(&mut self, f: f64) -> Self::Value;
     /// A string's bytes, checked to be UTF-8.
     fn string(&mut self, s: &[u8]) -> Self::Value;
+    /// An object key; the same as a string unless the sink shares
+    /// repeated keys.
+    fn key(&mut self, s: &[u8]) -> Self::Value {
+        self.string(s)
+    }
     fn array(&mut self, items: Vec<Self::Value>) -> Self::Value;
     /// An object; a repeated key must keep its last value.
     fn object(&mut self, keys: Vec<Self::Value>, values: Vec<Self::Value>) -> Self::Value;
@@ -198,7 +203,7 @@ impl<S: Sink> Parser<'_, S> {
             b'"' => {}
             b => return Err(DecodeError::at(self.i - 1, Kind::Unexpected(b))),
         }
-        let key = self.string()?;
+        let key = self.string(true)?;
         self.skip_ws();
         match self.next_byte()? {
             b':' => Ok(key),
@@ -211,7 +216,7 @@ impl<S: Sink> Parser<'_, S> {
             None => Err(DecodeError::at(self.i, Kind::Eof)),
             Some(b'"') => {
                 self.i += 1;
-                self.string()
+                self.string(false)
             }
             Some(b't') => self.literal(b"true").map(|_| self.sink.boolean(true)),
             Some(b'f') => self.literal(b"false").map(|_| self.sink.boolean(false)),
@@ -233,8 +238,9 @@ impl<S: Sink> Parser<'_, S> {
         Ok(())
     }
 
-    /// A string's body; `self.i` is just past the opening quote.
-    fn string(&mut self) -> Result<S::Value, DecodeError> {
+    /// A string's body (an object key's if `key`); `self.i` is just past
+    /// the opening quote.
+    fn string(&mut self, key: bool) -> Result<S::Value, DecodeError> {
         let open = self.i - 1;
         let mut run = self.i;
         let mut escaped = false;
@@ -257,11 +263,17 @@ impl<S: Sink> Parser<'_, S> {
                 None => return Err(DecodeError::at(open, Kind::Eof)),
                 Some(b'"') => {
                     self.i = j + 1;
-                    if !escaped {
-                        return Ok(self.sink.string(&self.s[run..j]));
-                    }
-                    self.scratch.extend_from_slice(&self.s[run..j]);
-                    return Ok(self.sink.string(&self.scratch));
+                    let bytes = if escaped {
+                        self.scratch.extend_from_slice(&self.s[run..j]);
+                        &self.scratch[..]
+                    } else {
+                        &self.s[run..j]
+                    };
+                    return Ok(if key {
+                        self.sink.key(bytes)
+                    } else {
+                        self.sink.string(bytes)
+                    });
                 }
                 Some(b'\\') => {
                     escaped = true;

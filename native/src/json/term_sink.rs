@@ -5,6 +5,9 @@
 //! goes to `enif_make_list_from_array` / `enif_make_map_from_arrays`
 //! without another copy of its elements.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use rustler::sys::{self, ErlNifTerm};
 use rustler::{Atom, Encoder, Env, Term};
 
@@ -16,6 +19,40 @@ pub struct TermSink<'a> {
     null: ErlNifTerm,
     true_: ErlNifTerm,
     false_: ErlNifTerm,
+    /// Object keys already made, shared by every object that repeats
+    /// them: an API's array of objects repeats the same few keys, and one
+    /// binary per key instead of one per occurrence is about a quarter of
+    /// the decoded term's memory, and of the garbage collector's work on
+    /// it in the receiving process (copying collection keeps sharing).
+    keys: HashMap<Box<[u8]>, ErlNifTerm, BuildHasherDefault<Fnv>>,
+}
+
+/// Keys longer than this are not shared (rarely repeated, costly to hash).
+const MAX_SHARED_KEY: usize = 64;
+/// At most this many distinct keys are kept per document.
+const MAX_SHARED_KEYS: usize = 4096;
+
+/// FNV-1a: short keys, no adversary that matters (a document can only
+/// make its own decoding slower, and the table is bounded).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl<'a> TermSink<'a> {
@@ -25,6 +62,7 @@ impl<'a> TermSink<'a> {
             null: null.encode(env).as_c_arg(),
             true_: true.encode(env).as_c_arg(),
             false_: false.encode(env).as_c_arg(),
+            keys: HashMap::default(),
         }
     }
 
@@ -66,6 +104,20 @@ impl Sink for TermSink<'_> {
     fn string(&mut self, s: &[u8]) -> ErlNifTerm {
         let bin = rustler::NewBinary::from_slice(self.env, s);
         Term::from(bin).as_c_arg()
+    }
+
+    fn key(&mut self, s: &[u8]) -> ErlNifTerm {
+        if s.len() > MAX_SHARED_KEY {
+            return self.string(s);
+        }
+        if let Some(t) = self.keys.get(s) {
+            return *t;
+        }
+        let t = self.string(s);
+        if self.keys.len() < MAX_SHARED_KEYS {
+            self.keys.insert(s.into(), t);
+        }
+        t
     }
 
     fn array(&mut self, items: Vec<ErlNifTerm>) -> ErlNifTerm {

@@ -1,7 +1,7 @@
 //! A checked request turned into a reqwest request, ready to execute.
 //!
 //! Kept apart from the task so that everything that shapes what goes on
-//! the wire (framing headers today; query, bodies and auth as they come)
+//! the wire (framing headers; query, composed bodies and auth through compose.rs)
 //! lives in one place, and so that other tasks (retries, event streams)
 //! can build the same request again.
 
@@ -19,18 +19,25 @@ pub(crate) struct Built {
 }
 
 /// Builds the request on `http` (whose defaults, such as its timeout and
-/// default headers, then apply).
-pub(crate) fn build(
+/// default headers, then apply). Async because a multipart body opens its
+/// files here, on the runtime.
+pub(crate) async fn build(
     http: &reqwest::Client,
     method: reqwest::Method,
     checked: Checked,
     timeout: Option<Duration>,
 ) -> Result<Built, Error> {
-    let Checked { url, headers, body } = checked;
-    let mut headers = headers;
+    let Checked {
+        url,
+        mut headers,
+        body,
+        compose,
+    } = checked;
     if matches!(body, RequestBody::Stream) {
         chunked_unless_sized(&mut headers);
     }
+    compose.strip_replaced(&mut headers);
+    let content_type_set = headers.contains_key(reqwest::header::CONTENT_TYPE);
     let mut rb = http.request(method, url).headers(headers);
     if let Some(t) = timeout {
         rb = rb.timeout(t);
@@ -45,7 +52,19 @@ pub(crate) fn build(
             upload = Some(tx);
         }
     }
-    let request = rb.build().map_err(|e| Error::from_reqwest(&e))?;
+    rb = compose.apply(rb, content_type_set).await?;
+    let request = rb.build().map_err(|e| {
+        // A header value reqwest refused (a bearer token with a newline,
+        // say) is a bad request, as a bad header is.
+        if e.is_builder() {
+            Error::new(
+                crate::error::Code::Request,
+                Error::from_reqwest(&e).reason(),
+            )
+        } else {
+            Error::from_reqwest(&e)
+        }
+    })?;
     Ok(Built { request, upload })
 }
 

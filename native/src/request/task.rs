@@ -42,7 +42,7 @@ async fn run(
     cmds: &mut Receiver,
     out: &mut Replier,
 ) -> Result<(), Error> {
-    let Built { request, upload } = build(http, spec.method, spec.checked?, spec.timeout)?;
+    let Built { request, upload } = build(http, spec.method, spec.checked?, spec.timeout).await?;
     let fut = http.execute(request);
     tokio::pin!(fut);
     // An upload cut short by an early reply stays open until the response
