@@ -348,7 +348,7 @@ async fn run(
         Ok(c) => c,
         Err(e) => return End::Failed(Failure::Transport(e)),
     };
-    let mut template = match build(http, spec.method, checked, spec.timeout) {
+    let mut template = match build(http, spec.method, checked, spec.timeout).await {
         Ok(b) => b.request,
         Err(e) => return End::Failed(Failure::Transport(e)),
     };
