@@ -304,9 +304,16 @@ info(H) -> erqwest_nif:operation_info(H).
 
 nif_start(Client, Pid, Ref, ReqOpts, OpOpts, Mode) ->
     C = erqwest:get_client(Client),
-    case erqwest_dirty:request(Ref, ReqOpts) orelse long_poll_headers(OpOpts) of
-        true -> erqwest_nif:start_operation_dirty(C, Pid, Ref, ReqOpts, OpOpts, Mode);
-        false -> erqwest_nif:start_operation(C, Pid, Ref, ReqOpts, OpOpts, Mode)
+    try
+        case erqwest_dirty:request(Ref, ReqOpts) orelse long_poll_headers(OpOpts) of
+            true -> erqwest_nif:start_operation_dirty(C, Pid, Ref, ReqOpts, OpOpts, Mode);
+            false -> erqwest_nif:start_operation(C, Pid, Ref, ReqOpts, OpOpts, Mode)
+        end
+    catch
+        %% A composing option (json, query ...) says what was wrong with it.
+        error:{badarg, Cause} when is_binary(Cause) ->
+            erlang:error(badarg, [Client, Pid, Ref, ReqOpts, OpOpts, Mode],
+                         [{error_info, #{module => erqwest, cause => Cause}}])
     end.
 
 owner(#op{owner = Owner}) ->

@@ -21,7 +21,8 @@
          auth_basic_and_bearer/1, auth_client_default/1, auth_not_sent_across_origins/1,
          auth_kept_on_same_origin_redirects/1, auth_bad/1,
          base_url_joins_paths/1, base_url_keeps_absolute_urls/1, base_url_bad/1,
-         composed_in_async_requests/1, multipart_1gb_file_in_bounded_memory/1]).
+         composed_in_async_requests/1, multipart_1gb_file_in_bounded_memory/1,
+         composed_operations/1]).
 
 suite() -> [{timetrap, {minutes, 5}}].
 
@@ -40,7 +41,7 @@ groups() ->
       [json_body, json_body_keeps_a_content_type, json_body_bad_terms, json_body_large_goes_dirty,
        body_options_exclude_each_other, form_body, form_keeps_a_content_type, multipart_body,
        multipart_file_part, multipart_missing_file, multipart_bad_parts,
-       composed_in_async_requests]},
+       composed_in_async_requests, composed_operations]},
      {auth, [parallel],
       [auth_basic_and_bearer, auth_client_default, auth_not_sent_across_origins,
        auth_kept_on_same_origin_redirects, auth_bad]},
@@ -433,6 +434,28 @@ composed_in_async_requests(Config) ->
     end),
     ?assertMatch(#{method := <<"PUT">>, path := <<"/a?x=1">>, body := <<"{\"k\":\"v\"}">>}, Req),
     ?assertEqual([<<"Bearer t">>], header(<<"authorization">>, Req)).
+
+%% Long-running operations (erqwest_operation) take the same options for
+%% their first request, and decode their result.
+composed_operations(Config) ->
+    [Req] = with_server(fun(S) ->
+        {ok, #{status := 200, body := <<"ok">>}} =
+            erqwest_operation:wait(?config(client, Config),
+                                   #{method => post, url => erqwest_test_server:url(S, "/op"),
+                                     query => [{x, 1}], json => #{a => 1}, auth => {bearer, <<"t">>}},
+                                   #{})
+    end),
+    ?assertMatch(#{path := <<"/op?x=1">>, body := <<"{\"a\":1}">>}, Req),
+    ?assertEqual([<<"application/json">>], header(<<"content-type">>, Req)),
+    ?assertEqual([<<"Bearer t">>], header(<<"authorization">>, Req)),
+    ?assertMatch({ok, #{body := #{<<"done">> := true}}},
+                 erqwest_operation:wait(?config(client, Config),
+                                        #{method => get, decode => auto,
+                                          url => url(Config, <<"application/json">>, <<"{\"done\":true}">>)},
+                                        #{})),
+    ?assertError(badarg, erqwest_operation:wait(?config(client, Config),
+                                                #{method => post, url => <<"http://127.0.0.1:1/">>,
+                                                  json => {x}}, #{})).
 
 %%% auth
 

@@ -86,7 +86,7 @@ fn start<'a>(
     mode: Atom,
 ) -> NifResult<ResourceArc<Operation>> {
     let http = client.get().ok_or(NifError::BadArg)?;
-    let spec = Spec::decode(req)?;
+    let spec = Spec::decode(req, client.compose())?;
     let opts = OpOpts::decode(op)?;
     let manual = match mode {
         m if m == atoms::auto() => false,
@@ -114,7 +114,7 @@ fn start<'a>(
         // Already dead: the task starts cancelled and ends at once.
         shared.cancel.notify_one();
     }
-    let out = Replier::new(pid, reference, progress);
+    let out = Replier::new(pid, reference, progress).decode_with(spec.decoding);
     let ctx = Ctx {
         http,
         opts,

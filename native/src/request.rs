@@ -73,12 +73,8 @@ pub(crate) struct Checked {
 
 impl Spec {
     /// Decodes `req_opts()` (see the module doc for what is `badarg` and
-    /// what becomes an `err()`).
-    pub(crate) fn decode(term: Term) -> NifResult<Self> {
-        Self::decode_for(term, &compose::Defaults::default())
-    }
-
-    /// The same for a client whose defaults (a base URL, auth) apply.
+    /// what becomes an `err()`) for a client whose defaults (a base URL,
+    /// auth, decoding) apply.
     pub(crate) fn decode_for(term: Term, defaults: &compose::Defaults) -> NifResult<Self> {
         let mut method = None;
         let mut url: Option<Binary> = None;

@@ -12,6 +12,7 @@ use reqwest::header::HeaderMap;
 use rustler::{Atom, Error as NifError, MapIterator, NifResult, Term};
 
 use crate::atoms;
+use crate::compose;
 use crate::error::Error;
 use crate::request::{self, BodyMode, RequestBody};
 use crate::term::{decode_header_list, decode_int, decode_ms, header_map, MAX_TIMEOUT};
@@ -25,6 +26,8 @@ pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(600);
 pub struct Spec {
     pub method: reqwest::Method,
     pub checked: Result<Checked, Error>,
+    /// How the result's body is decoded (compose/decode.rs).
+    pub decoding: compose::Decoding,
     /// Applies to every exchange of the operation: the first request, each
     /// poll and the result fetch.
     pub timeout: Option<Duration>,
@@ -34,14 +37,16 @@ pub struct Checked {
     pub url: reqwest::Url,
     pub headers: HeaderMap,
     pub body: Option<Bytes>,
+    /// Query, composed body and auth of the first request (compose.rs).
+    pub compose: compose::Wire,
 }
 
 impl Spec {
     /// Decodes `req_opts()` as any request does; `body => stream` and
     /// `response_body => stream` are `badarg`: an operation hands over
     /// complete bodies.
-    pub fn decode(term: Term) -> NifResult<Self> {
-        let req = request::Spec::decode(term)?;
+    pub fn decode(term: Term, defaults: &compose::Defaults) -> NifResult<Self> {
+        let req = request::Spec::decode_for(term, defaults)?;
         if req.upload || req.response_body == BodyMode::Stream {
             return Err(NifError::BadArg);
         }
@@ -52,9 +57,11 @@ impl Spec {
                 RequestBody::Full(b) => Some(b),
                 RequestBody::Empty | RequestBody::Stream => None,
             },
+            compose: c.compose,
         });
         Ok(Spec {
             method: req.method,
+            decoding: req.compose.decoding(defaults),
             checked,
             timeout: req.timeout,
         })

@@ -267,11 +267,19 @@ async fn until(deadline: Option<Instant>) {
 }
 
 async fn follow(ctx: &Ctx, spec: Spec, mut mode: Mode, out: &mut Replier) -> Result<Done, Failure> {
-    let Checked { url, headers, body } = spec.checked?;
+    let Checked {
+        url,
+        mut headers,
+        body,
+        compose,
+    } = spec.checked?;
+    compose.strip_replaced(&mut headers);
+    let content_type_set = headers.contains_key(reqwest::header::CONTENT_TYPE);
     let mut rb = ctx.http.request(spec.method, url).headers(headers);
     if let Some(b) = body {
         rb = rb.body(b);
     }
+    rb = compose.apply(rb, content_type_set).await?;
     let resp = ctx
         .send(rb)
         .await
