@@ -125,9 +125,17 @@
 -spec open(erqwest:client() | atom(), pid(), term(), erqwest:req_opts(), opts()) -> handle().
 open(Client, Owner, Ref, ReqOpts, Opts) ->
     C = erqwest:get_client(Client),
-    case erqwest_dirty:request(Ref, ReqOpts) of
-        true -> erqwest_nif:events_open_dirty(C, Owner, Ref, ReqOpts, Opts);
-        false -> erqwest_nif:events_open(C, Owner, Ref, ReqOpts, Opts)
+    try
+        case erqwest_dirty:request(Ref, ReqOpts) of
+            true -> erqwest_nif:events_open_dirty(C, Owner, Ref, ReqOpts, Opts);
+            false -> erqwest_nif:events_open(C, Owner, Ref, ReqOpts, Opts)
+        end
+    catch
+        %% A composing option (json, query ...) says what was wrong with
+        %% it: still `badarg', with the reason as error info.
+        error:{badarg, Cause} when is_binary(Cause) ->
+            erlang:error(badarg, [Client, Owner, Ref, ReqOpts, Opts],
+                         [{error_info, #{module => erqwest, cause => Cause}}])
     end.
 
 %% @doc Gives credit: `once' (one event, then `passive') or `N' more

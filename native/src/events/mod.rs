@@ -256,7 +256,7 @@ fn start<'a>(
     opts: Term<'a>,
 ) -> NifResult<ResourceArc<Stream>> {
     let http = client.get().ok_or(NifError::BadArg)?;
-    let spec = Spec::decode(req)?;
+    let spec = Spec::decode_for(req, client.compose())?;
     // The request may be sent again on reconnect, so its body must be whole.
     if spec.upload || spec.response_body != crate::request::BodyMode::Complete {
         return Err(NifError::BadArg);
