@@ -26,9 +26,11 @@
 -export([post/3, put/3, delete/2, delete/3, patch/3]).
 -export([send/2, finish_send/1, read/1, read/2, cancel/1]).
 -export([format_error/2]).
+-export([client_info/1]).
 
 -export_type([client/0, handle/0, client_opts/0, req_opts/0, read_opts/0, method/0,
               header/0, resp/0, err/0, code/0, proxy_spec/0, timeout_ms/0]).
+-export_type([retry_opts/0, hedge_opts/0, timings/0, client_info/0]).
 
 -opaque client() :: reference().
 
@@ -76,8 +78,35 @@
     user_agent => binary(),
     default_headers => [header()],
     resolve => [{Host :: binary(), {inet:ip_address(), inet:port_number()}}],
-    min_tls_version => tlsv1 | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3'
+    min_tls_version => tlsv1 | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3',
+    %% Defaults for requests (README.md, "Retries, hedging, limits, timings").
+    retry => false | true | retry_opts(),
+    hedge => false | hedge_opts(),
+    timings => boolean(),
+    queue_timeout => timeout_ms(),
+    max_in_flight => pos_integer() | infinity,
+    max_in_flight_per_host => pos_integer() | infinity
 }.
+
+-type retry_opts() :: #{
+    max_retries => non_neg_integer(),
+    methods => idempotent | all | [method()],
+    statuses => [100..599],
+    errors => [connect | timeout],
+    base => non_neg_integer(),
+    max => non_neg_integer(),
+    max_retry_after => non_neg_integer(),
+    budget => false | #{ratio => number(), min_per_sec => non_neg_integer()}
+}.
+-type hedge_opts() :: #{delay := non_neg_integer(), max => pos_integer()}.
+%% Microseconds from the start of the request.
+-type timings() :: #{queued := non_neg_integer(), headers := non_neg_integer(),
+                     reused := boolean(), connect => non_neg_integer(),
+                     total => non_neg_integer(),
+                     remote_addr => {inet:ip_address(), inet:port_number()}}.
+-type client_info() :: #{in_flight := non_neg_integer(), queued := non_neg_integer(),
+                         hosts := #{binary() => #{in_flight := non_neg_integer(),
+                                                  queued := non_neg_integer()}}}.
 
 -type req_opts() :: #{
     url := binary(),
@@ -85,7 +114,11 @@
     headers => [header()],
     body => iodata() | stream,
     response_body => complete | stream,
-    timeout => timeout_ms()
+    timeout => timeout_ms(),
+    retry => false | true | retry_opts(),
+    hedge => false | hedge_opts(),
+    timings => boolean(),
+    queue_timeout => timeout_ms()
 }.
 
 -type read_opts() :: #{length => non_neg_integer(), period => timeout_ms()}.
@@ -95,11 +128,14 @@
     headers := [header()],
     body => binary() | handle(),
     version => 'HTTP/0.9' | 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2' | 'HTTP/3',
-    url => binary()
+    url => binary(),
+    attempts => pos_integer(),
+    timings => timings()
 }.
 
--type code() :: timeout | redirect | url | connect | request | body | cancelled | unknown.
--type err() :: #{code := code(), reason := binary()}.
+-type code() :: timeout | redirect | url | connect | request | body | cancelled | unknown
+              | queue_timeout.
+-type err() :: #{code := code(), reason := binary(), attempts => non_neg_integer()}.
 
 %%% Clients
 
@@ -154,6 +190,12 @@ get_client(Name) when is_atom(Name) ->
     persistent_term:get({?MODULE, client, Name});
 get_client(Client) ->
     Client.
+
+%% @doc What a client has in flight and queued, in total and per
+%% `<<"host:port">>' (hosts with nothing in flight or queued are left out).
+-spec client_info(client() | atom()) -> client_info().
+client_info(Client) ->
+    erqwest_nif:client_info(get_client(Client)).
 
 %% @doc Whether a feature was compiled in: `cookies', `gzip', `brotli',
 %% `deflate', `zstd' and `http2' all are.

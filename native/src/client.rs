@@ -2,7 +2,7 @@
 //! then turned into a reqwest client that lives in a NIF resource.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -21,6 +21,7 @@ use crate::tls;
 pub struct Client {
     inner: RwLock<Option<reqwest::Client>>,
     runtime: ResourceArc<Runtime>,
+    resilience: Arc<crate::resilience::ClientState>,
 }
 
 #[rustler::resource_impl]
@@ -34,6 +35,11 @@ impl Client {
 
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// Retry, hedging, limit and timing defaults, queues and budgets.
+    pub fn resilience(&self) -> &Arc<crate::resilience::ClientState> {
+        &self.resilience
     }
 }
 
@@ -96,6 +102,7 @@ pub struct ClientConfig {
     pub default_headers: HeaderMap,
     pub resolve: Vec<(String, SocketAddr)>,
     pub min_tls_version: Option<reqwest::tls::Version>,
+    pub resilience: crate::resilience::ClientOptions,
 }
 
 impl Default for ClientConfig {
@@ -130,6 +137,7 @@ impl Default for ClientConfig {
             default_headers: HeaderMap::new(),
             resolve: Vec::new(),
             min_tls_version: None,
+            resilience: Default::default(),
         }
     }
 }
@@ -206,6 +214,7 @@ impl ClientConfig {
             k if k == atoms::min_tls_version() => {
                 self.min_tls_version = Some(decode_tls_version(v)?)
             }
+            k if crate::resilience::ClientOptions::is_key(k) => self.resilience.set(k, v)?,
             _ => return Err(NifError::BadArg),
         }
         Ok(())
@@ -230,7 +239,8 @@ impl ClientConfig {
             .tcp_keepalive(self.tcp_keepalive)
             .pool_idle_timeout(self.pool_idle_timeout)
             .local_address(self.local_address)
-            .default_headers(self.default_headers);
+            .default_headers(self.default_headers)
+            .connector_layer(crate::resilience::timings::ConnectTimer);
         let ua = reqwest::header::HeaderValue::from_bytes(&self.user_agent)
             .map_err(|e| e.to_string())?;
         b = b.user_agent(ua);
@@ -390,13 +400,15 @@ fn make_client<'a>(
     opts: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let handle = runtime.handle().ok_or(NifError::BadArg)?;
-    let config = ClientConfig::decode(opts)?;
+    let mut config = ClientConfig::decode(opts)?;
+    let resilience = crate::resilience::ClientState::new(std::mem::take(&mut config.resilience));
     // Some reqwest internals (the system proxy lookup) expect a runtime context.
     let _guard = handle.enter();
     match config.build() {
         Ok(client) => Ok(ResourceArc::new(Client {
             inner: RwLock::new(Some(client)),
             runtime: runtime.clone(),
+            resilience,
         })
         .encode(env)),
         Err(reason) => Ok((atoms::error(), reason.as_bytes().encode_binary(env)).encode(env)),

@@ -15,6 +15,7 @@ mod inbox;
 mod operation;
 mod reply;
 mod request;
+mod resilience;
 mod runtime;
 mod term;
 #[cfg(feature = "fault-injection")]

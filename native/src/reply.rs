@@ -64,6 +64,8 @@ pub struct Head {
     pub version: reqwest::Version,
     pub headers: reqwest::header::HeaderMap,
     pub url: String,
+    /// `attempts` and `timings`, when the request asked for them.
+    pub meta: Option<Box<crate::resilience::Meta>>,
 }
 
 impl Head {
@@ -74,6 +76,7 @@ impl Head {
             version: resp.version(),
             headers: resp.headers().clone(),
             url: resp.url().as_str().to_owned(),
+            meta: None,
         }
     }
 
@@ -85,6 +88,7 @@ impl Head {
             version: resp.version(),
             headers: std::mem::take(resp.headers_mut()),
             url: resp.url().as_str().to_owned(),
+            meta: None,
         }
     }
 }
@@ -304,6 +308,9 @@ fn encode_resp<'a>(env: Env<'a>, head: &Head, body: Option<&Bytes>) -> Term<'a> 
     if let Some(b) = body {
         keys.push(atoms::body().encode(env));
         values.push(encode_body(env, b));
+    }
+    if let Some(m) = &head.meta {
+        m.encode_into(env, &mut keys, &mut values);
     }
     Term::map_from_term_arrays(env, &keys, &values).unwrap_or_else(|_| atoms::error().encode(env))
 }

@@ -58,6 +58,7 @@ pub(crate) struct Spec {
     pub(crate) upload: bool,
     pub(crate) response_body: BodyMode,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) resilience: crate::resilience::Overrides,
 }
 
 pub(crate) struct Checked {
@@ -76,6 +77,7 @@ impl Spec {
         let mut body = None;
         let mut response_body = BodyMode::Complete;
         let mut timeout = None;
+        let mut resilience = crate::resilience::Overrides::default();
         for (k, v) in term.decode::<MapIterator>()? {
             match k.decode::<Atom>()? {
                 k if k == atoms::url() => url = Some(v.decode()?),
@@ -90,6 +92,7 @@ impl Spec {
                     }
                 }
                 k if k == atoms::timeout() => timeout = Some(decode_ms(v)?.unwrap_or(FOREVER)),
+                k if crate::resilience::Overrides::is_key(k) => resilience.set(k, v)?,
                 _ => return Err(NifError::BadArg),
             }
         }
@@ -103,6 +106,7 @@ impl Spec {
             upload,
             response_body,
             timeout,
+            resilience,
         })
     }
 }
@@ -206,7 +210,13 @@ fn start<'a>(
     }
     let out = Replier::new(pid, reference, progress);
     LIVE_TASKS.fetch_add(1, Ordering::Relaxed);
-    rt.spawn(task::drive(http, spec, rx, out));
+    rt.spawn(task::drive(
+        http,
+        client.resilience().clone(),
+        spec,
+        rx,
+        out,
+    ));
     Ok(handle)
 }
 
