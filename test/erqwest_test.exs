@@ -127,7 +127,8 @@ defmodule ErqwestTest do
 
       assert error.message ==
                "unknown request option :bodyy; the accepted options are: :headers, :body, " <>
-                 ":response_body, :timeout, :chunk_size, :chunk_period"
+                 ":response_body, :timeout, :retry, :hedge, :timings, :queue_timeout, " <>
+                 ":chunk_size, :chunk_period"
     end
 
     test "request/2 also accepts :method and :url", %{client: c} do

@@ -12,7 +12,12 @@ defmodule Erqwest.Error do
       that is not iodata)
     * `:body` — the body was cut off
     * `:cancelled` — the request was cancelled
+    * `:queue_timeout` — the request waited longer than `:queue_timeout`
+      for room under `:max_in_flight` or `:max_in_flight_per_host`
     * `:unknown` — anything else
+
+  `attempts` is how many attempts were made, when retries or hedging were
+  on (`nil` otherwise).
 
   The non-bang functions return it as `{:error, %Erqwest.Error{}}`, the
   bang variants raise it.
@@ -24,11 +29,19 @@ defmodule Erqwest.Error do
       ** (Erqwest.Error) url: relative URL without a base: not a url
   """
 
-  defexception [:code, :reason]
+  defexception [:code, :reason, attempts: nil]
 
   @type code ::
-          :timeout | :redirect | :url | :connect | :request | :body | :cancelled | :unknown
-  @type t :: %__MODULE__{code: code(), reason: String.t()}
+          :timeout
+          | :redirect
+          | :url
+          | :connect
+          | :request
+          | :body
+          | :cancelled
+          | :queue_timeout
+          | :unknown
+  @type t :: %__MODULE__{code: code(), reason: String.t(), attempts: pos_integer() | nil}
 
   @impl true
   @spec message(t()) :: String.t()
@@ -42,5 +55,6 @@ defmodule Erqwest.Error do
       %Erqwest.Error{code: :connect, reason: "connection refused"}
   """
   @spec new(:erqwest.err()) :: t()
-  def new(%{code: code, reason: reason}), do: %__MODULE__{code: code, reason: reason}
+  def new(%{code: code, reason: reason} = err),
+    do: %__MODULE__{code: code, reason: reason, attempts: Map.get(err, :attempts)}
 end

@@ -392,7 +392,8 @@ impl Plan {
             let r = self.rec();
             (r.queue_timed_out, r.attempts)
         };
-        let with_attempts = self.retry.is_some() || self.hedge.is_some();
+        // No attempt at all (a bad URL, a queue timeout): no count to give.
+        let with_attempts = (self.retry.is_some() || self.hedge.is_some()) && attempts > 0;
         if !queue_timed_out && !with_attempts {
             out.error(e);
             return;
