@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR
 CARGO_FLAGS := --manifest-path native/Cargo.toml $(if $(filter release,$(ERQWEST_PROFILE)),--release,)
 CARGO_OUT := $(CARGO_TARGET_DIR)/$(ERQWEST_PROFILE)/liberqwest_nif.so
 
-.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell shell-erl soak sanitize bench
+.PHONY: help nif deps demo test test-rust test-ct test-exunit dialyzer lint clean shell shell-erl soak sanitize bench bench-resilience
 
 help:
 	@echo "make demo   - start a local server and show erqwest requests against it"
@@ -26,6 +26,7 @@ help:
 	@echo "make soak   - long runs: random properties, full load, 1M requests or 10 min"
 	@echo "make sanitize - the Rust unit tests under valgrind (and ASan with nightly)"
 	@echo "make bench  - measure erqwest against wrk, curl and httpc (bench/README.md)"
+	@echo "make bench-resilience - retries' cost, hedging's p99 (bench/README.md)"
 
 # cargo decides what is stale; the copy is atomic so a running VM that has
 # the old library mapped is not disturbed.
@@ -67,6 +68,9 @@ lint:
 # Not part of `make test`: it takes minutes and measures, never asserts.
 bench:
 	@bash bench/run
+
+bench-resilience:
+	@bash bench/resilience/run.sh
 
 # iex reads .iex.exs, which registers the :default client.
 shell: nif

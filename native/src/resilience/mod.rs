@@ -287,11 +287,16 @@ impl Plan {
         }
         let budget = self.retry.as_ref().and_then(|p| p.budget);
         if let Some(c) = &budget {
-            self.state
-                .budgets()
-                .entry(host.clone())
-                .or_insert_with(|| Budget::new(std::time::Instant::now()))
-                .deposit(c);
+            let mut budgets = self.state.budgets();
+            // Looked up first: a new key is only allocated for a new host.
+            match budgets.get_mut(&host) {
+                Some(b) => b.deposit(c),
+                None => {
+                    let mut b = Budget::new(std::time::Instant::now());
+                    b.deposit(c);
+                    budgets.insert(host.clone(), b);
+                }
+            }
         }
         let mut request = request;
         let mut retries = 0;
