@@ -76,13 +76,24 @@ impl Limits {
         let host_sem = {
             let mut c = self.counts();
             c.queued += 1;
-            let per_host = self.per_host;
-            let h = c.hosts.entry(host.to_owned()).or_insert_with(|| Host {
-                sem: per_host.map(|n| Arc::new(Semaphore::new(n))),
-                ..Host::default()
-            });
-            h.queued += 1;
-            h.sem.clone()
+            // Looked up first: a key is only allocated for a new host.
+            if !c.hosts.contains_key(host) {
+                let sem = self.per_host.map(|n| Arc::new(Semaphore::new(n)));
+                c.hosts.insert(
+                    host.to_owned(),
+                    Host {
+                        sem,
+                        ..Host::default()
+                    },
+                );
+            }
+            match c.hosts.get_mut(host) {
+                Some(h) => {
+                    h.queued += 1;
+                    h.sem.clone()
+                }
+                None => None,
+            }
         };
         // From here on the counts are undone however this future ends.
         let mut waiting = Waiting {
