@@ -448,6 +448,10 @@ bad_options_are_badarg(Config) ->
     [?assertError(badarg, erqwest:get(C, Url, O)) || O <- Bad],
     [?assertError(badarg, erqwest:make_client(O))
      || O <- [#{max_in_flight => 0}, #{max_in_flight_per_host => many}, #{retry => #{x => 1}}]],
+    %% An operation polls on its own terms: these options would be ignored.
+    [?assertError(badarg, erqwest_operation:start(C, self(), make_ref(),
+                                                  O#{url => Url, method => get}, #{}))
+     || O <- [#{retry => true}, #{hedge => #{delay => 5}}, #{timings => true}]],
     %% The good shapes are accepted.
     _ = erqwest:make_client(#{max_in_flight => infinity, max_in_flight_per_host => 8,
                               queue_timeout => infinity, retry => true, timings => false,

@@ -66,6 +66,14 @@ impl Overrides {
         .contains(&key)
     }
 
+    /// Whether no option of this module was given.
+    pub fn is_empty(&self) -> bool {
+        self.retry.is_none()
+            && self.hedge.is_none()
+            && self.timings.is_none()
+            && self.queue_timeout.is_none()
+    }
+
     /// Decodes one option (`badarg` for an ill-typed value).
     pub fn set(&mut self, key: Atom, v: Term) -> NifResult<()> {
         match key {
