@@ -101,7 +101,7 @@
 -type hedge_opts() :: #{delay := non_neg_integer(), max => pos_integer()}.
 %% Microseconds from the start of the request.
 -type timings() :: #{queued := non_neg_integer(), headers := non_neg_integer(),
-                     reused := boolean(), connect => non_neg_integer(),
+                     reused => boolean(), connect => non_neg_integer(),
                      total => non_neg_integer(),
                      remote_addr => {inet:ip_address(), inet:port_number()}}.
 -type client_info() :: #{in_flight := non_neg_integer(), queued := non_neg_integer(),

@@ -239,8 +239,11 @@ impl ClientConfig {
             .tcp_keepalive(self.tcp_keepalive)
             .pool_idle_timeout(self.pool_idle_timeout)
             .local_address(self.local_address)
-            .default_headers(self.default_headers)
-            .connector_layer(crate::resilience::timings::ConnectTimer);
+            .default_headers(self.default_headers);
+        // Only when asked for: the layer made every request dearer (bench/README.md).
+        if self.resilience.times_connects() {
+            b = b.connector_layer(crate::resilience::timings::ConnectTimer);
+        }
         let ua = reqwest::header::HeaderValue::from_bytes(&self.user_agent)
             .map_err(|e| e.to_string())?;
         b = b.user_agent(ua);
@@ -400,8 +403,8 @@ fn make_client<'a>(
     opts: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let handle = runtime.handle().ok_or(NifError::BadArg)?;
-    let mut config = ClientConfig::decode(opts)?;
-    let resilience = crate::resilience::ClientState::new(std::mem::take(&mut config.resilience));
+    let config = ClientConfig::decode(opts)?;
+    let resilience = crate::resilience::ClientState::new(&config.resilience);
     // Some reqwest internals (the system proxy lookup) expect a runtime context.
     let _guard = handle.enter();
     match config.build() {

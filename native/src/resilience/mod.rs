@@ -88,7 +88,7 @@ impl Overrides {
 }
 
 /// The client options of this module: the request defaults and the limits.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct ClientOptions {
     defaults: Overrides,
     max_in_flight: Option<usize>,
@@ -100,6 +100,12 @@ impl ClientOptions {
         Overrides::is_key(key)
             || key == atoms::max_in_flight()
             || key == atoms::max_in_flight_per_host()
+    }
+
+    /// Whether the client's connector gets the connect timer: only for a
+    /// client whose requests report timings by default.
+    pub fn times_connects(&self) -> bool {
+        self.defaults.timings == Some(true)
     }
 
     pub fn set(&mut self, key: Atom, v: Term) -> NifResult<()> {
@@ -130,14 +136,17 @@ fn decode_limit(v: Term) -> NifResult<Option<usize>> {
 /// requests.
 pub struct ClientState {
     defaults: Overrides,
+    /// Connects are timed (`reused` and `connect` can be known).
+    times_connects: bool,
     limits: Arc<limit::Limits>,
     budgets: Mutex<HashMap<String, Budget>>,
 }
 
 impl ClientState {
-    pub fn new(o: ClientOptions) -> Arc<Self> {
+    pub fn new(o: &ClientOptions) -> Arc<Self> {
         Arc::new(ClientState {
-            defaults: o.defaults,
+            times_connects: o.times_connects(),
+            defaults: o.defaults.clone(),
             limits: Arc::new(limit::Limits::new(
                 o.max_in_flight,
                 o.max_in_flight_per_host,
@@ -155,7 +164,8 @@ impl ClientState {
 #[derive(Debug, Default, Clone)]
 pub struct Meta {
     attempts: Option<u32>,
-    timings: Option<(Timings, bool)>,
+    /// The timings, and `reused` when connects are timed.
+    timings: Option<(Timings, Option<bool>)>,
 }
 
 impl Meta {
@@ -181,17 +191,13 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-fn encode_timings<'a>(env: Env<'a>, t: &Timings, reused: bool) -> Term<'a> {
-    let mut k = vec![
-        atoms::queued().encode(env),
-        atoms::headers().encode(env),
-        atoms::reused().encode(env),
-    ];
-    let mut v = vec![
-        micros(t.queued).encode(env),
-        micros(t.headers).encode(env),
-        reused.encode(env),
-    ];
+fn encode_timings<'a>(env: Env<'a>, t: &Timings, reused: Option<bool>) -> Term<'a> {
+    let mut k = vec![atoms::queued().encode(env), atoms::headers().encode(env)];
+    let mut v = vec![micros(t.queued).encode(env), micros(t.headers).encode(env)];
+    if let Some(r) = reused {
+        k.push(atoms::reused().encode(env));
+        v.push(r.encode(env));
+    }
     if let Some(c) = t.connect {
         k.push(crate::atoms::connect().encode(env));
         v.push(micros(c).encode(env));
@@ -360,7 +366,8 @@ impl Plan {
             }
         }
         let started = || self.rec().attempts += 1;
-        hedge::race(http, request, spares, delay, self.timings, &started).await
+        let timed = self.timings && self.state.times_connects;
+        hedge::race(http, request, spares, delay, timed, &started).await
     }
 
     fn finish_round(&self, round: hedge::Round) -> Result<reqwest::Response, Error> {
@@ -389,7 +396,8 @@ impl Plan {
                 total: complete.then(|| self.start.elapsed()),
                 remote_addr: r.remote_addr,
             };
-            (t, r.connect.is_none())
+            let reused = self.state.times_connects.then_some(r.connect.is_none());
+            (t, reused)
         });
         if attempts.is_none() && timings.is_none() {
             return None;
