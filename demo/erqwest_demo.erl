@@ -4,8 +4,8 @@
 %% echoed back, redirects, a gzip body, a streamed upload and download, an
 %% asynchronous request, composed requests (query, JSON, form, multipart,
 %% auth, a base URL, decoded JSON replies), a paginated listing,
-%% server-sent events and NDJSON, and two
-%% errors, printing each request and reply.
+%% server-sent events and NDJSON, two errors, a retried request, a hedged
+%% one, timings and a client's queue counts, printing each request and reply.
 -module(erqwest_demo).
 
 -export([main/0]).
@@ -67,6 +67,8 @@ main() ->
     show("GET a port nobody listens on", erqwest:get(C, <<"http://127.0.0.1:1/">>)),
     show("GET /slow with a 200 ms timeout", erqwest:get(C, Url("/slow"), #{timeout => 200})),
 
+    resilience(C, Url),
+
     erqwest_test_server:stop(Server),
     io:format("demo done~n").
 
@@ -94,6 +96,24 @@ handle(#{path := <<"/pages", Query/binary>>}) ->
     {200, Next, ["items of page ", integer_to_list(K)]};
 handle(#{path := <<"/slow">>}) ->
     {custom, fun(_Sock, _Req) -> timer:sleep(2000), close end};
+handle(#{path := <<"/flaky">>}) ->
+    %% 503 to every other request.
+    case counters:get(demo_counters(), 1) rem 2 of
+        0 -> counters:add(demo_counters(), 1, 1), {503, [], <<"try again">>};
+        1 -> counters:add(demo_counters(), 1, 1), {200, [], <<"fine now">>}
+    end;
+handle(#{path := <<"/sometimes-slow">>}) ->
+    %% The first request is held for a second, the others answer at once.
+    case counters:get(demo_counters(), 2) of
+        0 ->
+            counters:add(demo_counters(), 2, 1),
+            {custom, fun(Sock, Req) ->
+                timer:sleep(1000),
+                _ = erqwest_test_server:send_response({gen_tcp, Sock}, {200, [], <<"slow">>}, Req),
+                close
+            end};
+        _ -> {200, [], <<"fast">>}
+    end;
 handle(#{path := <<"/api/", _/binary>> = Path, method := M, headers := Hs, body := Body}) ->
     %% What the request looked like on the wire, as JSON.
     Seen = #{method => M, path => Path, body => Body,
@@ -136,6 +156,31 @@ show_term(What, Result) ->
         {ok, #{status := Status, body := Body}} -> io:format("<-- ~b, decoded body:~n    ~tp~n~n", [Status, Body]);
         Other -> io:format("<-- ~tp~n~n", [Other])
     end.
+
+demo_counters() -> persistent_term:get({?MODULE, counters}).
+
+%% Retries, hedging, timings and limits (README: "Retries, hedging,
+%% limits and timings").
+resilience(C, Url) ->
+    persistent_term:put({?MODULE, counters}, counters:new(2, [])),
+    io:format("--> GET /flaky (503, then 200) with retry => #{base => 50}~n"),
+    {ok, #{status := S1, attempts := A1}} = erqwest:get(C, Url("/flaky"), #{retry => #{base => 50}}),
+    io:format("<-- ~b after ~b attempts~n~n", [S1, A1]),
+
+    io:format("--> GET /sometimes-slow (first reply held 1 s) with hedge => #{delay => 50}~n"),
+    T0 = erlang:monotonic_time(millisecond),
+    {ok, #{body := B2, attempts := A2}} =
+        erqwest:get(C, Url("/sometimes-slow"), #{hedge => #{delay => 50}}),
+    io:format("<-- ~s in ~b ms, ~b attempts (the slow one was dropped)~n~n",
+              [B2, erlang:monotonic_time(millisecond) - T0, A2]),
+
+    io:format("--> GET /hello twice with timings => true, on a new client~n"),
+    T = erqwest:make_client(#{timings => true, max_in_flight_per_host => 4}),
+    [begin
+         {ok, #{timings := Tm}} = erqwest:get(T, Url("/hello")),
+         io:format("<-- timings (us) ~p~n", [Tm])
+     end || _ <- [1, 2]],
+    io:format("    client_info: ~p~n~n", [erqwest:client_info(T)]).
 
 show(What, Result) ->
     io:format("--> ~s~n", [What]),

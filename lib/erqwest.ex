@@ -63,12 +63,14 @@ defmodule Erqwest do
       `{:error, %Erqwest.Error{code: :decode}}`. The default is the
       client's, and clients made from Elixir default to `true` (also a
       client option). See `Erqwest.JSON`.
+    * `:retry`, `:hedge`, `:timings`, `:queue_timeout` — override the
+      client's settings for this request (see `make_client/1`)
 
   `request/2` also takes `:method` (default `:get`) and `:url` (required).
   An unknown key or a value of the wrong type raises `ArgumentError`:
 
       iex> Erqwest.get(:default, "http://example.com/", time_out: 5)
-      ** (ArgumentError) unknown request option :time_out; the accepted options are: :headers, :body, :response_body, :timeout, :params, :json, :form, :multipart, :auth, :decode_body, :chunk_size, :chunk_period
+      ** (ArgumentError) unknown request option :time_out; the accepted options are: :headers, :body, :response_body, :timeout, :params, :json, :form, :multipart, :auth, :decode_body, :retry, :hedge, :timings, :queue_timeout, :chunk_size, :chunk_period
 
   ## Results
 
@@ -137,6 +139,21 @@ defmodule Erqwest do
     * `:auth` — default credentials for every request, as the request
       option
     * `:decode_body` — the request option's default; `true` unless given
+    * `:retry` — `true` (the default for clients made from Elixir, as
+      Req's `:safe_transient`), `false`, or settings such as
+      `[max_retries: 3, base: 500, max: 30_000]`: idempotent requests that
+      got 408, 429, 500, 502, 503 or 504, or failed to connect or timed
+      out, are sent again after a jittered exponential backoff or the
+      server's `Retry-After`; the response carries `attempts`. The README
+      lists every setting and its default.
+    * `:hedge` — `[delay: ms, max: 1]`: an idempotent request with no
+      response head after `delay` ms is sent again on another connection;
+      the first head wins
+    * `:timings` — `true` adds `timings` (microseconds) to responses
+    * `:max_in_flight`, `:max_in_flight_per_host` — a positive integer or
+      `:infinity` (the default): requests over the limit wait in a FIFO
+      queue, for at most `:queue_timeout` ms (default 5000), then fail
+      with code `:queue_timeout`; see `client_info/1`
 
   Raises `ArgumentError` for an unknown key, a value of the wrong type,
   or one that cannot be used (a certificate that does not open).
@@ -240,6 +257,20 @@ defmodule Erqwest do
               "a supervised Erqwest client needs a :name that is an atom, got: #{inspect(name)}"
     end
   end
+
+  @doc """
+  What a client has in flight and waiting in its queues, in total and per
+  `"host:port"` (hosts with nothing in flight or queued are left out).
+
+      iex> Erqwest.client_info(Erqwest.make_client())
+      %{in_flight: 0, queued: 0, hosts: %{}}
+  """
+  @spec client_info(client()) :: %{
+          in_flight: non_neg_integer(),
+          queued: non_neg_integer(),
+          hosts: %{String.t() => %{in_flight: non_neg_integer(), queued: non_neg_integer()}}
+        }
+  def client_info(client), do: :erqwest.client_info(erqwest_client(client))
 
   ## Requests
 

@@ -26,10 +26,12 @@
 -export([post/3, put/3, delete/2, delete/3, patch/3]).
 -export([send/2, finish_send/1, read/1, read/2, cancel/1]).
 -export([format_error/2]).
+-export([client_info/1]).
 
 -export_type([client/0, handle/0, client_opts/0, req_opts/0, read_opts/0, method/0,
               header/0, resp/0, err/0, code/0, proxy_spec/0, timeout_ms/0, decode/0,
               pairs/0, part/0, auth/0]).
+-export_type([retry_opts/0, hedge_opts/0, timings/0, client_info/0]).
 
 -opaque client() :: reference().
 
@@ -82,8 +84,35 @@
     decode => decode(),
     json_null => atom(),
     auth => auth(),
-    base_url => binary()
+    base_url => binary(),
+    %% Defaults for requests (README.md, "Retries, hedging, limits, timings").
+    retry => false | true | retry_opts(),
+    hedge => false | hedge_opts(),
+    timings => boolean(),
+    queue_timeout => timeout_ms(),
+    max_in_flight => pos_integer() | infinity,
+    max_in_flight_per_host => pos_integer() | infinity
 }.
+
+-type retry_opts() :: #{
+    max_retries => non_neg_integer(),
+    methods => idempotent | all | [method()],
+    statuses => [100..599],
+    errors => [connect | timeout],
+    base => non_neg_integer(),
+    max => non_neg_integer(),
+    max_retry_after => non_neg_integer(),
+    budget => false | #{ratio => number(), min_per_sec => non_neg_integer()}
+}.
+-type hedge_opts() :: #{delay := non_neg_integer(), max => pos_integer()}.
+%% Microseconds from the start of the request.
+-type timings() :: #{queued := non_neg_integer(), headers := non_neg_integer(),
+                     reused => boolean(), connect => non_neg_integer(),
+                     total => non_neg_integer(),
+                     remote_addr => {inet:ip_address(), inet:port_number()}}.
+-type client_info() :: #{in_flight := non_neg_integer(), queued := non_neg_integer(),
+                         hosts := #{binary() => #{in_flight := non_neg_integer(),
+                                                  queued := non_neg_integer()}}}.
 
 -type req_opts() :: #{
     url := binary(),
@@ -99,7 +128,11 @@
     json => erqwest_json:json(),
     form => pairs(),
     multipart => [part()],
-    auth => auth()
+    auth => auth(),
+    retry => false | true | retry_opts(),
+    hedge => false | hedge_opts(),
+    timings => boolean(),
+    queue_timeout => timeout_ms()
 }.
 
 -type pairs() :: [{binary() | atom(), pair_value()}] | #{binary() | atom() => pair_value()}.
@@ -121,16 +154,19 @@
     headers := [header()],
     body => binary() | handle() | erqwest_json:json(),
     version => 'HTTP/0.9' | 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2' | 'HTTP/3',
-    url => binary()
+    url => binary(),
+    attempts => pos_integer(),
+    timings => timings()
 }.
 
 -type code() :: timeout | redirect | url | connect | request | body | cancelled | unknown
-              | decode.
+              | decode | queue_timeout.
 -type err() :: #{code := code(), reason := binary(), body => binary(),
-                 status => 100..599, headers => [header()]}.
+                 status => 100..599, headers => [header()],
+                 attempts => non_neg_integer()}.
 %% `decode': the body did not decode with `decode => json | auto'; the
 %% reason names the byte offset, `body', `status' and `headers' are the
-%% response's.
+%% response's. `attempts' is there when the request asked for retries.
 
 %%% Clients
 
@@ -189,6 +225,12 @@ get_client(Name) when is_atom(Name) ->
     persistent_term:get({?MODULE, client, Name});
 get_client(Client) ->
     Client.
+
+%% @doc What a client has in flight and queued, in total and per
+%% `<<"host:port">>' (hosts with nothing in flight or queued are left out).
+-spec client_info(client() | atom()) -> client_info().
+client_info(Client) ->
+    erqwest_nif:client_info(get_client(Client)).
 
 %% @doc Whether a feature was compiled in: `cookies', `gzip', `brotli',
 %% `deflate', `zstd' and `http2' all are.

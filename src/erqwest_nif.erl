@@ -7,6 +7,9 @@
 -export([make_client/2, close_client/1, feature/1]).
 -export([req/4, req_dirty/4, send/2, send_dirty/2, finish_send/1, read/2, cancel/1]).
 -export([live_resources/0]).
+%% Concurrency limits (native/src/resilience/).
+-export([client_info/1]).
+-nifs([client_info/1]).
 
 -nifs([start_runtime/1, start_runtime/2, stop_runtime/1, make_client/2, close_client/1,
        feature/1, req/4, req_dirty/4, send/2, send_dirty/2, finish_send/1, read/2,
@@ -201,3 +204,6 @@ fault_panic_nif() -> ?NOT_LOADED.
 -spec fault_panic_task(client(), pid(), term()) -> ok.
 fault_panic_task(_Client, _Pid, _Ref) -> ?NOT_LOADED.
 -endif.
+
+-spec client_info(client()) -> erqwest:client_info().
+client_info(_Client) -> ?NOT_LOADED.

@@ -276,6 +276,7 @@ roles(erqwest, start_client, 2) -> [name, client_opts];
 roles(erqwest, stop_client, 1) -> [name];
 roles(erqwest, get_client, 1) -> [client];
 roles(erqwest, feature, 1) -> [feature];
+roles(erqwest, client_info, 1) -> [client];
 roles(erqwest, req, 2) -> [client, req_opts];
 roles(erqwest, F, 2) when F =:= get; F =:= head; F =:= options; F =:= delete -> [client, url];
 roles(erqwest, _, 3) -> [client, url, partial_opts];
@@ -535,6 +536,8 @@ valid_return(erqwest, F, ok) when F =:= close_client; F =:= start_client; F =:= 
 valid_return(erqwest, get_client, _) -> true;
 valid_return(erqwest, feature, B) -> is_boolean(B);
 valid_return(erqwest, format_error, M) -> is_map(M);
+valid_return(erqwest, client_info, #{in_flight := F, queued := Q, hosts := H}) ->
+    is_integer(F) andalso is_integer(Q) andalso is_map(H);
 valid_return(erqwest, F, R) when F =:= req; F =:= get; F =:= head; F =:= options; F =:= post;
                                  F =:= put; F =:= delete; F =:= patch ->
     case R of

@@ -128,6 +128,7 @@ defmodule ErqwestTest do
       assert error.message ==
                "unknown request option :bodyy; the accepted options are: :headers, :body, " <>
                  ":response_body, :timeout, :params, :json, :form, :multipart, :auth, :decode_body, " <>
+                 ":retry, :hedge, :timings, :queue_timeout, " <>
                  ":chunk_size, :chunk_period"
     end
 

@@ -14,7 +14,12 @@ defmodule Erqwest.Error do
     * `:cancelled` — the request was cancelled
     * `:decode` — the body is not the JSON that `decode_body:` asked for
       (the reason names the byte offset)
+    * `:queue_timeout` — the request waited longer than `:queue_timeout`
+      for room under `:max_in_flight` or `:max_in_flight_per_host`
     * `:unknown` — anything else
+
+  `attempts` is how many attempts were made, when retries or hedging were
+  on (`nil` otherwise).
 
   The non-bang functions return it as `{:error, %Erqwest.Error{}}`, the
   bang variants raise it.
@@ -26,7 +31,7 @@ defmodule Erqwest.Error do
       ** (Erqwest.Error) url: relative URL without a base: not a url
   """
 
-  defexception [:code, :reason]
+  defexception [:code, :reason, attempts: nil]
 
   @type code ::
           :timeout
@@ -36,9 +41,10 @@ defmodule Erqwest.Error do
           | :request
           | :body
           | :cancelled
+          | :queue_timeout
           | :unknown
           | :decode
-  @type t :: %__MODULE__{code: code(), reason: String.t()}
+  @type t :: %__MODULE__{code: code(), reason: String.t(), attempts: pos_integer() | nil}
 
   @impl true
   @spec message(t()) :: String.t()
@@ -52,5 +58,6 @@ defmodule Erqwest.Error do
       %Erqwest.Error{code: :connect, reason: "connection refused"}
   """
   @spec new(:erqwest.err()) :: t()
-  def new(%{code: code, reason: reason}), do: %__MODULE__{code: code, reason: reason}
+  def new(%{code: code, reason: reason} = err),
+    do: %__MODULE__{code: code, reason: reason, attempts: Map.get(err, :attempts)}
 end

@@ -36,10 +36,21 @@ defmodule Erqwest.Options do
     use_built_in_root_certs: :boolean,
     danger_accept_invalid_hostnames: :boolean,
     danger_accept_invalid_certs: :boolean,
-    min_tls_version: {:one_of, @tls_versions}
+    min_tls_version: {:one_of, @tls_versions},
+    retry: :retry,
+    hedge: :hedge,
+    timings: :boolean,
+    queue_timeout: :ms,
+    max_in_flight: :limit,
+    max_in_flight_per_host: :limit
   ]
   # Request defaults above the transport (lib/erqwest/compose.ex).
   @client_checks @client_checks ++ Erqwest.Compose.client_checks()
+
+  # Retries on by default for Elixir clients, as Req's :safe_transient
+  # (Erlang clients keep erqwest 0.2.5's behaviour: none).
+  @client_defaults %{retry: true}
+  @retry_keys [:max_retries, :methods, :statuses, :errors, :base, :max, :max_retry_after, :budget]
 
   @request_checks [
     method: {:one_of, @methods},
@@ -47,7 +58,11 @@ defmodule Erqwest.Options do
     headers: :headers,
     body: :body,
     response_body: {:one_of, [:complete, :stream]},
-    timeout: :ms
+    timeout: :ms,
+    retry: :retry,
+    hedge: :hedge,
+    timings: :boolean,
+    queue_timeout: :ms
   ]
   @request_checks @request_checks ++ Erqwest.Compose.request_checks()
 
@@ -65,6 +80,7 @@ defmodule Erqwest.Options do
     |> convert(@client_checks, "client")
     |> Erqwest.Compose.client()
     |> Map.new()
+    |> then(&Map.merge(@client_defaults, &1))
   end
 
   @doc """
@@ -201,7 +217,38 @@ defmodule Erqwest.Options do
   defp check(:body, v) when is_binary(v) or is_list(v), do: {:ok, v}
   defp check(:body, %{__struct__: _} = v), do: enumerable(v)
   defp check(:body, v) when is_function(v, 2), do: {:ok, v}
+
+  # Retry and hedge settings: only the keys are checked here, the values
+  # by the NIF (which raises ArgumentError for a bad one).
+  defp check(:retry, v) when is_boolean(v), do: {:ok, v}
+  defp check(:retry, v), do: settings(v, @retry_keys, &retry_value/2)
+  defp check(:hedge, false), do: {:ok, false}
+
+  defp check(:hedge, v) do
+    case settings(v, [:delay, :max], fn _, x -> x end) do
+      {:ok, %{delay: _}} = ok -> ok
+      _ -> :error
+    end
+  end
+
+  defp check(:limit, :infinity), do: {:ok, :infinity}
+  defp check(:limit, v) when is_integer(v) and v > 0, do: {:ok, v}
   defp check(_, _), do: :error
+
+  defp settings(v, keys, convert) do
+    case keyword_or_map(v) do
+      {:ok, map} ->
+        if Enum.all?(Map.keys(map), &(&1 in keys)),
+          do: {:ok, Map.new(map, fn {k, x} -> {k, convert.(k, x)} end)},
+          else: :error
+
+      :error ->
+        :error
+    end
+  end
+
+  defp retry_value(:budget, b) when is_list(b), do: Map.new(b)
+  defp retry_value(_, x), do: x
 
   defp enumerable(v), do: if(Enumerable.impl_for(v), do: {:ok, v}, else: :error)
 
@@ -263,4 +310,10 @@ defmodule Erqwest.Options do
 
   defp expected(:body), do: "iodata, an Enumerable of iodata, or :stream"
   defp expected({:compose, name}), do: Erqwest.Compose.expected(name)
+
+  defp expected(:retry),
+    do: "a boolean, or a keyword list or map of " <> Enum.map_join(@retry_keys, ", ", &inspect/1)
+
+  defp expected(:hedge), do: "false, or a keyword list or map with :delay (and :max)"
+  defp expected(:limit), do: "a positive integer or :infinity"
 end

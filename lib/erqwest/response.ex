@@ -10,9 +10,14 @@ defmodule Erqwest.Response do
       `reply` of an async request whose body is streamed
     * `version` — the HTTP version as an atom, such as `:"HTTP/1.1"`
     * `url` — the final URL, after redirects
+    * `attempts` — how many attempts were made, when retries or hedging
+      were on (`nil` otherwise)
+    * `timings` — with `timings: true`, a map of microseconds (`:queued`,
+      `:connect`, `:headers`, `:total`) with `:reused` and `:remote_addr`;
+      see the README's "Timings"
   """
 
-  defstruct [:status, headers: [], body: nil, version: nil, url: nil]
+  defstruct [:status, headers: [], body: nil, version: nil, url: nil, attempts: nil, timings: nil]
 
   @type version :: :"HTTP/0.9" | :"HTTP/1.0" | :"HTTP/1.1" | :"HTTP/2" | :"HTTP/3"
   @type t :: %__MODULE__{
@@ -20,7 +25,9 @@ defmodule Erqwest.Response do
           headers: [{String.t(), String.t()}],
           body: binary() | Erqwest.JSON.json() | Enumerable.t() | nil,
           version: version() | nil,
-          url: String.t() | nil
+          url: String.t() | nil,
+          attempts: pos_integer() | nil,
+          timings: map() | nil
         }
 
   @doc """
@@ -39,7 +46,9 @@ defmodule Erqwest.Response do
       headers: headers,
       body: Map.get(resp, :body),
       version: Map.get(resp, :version),
-      url: Map.get(resp, :url)
+      url: Map.get(resp, :url),
+      attempts: Map.get(resp, :attempts),
+      timings: Map.get(resp, :timings)
     }
   end
 

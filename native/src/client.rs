@@ -2,7 +2,7 @@
 //! then turned into a reqwest client that lives in a NIF resource.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -23,6 +23,7 @@ pub struct Client {
     inner: RwLock<Option<reqwest::Client>>,
     runtime: ResourceArc<Runtime>,
     compose: compose::Defaults,
+    resilience: Arc<crate::resilience::ClientState>,
 }
 
 #[rustler::resource_impl]
@@ -41,6 +42,11 @@ impl Client {
     /// Request defaults above the transport (compose.rs).
     pub fn compose(&self) -> &compose::Defaults {
         &self.compose
+    }
+
+    /// Retry, hedging, limit and timing defaults, queues and budgets.
+    pub fn resilience(&self) -> &Arc<crate::resilience::ClientState> {
+        &self.resilience
     }
 }
 
@@ -104,6 +110,7 @@ pub struct ClientConfig {
     pub resolve: Vec<(String, SocketAddr)>,
     pub min_tls_version: Option<reqwest::tls::Version>,
     pub compose: compose::Defaults,
+    pub resilience: crate::resilience::ClientOptions,
 }
 
 impl Default for ClientConfig {
@@ -139,6 +146,7 @@ impl Default for ClientConfig {
             resolve: Vec::new(),
             min_tls_version: None,
             compose: compose::Defaults::default(),
+            resilience: Default::default(),
         }
     }
 }
@@ -216,6 +224,7 @@ impl ClientConfig {
                 self.min_tls_version = Some(decode_tls_version(v)?)
             }
             k if compose::Defaults::is_key(k) => self.compose.set(k, v)?,
+            k if crate::resilience::ClientOptions::is_key(k) => self.resilience.set(k, v)?,
             _ => return Err(NifError::BadArg),
         }
         Ok(())
@@ -241,6 +250,10 @@ impl ClientConfig {
             .pool_idle_timeout(self.pool_idle_timeout)
             .local_address(self.local_address)
             .default_headers(self.default_headers);
+        // Only when asked for: the layer made every request dearer (bench/README.md).
+        if self.resilience.times_connects() {
+            b = b.connector_layer(crate::resilience::timings::ConnectTimer);
+        }
         let ua = reqwest::header::HeaderValue::from_bytes(&self.user_agent)
             .map_err(|e| e.to_string())?;
         b = b.user_agent(ua);
@@ -402,6 +415,7 @@ fn make_client<'a>(
     let handle = runtime.handle().ok_or(NifError::BadArg)?;
     let mut config = ClientConfig::decode(opts)?;
     let compose = std::mem::take(&mut config.compose);
+    let resilience = crate::resilience::ClientState::new(&config.resilience);
     // Some reqwest internals (the system proxy lookup) expect a runtime context.
     let _guard = handle.enter();
     match config.build() {
@@ -409,6 +423,7 @@ fn make_client<'a>(
             inner: RwLock::new(Some(client)),
             runtime: runtime.clone(),
             compose,
+            resilience,
         })
         .encode(env)),
         Err(reason) => Ok((atoms::error(), reason.as_bytes().encode_binary(env)).encode(env)),

@@ -21,6 +21,7 @@ mod link;
 mod operation;
 mod reply;
 mod request;
+mod resilience;
 mod runtime;
 mod term;
 #[cfg(feature = "fault-injection")]

@@ -66,6 +66,8 @@ pub struct Head {
     pub version: reqwest::Version,
     pub headers: reqwest::header::HeaderMap,
     pub url: String,
+    /// `attempts` and `timings`, when the request asked for them.
+    pub meta: Option<Box<crate::resilience::Meta>>,
 }
 
 impl Head {
@@ -76,6 +78,7 @@ impl Head {
             version: resp.version(),
             headers: resp.headers().clone(),
             url: resp.url().as_str().to_owned(),
+            meta: None,
         }
     }
 
@@ -87,6 +90,7 @@ impl Head {
             version: resp.version(),
             headers: std::mem::take(resp.headers_mut()),
             url: resp.url().as_str().to_owned(),
+            meta: None,
         }
     }
 }
@@ -355,6 +359,9 @@ pub(crate) fn encode_resp<'a>(
         } else {
             encode_body(env, b)
         });
+    }
+    if let Some(m) = &head.meta {
+        m.encode_into(env, &mut keys, &mut values);
     }
     Ok(Term::map_from_term_arrays(env, &keys, &values)
         .unwrap_or_else(|_| atoms::error().encode(env)))

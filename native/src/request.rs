@@ -61,6 +61,7 @@ pub(crate) struct Spec {
     pub(crate) timeout: Option<Duration>,
     /// Query, JSON, form, multipart, auth and decoding (compose.rs).
     pub(crate) compose: compose::Options,
+    pub(crate) resilience: crate::resilience::Overrides,
 }
 
 pub(crate) struct Checked {
@@ -83,6 +84,7 @@ impl Spec {
         let mut response_body = BodyMode::Complete;
         let mut timeout = None;
         let mut compose = compose::Options::default();
+        let mut resilience = crate::resilience::Overrides::default();
         for (k, v) in term.decode::<MapIterator>()? {
             match k.decode::<Atom>()? {
                 k if k == atoms::url() => url = Some(v.decode()?),
@@ -98,6 +100,7 @@ impl Spec {
                 }
                 k if k == atoms::timeout() => timeout = Some(decode_ms(v)?.unwrap_or(FOREVER)),
                 k if compose::Options::is_key(k) => compose.set(k, v)?,
+                k if crate::resilience::Overrides::is_key(k) => resilience.set(k, v)?,
                 _ => return Err(NifError::BadArg),
             }
         }
@@ -120,6 +123,7 @@ impl Spec {
             response_body,
             timeout,
             compose,
+            resilience,
         })
     }
 }
@@ -233,7 +237,13 @@ fn start<'a>(
     let out =
         Replier::new(pid, reference, progress).decode_with(spec.compose.decoding(client.compose()));
     LIVE_TASKS.fetch_add(1, Ordering::Relaxed);
-    rt.spawn(task::drive(http, spec, rx, out));
+    rt.spawn(task::drive(
+        http,
+        client.resilience().clone(),
+        spec,
+        rx,
+        out,
+    ));
     Ok(handle)
 }
 

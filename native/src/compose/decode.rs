@@ -128,6 +128,7 @@ mod tests {
             version: reqwest::Version::HTTP_11,
             headers,
             url: String::new(),
+            meta: None,
         }
     }
 

@@ -44,10 +44,11 @@ pub struct Checked {
 impl Spec {
     /// Decodes `req_opts()` as any request does; `body => stream` and
     /// `response_body => stream` are `badarg`: an operation hands over
-    /// complete bodies.
+    /// complete bodies; so are `retry`, `hedge`, `timings` and
+    /// `queue_timeout`, which an operation's own polling does not apply.
     pub fn decode(term: Term, defaults: &compose::Defaults) -> NifResult<Self> {
         let req = request::Spec::decode_for(term, defaults)?;
-        if req.upload || req.response_body == BodyMode::Stream {
+        if req.upload || req.response_body == BodyMode::Stream || !req.resilience.is_empty() {
             return Err(NifError::BadArg);
         }
         let checked = req.checked.map(|c| Checked {

@@ -586,6 +586,7 @@ mod tests {
             version: reqwest::Version::HTTP_11,
             headers,
             url: "http://h/ops/1".into(),
+            meta: None,
         };
         let doc = status::parse(br#"{"state":"succeeded","result":{"n": 1}}"#).unwrap();
         let done = inline(head, doc.result.unwrap());

@@ -18,10 +18,17 @@ use crate::body;
 use crate::error::Error;
 use crate::inbox::{Command, Receiver};
 use crate::reply::{Head, Replier};
+use crate::resilience::{ClientState, Plan};
 
 /// Runs one request until its final message is sent (by `out`, or by its
 /// destructor if the task is dropped first).
-pub(super) async fn drive(http: reqwest::Client, spec: Spec, mut cmds: Receiver, mut out: Replier) {
+pub(super) async fn drive(
+    http: reqwest::Client,
+    state: std::sync::Arc<ClientState>,
+    mut spec: Spec,
+    mut cmds: Receiver,
+    mut out: Replier,
+) {
     struct TaskCount;
     impl Drop for TaskCount {
         fn drop(&mut self) {
@@ -29,21 +36,24 @@ pub(super) async fn drive(http: reqwest::Client, spec: Spec, mut cmds: Receiver,
         }
     }
     let _count = TaskCount;
-    if let Err(e) = run(&http, spec, &mut cmds, &mut out).await {
+    // Retries, hedging, limits and timings (resilience/).
+    let plan = Plan::new(state, std::mem::take(&mut spec.resilience));
+    if let Err(e) = run(&http, &plan, spec, &mut cmds, &mut out).await {
         if !out.is_done() {
-            out.error(&e);
+            plan.send_error(&mut out, &e);
         }
     }
 }
 
 async fn run(
     http: &reqwest::Client,
+    plan: &Plan,
     spec: Spec,
     cmds: &mut Receiver,
     out: &mut Replier,
 ) -> Result<(), Error> {
     let Built { request, upload } = build(http, spec.method, spec.checked?, spec.timeout).await?;
-    let fut = http.execute(request);
+    let fut = plan.execute(http, request);
     tokio::pin!(fut);
     // An upload cut short by an early reply stays open until the response
     // is read: aborting it earlier could close the connection under it.
@@ -54,14 +64,16 @@ async fn run(
             None,
         ),
     };
-    let head = Head::take(&mut resp);
+    let mut head = Head::take(&mut resp);
     match spec.response_body {
         BodyMode::Complete => {
             let body = collect(resp, cmds).await?;
+            head.meta = plan.meta(true);
             out.reply(&head, Some(body));
             Ok(())
         }
         BodyMode::Stream => {
+            head.meta = plan.meta(false);
             out.reply(&head, None);
             read_phase(resp, cmds, out).await
         }
@@ -82,7 +94,7 @@ async fn upload_phase<F>(
     out: &mut Replier,
 ) -> Result<(reqwest::Response, Option<body::Sender>), Error>
 where
-    F: Future<Output = reqwest::Result<reqwest::Response>>,
+    F: Future<Output = Result<reqwest::Response, Error>>,
 {
     let mut queue: VecDeque<Bytes> = VecDeque::new();
     let mut owe_next = true;
@@ -126,7 +138,7 @@ where
             }
         };
         if let Some(r) = answered {
-            let resp = r.map_err(|e| Error::from_reqwest(&e))?;
+            let resp = r?;
             if tx.is_finished() {
                 return Ok((resp, None));
             }
@@ -142,7 +154,7 @@ async fn await_response<F>(
     mode: BodyMode,
 ) -> Result<reqwest::Response, Error>
 where
-    F: Future<Output = reqwest::Result<reqwest::Response>>,
+    F: Future<Output = Result<reqwest::Response, Error>>,
 {
     loop {
         tokio::select! {
@@ -153,7 +165,7 @@ where
                 None if mode == BodyMode::Stream => return Err(Error::cancelled("handle dropped")),
                 _ => {}
             },
-            r = fut.as_mut() => return r.map_err(|e| Error::from_reqwest(&e)),
+            r = fut.as_mut() => return r,
         }
     }
 }

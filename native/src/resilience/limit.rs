@@ -1,0 +1,260 @@
+//! Concurrency limits per client and per host, with FIFO queues.
+//!
+//! tokio's [`Semaphore`] hands out permits in the order they were asked
+//! for, and a waiter whose acquire future is dropped (a cancel, a dead
+//! owner, a queue timeout) leaves the queue at once: that is the whole
+//! queue. This module adds the counts that `client_info/1` reports.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// A client's limits and the counts of its requests.
+#[derive(Default)]
+pub struct Limits {
+    total: Option<Arc<Semaphore>>,
+    per_host: Option<usize>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    in_flight: usize,
+    queued: usize,
+    hosts: HashMap<String, Host>,
+}
+
+#[derive(Default)]
+struct Host {
+    sem: Option<Arc<Semaphore>>,
+    in_flight: usize,
+    queued: usize,
+}
+
+/// Counts for `client_info/1`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Info {
+    pub in_flight: usize,
+    pub queued: usize,
+    pub hosts: Vec<(String, usize, usize)>,
+}
+
+/// A request's place in flight; dropping it lets the next one in.
+pub struct Slot {
+    limits: Arc<Limits>,
+    host: String,
+    _permits: (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>),
+}
+
+/// Still queued when the queue timeout struck.
+#[derive(Debug, PartialEq, Eq)]
+pub struct QueueTimeout;
+
+impl Limits {
+    pub fn new(total: Option<usize>, per_host: Option<usize>) -> Self {
+        Limits {
+            total: total.map(|n| Arc::new(Semaphore::new(n))),
+            per_host,
+            counts: Mutex::default(),
+        }
+    }
+
+    fn counts(&self) -> MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for room for a request to `host` (per-host limit first, then
+    /// the client's), at most until `deadline`.
+    pub async fn enter(
+        self: &Arc<Self>,
+        host: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Slot, QueueTimeout> {
+        let host_sem = {
+            let mut c = self.counts();
+            c.queued += 1;
+            // Looked up first: a key is only allocated for a new host.
+            if !c.hosts.contains_key(host) {
+                let sem = self.per_host.map(|n| Arc::new(Semaphore::new(n)));
+                c.hosts.insert(
+                    host.to_owned(),
+                    Host {
+                        sem,
+                        ..Host::default()
+                    },
+                );
+            }
+            match c.hosts.get_mut(host) {
+                Some(h) => {
+                    h.queued += 1;
+                    h.sem.clone()
+                }
+                None => None,
+            }
+        };
+        // From here on the counts are undone however this future ends.
+        let mut waiting = Waiting {
+            limits: self,
+            host,
+            done: false,
+        };
+        let wait = async {
+            let a = match host_sem {
+                Some(s) => s.acquire_owned().await.ok(),
+                None => None,
+            };
+            let b = match &self.total {
+                Some(s) => s.clone().acquire_owned().await.ok(),
+                None => None,
+            };
+            (a, b)
+        };
+        let permits = match deadline {
+            Some(d) => tokio::time::timeout_at(d, wait)
+                .await
+                .map_err(|_| QueueTimeout)?,
+            None => wait.await,
+        };
+        waiting.done = true;
+        {
+            let mut c = self.counts();
+            c.queued -= 1;
+            c.in_flight += 1;
+            if let Some(h) = c.hosts.get_mut(host) {
+                h.queued -= 1;
+                h.in_flight += 1;
+            }
+        }
+        Ok(Slot {
+            limits: self.clone(),
+            host: host.to_owned(),
+            _permits: permits,
+        })
+    }
+
+    pub fn info(&self) -> Info {
+        let c = self.counts();
+        let mut hosts: Vec<_> = c
+            .hosts
+            .iter()
+            .map(|(k, h)| (k.clone(), h.in_flight, h.queued))
+            .collect();
+        hosts.sort();
+        Info {
+            in_flight: c.in_flight,
+            queued: c.queued,
+            hosts,
+        }
+    }
+
+    /// Removes a host's entry once nothing is queued or in flight for it.
+    fn settle(c: &mut Counts, host: &str) {
+        if matches!(c.hosts.get(host), Some(h) if h.in_flight == 0 && h.queued == 0) {
+            c.hosts.remove(host);
+        }
+    }
+}
+
+/// Undoes the queued counts of a wait that did not get through.
+struct Waiting<'a> {
+    limits: &'a Limits,
+    host: &'a str,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut c = self.limits.counts();
+        c.queued -= 1;
+        if let Some(h) = c.hosts.get_mut(self.host) {
+            h.queued -= 1;
+        }
+        Limits::settle(&mut c, self.host);
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.limits.counts();
+        c.in_flight -= 1;
+        if let Some(h) = c.hosts.get_mut(&self.host) {
+            h.in_flight -= 1;
+        }
+        Limits::settle(&mut c, &self.host);
+    }
+}
+
+/// `queue_timeout` from now.
+pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|t| Instant::now() + t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn per_host_limit_queues_in_order_and_times_out() {
+        rt().block_on(async {
+            let l = Arc::new(Limits::new(None, Some(2)));
+            let a = l.enter("h:1", None).await.unwrap();
+            let _b = l.enter("h:1", None).await.unwrap();
+            // Another host is not held up.
+            let other = l.enter("o:1", None).await.unwrap();
+            let t = deadline(Some(Duration::from_millis(20)));
+            assert_eq!(l.enter("h:1", t).await.err(), Some(QueueTimeout));
+            let info = l.info();
+            assert_eq!((info.in_flight, info.queued), (3, 0));
+            assert_eq!(info.hosts, vec![("h:1".into(), 2, 0), ("o:1".into(), 1, 0)]);
+            drop(other);
+            // FIFO: the first waiter gets the first free permit.
+            let l2 = l.clone();
+            let first = tokio::spawn(async move { l2.enter("h:1", None).await.map(|_| 1) });
+            tokio::task::yield_now().await;
+            assert_eq!(l.info().queued, 1);
+            drop(a);
+            assert_eq!(first.await.unwrap(), Ok(1));
+            assert_eq!(l.info().hosts, vec![("h:1".into(), 1, 0)]);
+        });
+    }
+
+    #[test]
+    fn a_dropped_waiter_leaves_the_queue_and_counts_return_to_zero() {
+        rt().block_on(async {
+            let l = Arc::new(Limits::new(Some(1), None));
+            let held = l.enter("h:1", None).await.unwrap();
+            {
+                let wait = l.enter("h:2", None);
+                tokio::pin!(wait);
+                let polled = futures_poll_once(wait.as_mut()).await;
+                assert!(polled);
+                assert_eq!(l.info().queued, 1);
+            }
+            assert_eq!(l.info().queued, 0);
+            drop(held);
+            assert_eq!(l.info(), Info::default());
+        });
+    }
+
+    /// Polls once; true when still pending.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: F) -> bool {
+        let mut f = f;
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::pin::Pin::new(&mut f).poll(cx).is_pending())
+        })
+        .await
+    }
+}

@@ -1,0 +1,492 @@
+//! Resilience inside the runtime: retries, hedging, concurrency limits and
+//! timings, wrapped around reqwest's `execute` for one request.
+//!
+//! * [`retry`]: which outcomes are retried, backoff, `Retry-After`, budget;
+//! * [`hedge`]: racing a second copy of a slow idempotent request;
+//! * [`limit`]: per-client and per-host FIFO queues;
+//! * [`timings`]: where the time went.
+//!
+//! Options are client defaults ([`ClientOptions`], kept in the client's
+//! [`ClientState`]) that a request may override ([`Overrides`]); the two
+//! meet in a [`Plan`], which the request task asks for the response
+//! future ([`Plan::execute`]) and for the extra keys of its final message.
+//! With every option at its default the replies are those of erqwest
+//! 0.2.5: no `attempts`, no `timings`.
+
+pub mod hedge;
+pub mod limit;
+pub mod retry;
+pub mod timings;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rustler::{Atom, Encoder, Env, Error as NifError, NifResult, ResourceArc, Term};
+use tokio::time::Instant;
+
+use crate::client::Client;
+use crate::error::{Code, Error};
+use crate::reply::Replier;
+use crate::term::{decode_bool, decode_int, decode_ms, EncodeBinary};
+use hedge::HedgePolicy;
+use retry::{Budget, Outcome, RetryPolicy, Verdict};
+use timings::Timings;
+
+pub(crate) mod atoms {
+    rustler::atoms! {
+        retry, hedge, timings, max_in_flight, max_in_flight_per_host, queue_timeout,
+        max_retries, methods, statuses, errors, base, max, max_retry_after, budget,
+        ratio, min_per_sec, idempotent, delay, attempts, queued, headers, total,
+        reused, remote_addr, in_flight, hosts, infinity,
+    }
+}
+
+/// What a client may be asked to queue for, by default.
+const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// Request options that override a client's defaults; `None` = not given.
+#[derive(Default, Clone)]
+pub struct Overrides {
+    retry: Option<Option<Arc<RetryPolicy>>>,
+    hedge: Option<Option<HedgePolicy>>,
+    timings: Option<bool>,
+    queue_timeout: Option<Option<Duration>>,
+}
+
+impl Overrides {
+    /// Whether `key` is one of this module's request options.
+    pub fn is_key(key: Atom) -> bool {
+        [
+            atoms::retry(),
+            atoms::hedge(),
+            atoms::timings(),
+            atoms::queue_timeout(),
+        ]
+        .contains(&key)
+    }
+
+    /// Whether no option of this module was given.
+    pub fn is_empty(&self) -> bool {
+        self.retry.is_none()
+            && self.hedge.is_none()
+            && self.timings.is_none()
+            && self.queue_timeout.is_none()
+    }
+
+    /// Decodes one option (`badarg` for an ill-typed value).
+    pub fn set(&mut self, key: Atom, v: Term) -> NifResult<()> {
+        match key {
+            k if k == atoms::retry() => self.retry = Some(RetryPolicy::decode(v)?.map(Arc::new)),
+            k if k == atoms::hedge() => self.hedge = Some(HedgePolicy::decode(v)?),
+            k if k == atoms::timings() => self.timings = Some(decode_bool(v)?),
+            k if k == atoms::queue_timeout() => self.queue_timeout = Some(decode_ms(v)?),
+            _ => return Err(NifError::BadArg),
+        }
+        Ok(())
+    }
+}
+
+/// The client options of this module: the request defaults and the limits.
+#[derive(Default, Clone)]
+pub struct ClientOptions {
+    defaults: Overrides,
+    max_in_flight: Option<usize>,
+    max_in_flight_per_host: Option<usize>,
+}
+
+impl ClientOptions {
+    pub fn is_key(key: Atom) -> bool {
+        Overrides::is_key(key)
+            || key == atoms::max_in_flight()
+            || key == atoms::max_in_flight_per_host()
+    }
+
+    /// Whether the client's connector gets the connect timer: only for a
+    /// client whose requests report timings by default.
+    pub fn times_connects(&self) -> bool {
+        self.defaults.timings == Some(true)
+    }
+
+    pub fn set(&mut self, key: Atom, v: Term) -> NifResult<()> {
+        match key {
+            k if k == atoms::max_in_flight() => self.max_in_flight = decode_limit(v)?,
+            k if k == atoms::max_in_flight_per_host() => {
+                self.max_in_flight_per_host = decode_limit(v)?
+            }
+            k => self.defaults.set(k, v)?,
+        }
+        Ok(())
+    }
+}
+
+/// `pos_integer() | infinity`.
+fn decode_limit(v: Term) -> NifResult<Option<usize>> {
+    if v.decode::<Atom>().ok() == Some(atoms::infinity()) {
+        return Ok(None);
+    }
+    match decode_int::<usize>(v)? {
+        // tokio's semaphores hold at most usize::MAX >> 3 permits.
+        n if n == 0 || n > tokio::sync::Semaphore::MAX_PERMITS => Err(NifError::BadArg),
+        n => Ok(Some(n)),
+    }
+}
+
+/// A client's defaults, its queues and its retry budgets, shared by its
+/// requests.
+pub struct ClientState {
+    defaults: Overrides,
+    /// Connects are timed (`reused` and `connect` can be known).
+    times_connects: bool,
+    limits: Arc<limit::Limits>,
+    budgets: Mutex<HashMap<String, Budget>>,
+}
+
+impl ClientState {
+    pub fn new(o: &ClientOptions) -> Arc<Self> {
+        Arc::new(ClientState {
+            times_connects: o.times_connects(),
+            defaults: o.defaults.clone(),
+            limits: Arc::new(limit::Limits::new(
+                o.max_in_flight,
+                o.max_in_flight_per_host,
+            )),
+            budgets: Mutex::default(),
+        })
+    }
+
+    fn budgets(&self) -> MutexGuard<'_, HashMap<String, Budget>> {
+        self.budgets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The extra keys of a final message.
+#[derive(Debug, Default, Clone)]
+pub struct Meta {
+    attempts: Option<u32>,
+    /// The timings, and `reused` when connects are timed.
+    timings: Option<(Timings, Option<bool>)>,
+}
+
+impl Meta {
+    /// Adds `attempts` and `timings` to a `resp()` or `err()` being built.
+    pub fn encode_into<'a>(
+        &self,
+        env: Env<'a>,
+        keys: &mut Vec<Term<'a>>,
+        values: &mut Vec<Term<'a>>,
+    ) {
+        if let Some(n) = self.attempts {
+            keys.push(atoms::attempts().encode(env));
+            values.push(n.encode(env));
+        }
+        if let Some((t, reused)) = &self.timings {
+            keys.push(atoms::timings().encode(env));
+            values.push(encode_timings(env, t, *reused));
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn encode_timings<'a>(env: Env<'a>, t: &Timings, reused: Option<bool>) -> Term<'a> {
+    let mut k = vec![atoms::queued().encode(env), atoms::headers().encode(env)];
+    let mut v = vec![micros(t.queued).encode(env), micros(t.headers).encode(env)];
+    if let Some(r) = reused {
+        k.push(atoms::reused().encode(env));
+        v.push(r.encode(env));
+    }
+    if let Some(c) = t.connect {
+        k.push(crate::atoms::connect().encode(env));
+        v.push(micros(c).encode(env));
+    }
+    if let Some(total) = t.total {
+        k.push(atoms::total().encode(env));
+        v.push(micros(total).encode(env));
+    }
+    if let Some(addr) = t.remote_addr {
+        k.push(atoms::remote_addr().encode(env));
+        v.push((encode_ip(env, addr.ip()), addr.port()).encode(env));
+    }
+    Term::map_from_term_arrays(env, &k, &v).unwrap_or_else(|_| crate::atoms::error().encode(env))
+}
+
+/// `inet:ip_address()`.
+fn encode_ip(env: Env<'_>, ip: std::net::IpAddr) -> Term<'_> {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            let [a, b, c, d] = a.octets();
+            (a, b, c, d).encode(env)
+        }
+        std::net::IpAddr::V6(a) => {
+            let s = a.segments();
+            let parts: Vec<Term> = s.iter().map(|x| x.encode(env)).collect();
+            rustler::types::tuple::make_tuple(env, &parts)
+        }
+    }
+}
+
+/// What the attempts found out, for the final message.
+#[derive(Default)]
+struct Record {
+    attempts: u32,
+    queued: Duration,
+    connect: Option<Duration>,
+    headers: Option<Duration>,
+    remote_addr: Option<std::net::SocketAddr>,
+    queue_timed_out: bool,
+    /// The request's place in the limits, held until the task ends
+    /// (a streamed body is still in flight after the head).
+    slot: Option<limit::Slot>,
+}
+
+/// One request's resolved options and what its attempts recorded.
+pub struct Plan {
+    state: Arc<ClientState>,
+    retry: Option<Arc<RetryPolicy>>,
+    hedge: Option<HedgePolicy>,
+    timings: bool,
+    queue_timeout: Option<Duration>,
+    start: Instant,
+    record: Mutex<Record>,
+}
+
+impl Plan {
+    pub fn new(state: Arc<ClientState>, o: Overrides) -> Self {
+        let d = &state.defaults;
+        Plan {
+            retry: o.retry.or_else(|| d.retry.clone()).flatten(),
+            hedge: o.hedge.or(d.hedge).flatten(),
+            timings: o.timings.or(d.timings).unwrap_or(false),
+            queue_timeout: o
+                .queue_timeout
+                .or(d.queue_timeout)
+                .unwrap_or(Some(DEFAULT_QUEUE_TIMEOUT)),
+            state,
+            start: Instant::now(),
+            record: Mutex::default(),
+        }
+    }
+
+    fn rec(&self) -> MutexGuard<'_, Record> {
+        self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for room under the limits, then makes attempts until one's
+    /// outcome is final. Dropping the future (a cancel) drops the queue
+    /// place, the attempt in flight or the wait between attempts at once.
+    pub async fn execute(
+        &self,
+        http: &reqwest::Client,
+        request: reqwest::Request,
+    ) -> Result<reqwest::Response, Error> {
+        let host = host_key(request.url());
+        let deadline = limit::deadline(self.queue_timeout);
+        match self.state.limits.enter(&host, deadline).await {
+            Ok(slot) => {
+                let mut r = self.rec();
+                r.queued = self.start.elapsed();
+                r.slot = Some(slot);
+            }
+            Err(limit::QueueTimeout) => {
+                self.rec().queue_timed_out = true;
+                let ms = self.queue_timeout.map_or(0, |d| d.as_millis());
+                return Err(Error::new(
+                    Code::Unknown,
+                    format!("still queued for {host} after {ms} ms"),
+                ));
+            }
+        }
+        let budget = self.retry.as_ref().and_then(|p| p.budget);
+        if let Some(c) = &budget {
+            let mut budgets = self.state.budgets();
+            // Looked up first: a new key is only allocated for a new host.
+            match budgets.get_mut(&host) {
+                Some(b) => b.deposit(c),
+                None => {
+                    let mut b = Budget::new(std::time::Instant::now());
+                    b.deposit(c);
+                    budgets.insert(host.clone(), b);
+                }
+            }
+        }
+        let mut request = request;
+        let mut retries = 0;
+        loop {
+            let spare = match &self.retry {
+                Some(p) if retries < p.max_retries && p.methods.allows(request.method()) => {
+                    request.try_clone()
+                }
+                _ => None,
+            };
+            let round = self.round(http, request).await;
+            let verdict = match (&self.retry, &round.result) {
+                (Some(p), Ok(resp)) => p.classify(Outcome::Status(
+                    resp.status().as_u16(),
+                    resp.headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .map(|v| v.as_bytes()),
+                )),
+                (Some(p), Err(e)) => p.classify(Outcome::Failed(Error::from_reqwest(e).code())),
+                (None, _) => Verdict::Done,
+            };
+            let (policy, next, after) = match (&self.retry, spare, verdict) {
+                (Some(p), Some(next), Verdict::Retry { after }) => (p, next, after),
+                _ => return self.finish_round(round),
+            };
+            if let Some(c) = &budget {
+                let granted = self
+                    .state
+                    .budgets()
+                    .get_mut(&host)
+                    .is_some_and(|b| b.withdraw(c, std::time::Instant::now()));
+                if !granted {
+                    return self.finish_round(round);
+                }
+            }
+            // A retried response's body is dropped unread, never copied.
+            drop(round);
+            retries += 1;
+            let wait = after.unwrap_or_else(|| policy.backoff(retries, retry::unit_random()));
+            tokio::time::sleep(wait).await;
+            request = next;
+        }
+    }
+
+    /// One attempt, or a hedged race of several.
+    async fn round(&self, http: &reqwest::Client, request: reqwest::Request) -> hedge::Round {
+        let mut spares = Vec::new();
+        let mut delay = Duration::ZERO;
+        if let Some(h) = &self.hedge {
+            if retry::is_idempotent(request.method()) {
+                delay = h.delay;
+                spares = (0..h.max).map_while(|_| request.try_clone()).collect();
+            }
+        }
+        let started = || self.rec().attempts += 1;
+        let timed = self.timings && self.state.times_connects;
+        hedge::race(http, request, spares, delay, timed, &started).await
+    }
+
+    fn finish_round(&self, round: hedge::Round) -> Result<reqwest::Response, Error> {
+        let mut r = self.rec();
+        r.connect = round.connect.as_ref().and_then(|s| s.get());
+        match round.result {
+            Ok(resp) => {
+                r.headers = Some(self.start.elapsed());
+                r.remote_addr = resp.remote_addr();
+                Ok(resp)
+            }
+            Err(e) => Err(Error::from_reqwest(&e)),
+        }
+    }
+
+    /// The extra keys of the reply; `complete` when the body was read too
+    /// (then `total` is known).
+    pub fn meta(&self, complete: bool) -> Option<Box<Meta>> {
+        let r = self.rec();
+        let attempts = (self.retry.is_some() || self.hedge.is_some()).then_some(r.attempts.max(1));
+        let timings = self.timings.then(|| {
+            let t = Timings {
+                queued: r.queued,
+                connect: r.connect,
+                headers: r.headers.unwrap_or_default(),
+                total: complete.then(|| self.start.elapsed()),
+                remote_addr: r.remote_addr,
+            };
+            let reused = self.state.times_connects.then_some(r.connect.is_none());
+            (t, reused)
+        });
+        if attempts.is_none() && timings.is_none() {
+            return None;
+        }
+        Some(Box::new(Meta { attempts, timings }))
+    }
+
+    /// Sends the final `error`: with `attempts` when retries or hedging
+    /// were on, and code `queue_timeout` for a request that never left
+    /// the queue.
+    pub fn send_error(&self, out: &mut Replier, e: &Error) {
+        let (queue_timed_out, attempts) = {
+            let r = self.rec();
+            (r.queue_timed_out, r.attempts)
+        };
+        // No attempt at all (a bad URL, a queue timeout): no count to give.
+        let with_attempts = (self.retry.is_some() || self.hedge.is_some()) && attempts > 0;
+        if !queue_timed_out && !with_attempts {
+            out.error(e);
+            return;
+        }
+        out.error_map(|env| {
+            let code = if queue_timed_out {
+                atoms::queue_timeout().encode(env)
+            } else {
+                e.code().encode(env)
+            };
+            let mut k = vec![
+                crate::atoms::code().encode(env),
+                crate::atoms::reason().encode(env),
+            ];
+            let mut v = vec![code, e.reason().as_bytes().encode_binary(env)];
+            if with_attempts {
+                k.push(atoms::attempts().encode(env));
+                v.push(attempts.encode(env));
+            }
+            Term::map_from_term_arrays(env, &k, &v)
+                .unwrap_or_else(|_| crate::atoms::error().encode(env))
+        });
+    }
+}
+
+/// `host:port` (the port the scheme implies when none is given).
+fn host_key(url: &reqwest::Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+/// `#{in_flight, queued, hosts => #{<<"host:port">> => #{in_flight, queued}}}`.
+#[rustler::nif]
+fn client_info<'a>(env: Env<'a>, client: ResourceArc<Client>) -> NifResult<Term<'a>> {
+    let info = client.resilience().limits.info();
+    let pair = |in_flight: usize, queued: usize| {
+        Term::map_from_term_arrays(
+            env,
+            &[atoms::in_flight().encode(env), atoms::queued().encode(env)],
+            &[in_flight.encode(env), queued.encode(env)],
+        )
+    };
+    let mut hk = Vec::with_capacity(info.hosts.len());
+    let mut hv = Vec::with_capacity(info.hosts.len());
+    for (host, f, q) in &info.hosts {
+        hk.push(host.as_bytes().encode_binary(env));
+        hv.push(pair(*f, *q)?);
+    }
+    let hosts = Term::map_from_term_arrays(env, &hk, &hv)?;
+    Term::map_from_term_arrays(
+        env,
+        &[
+            atoms::in_flight().encode(env),
+            atoms::queued().encode(env),
+            atoms::hosts().encode(env),
+        ],
+        &[info.in_flight.encode(env), info.queued.encode(env), hosts],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_keys_carry_the_implied_port() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert_eq!(host_key(&u("http://a.example/x")), "a.example:80");
+        assert_eq!(host_key(&u("https://a.example/x")), "a.example:443");
+        assert_eq!(host_key(&u("http://127.0.0.1:8080/")), "127.0.0.1:8080");
+    }
+}
