@@ -370,7 +370,7 @@ perf_close(#{port := Port, os_pid := OsPid, ctl := C, ack := A, dir := Dir, out 
     {ok, Text} = file:read_file(Out),
     _ = os:cmd("rm -rf " ++ Dir),
     %% task-clock is printed in ms with decimals; the rest are counts.
-    maps:from_list([{binary_to_atom(Event), round(binary_to_float(to_float(N)))}
+    maps:from_list([{binary_to_atom(Event), binary_to_float(to_float(N))}
                     || Line <- binary:split(Text, <<"\n">>, [global]),
                        [N, _, Event | _] <- [binary:split(Line, <<",">>, [global])],
                        lists:member(Event, Evs),

@@ -174,7 +174,8 @@ cpu_table(Rows) ->
     ["Client CPU per request in µs: the client VM's user+system time over the measured window\n"
      "divided by the requests completed; for erqwest split as (tokio threads / schedulers / other threads);\n"
      "with BENCH_INSTRUCTIONS=1, then the thousands of instructions per request (perf stat);\n"
-     "with BENCH_PERF_EVENTS=context-switches, the client VM's context switches per request (cs)\n",
+     "with BENCH_PERF_EVENTS=context-switches,task-clock, the client VM's context switches (cs)\n"
+     "and perf's task-clock in µs (tc) per request\n",
      table(["proto", "request", "workers", "httpc", "erqwest sync", "erqwest async", "0.2.5", "gun", "finch"],
            Lines, [l, l, r, r, r, r, r, r, r])].
 
@@ -201,6 +202,11 @@ counts_per_request(Counts, N) ->
      end,
      case Counts of
          #{'context-switches' := Cs} -> io_lib:format(" ~.2fcs", [Cs / N]);
+         _ -> ""
+     end,
+     %% perf prints task-clock in ms: CPU µs per request by perf's count.
+     case Counts of
+         #{'task-clock' := Ms} -> io_lib:format(" ~.1ftc", [Ms * 1000 / N]);
          _ -> ""
      end].
 
