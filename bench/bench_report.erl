@@ -369,13 +369,28 @@ targets(R) ->
              || #{proto := P, n := N, rss := Rss, rss_base := RB} <- IRows];
         _ -> "-"
     end,
-    ["\nTargets (issue 5), measured above\n",
+    Best = fun(Cells) -> lists:max([0.0 | [Rate || C <- ?PEERS, #{rps := Rate, errors := 0} <- [maps:get(C, Cells, skipped)]]]) end,
+    Vs = fun(#{rps := Rate}, B) when B > 0 -> io_lib:format("~.2fx", [Rate / B]); (_, _) -> "-" end,
+    Peer = [[proto_name(P), " ", integer_to_list(N), ": sync ", Vs(maps:get(sync, Cells, skipped), Best(Cells)),
+             " async ", Vs(maps:get(async, Cells, skipped), Best(Cells)), " (want ", peer_target(P, N), "); "]
+            || #{proto := P, workload := post10, workers := N, cells := Cells} <- Rps],
+    Conns = [[proto_name(P), " ", integer_to_list(N), ": ", conns(maps:get(sync, Cells, skipped)), "/",
+              conns(maps:get(async, Cells, skipped)), "; "]
+             || #{proto := P, workload := post10, workers := N, cells := Cells} <- Rps, P =/= h2],
+    ["\nTargets (issue 12), measured above: erqwest over the best BEAM peer, POST 10 B\n",
+     "  ", Peer, "\n",
+     "  connections <= workers over HTTP/1.1 (sync/async): ", Conns, "\n",
+     "\nTargets (issue 5), measured above\n",
      "  50 workers, POST 10 B, >= 45% of wrk: ", L1, "\n",
      "  50 workers, POST 10 B, >= 8x httpc:   ", L2, "\n",
      "  1 worker POST 10 B latency <= 1.5x wrk: ", L3, "\n",
      "  streaming >= 80% of curl: ", Stream, "\n",
      "  NIF calls p99 < 50 µs, max < 1000 µs: ", Nif, "\n",
      "  in flight < 16 KB per request (RSS): ", Inflight, "\n"].
+
+peer_target(_, 1) -> "1.25x";
+peer_target(http, _) -> "1.5x";
+peer_target(_, _) -> "2x".
 
 %%% Plain-text tables
 
