@@ -20,7 +20,7 @@
 -export([inflight_start/1, inflight_measure/0, inflight_stop/0, rss/0]).
 
 -type proto() :: http | https | h2.
--type target() :: #{client := sync | async | httpc, proto := proto(), url := binary(),
+-type target() :: #{client := sync | async | httpc | bench_peers:kind(), proto := proto(), url := binary(),
                     method := get | post, body := binary(), expect := non_neg_integer(),
                     workers := pos_integer(), warmup_ms := non_neg_integer(),
                     duration_ms := pos_integer(), ca := file:filename()}.
@@ -32,8 +32,10 @@
 -define(READY_TIMEOUT, 60000).
 -define(STOP_TIMEOUT, 30000).
 
-%% @doc Starts erqwest (with `worker_threads' when given), inets and ssl.
--spec setup(#{worker_threads => pos_integer() | auto, tokio_batch => boolean()}) -> ok.
+%% @doc Starts erqwest (with `worker_threads' when given), inets and ssl,
+%% and the peer client this VM is for (`peer').
+-spec setup(#{worker_threads => pos_integer() | auto, tokio_policy => default | batch | other,
+              peer => bench_peers:kind() | none}) -> ok.
 setup(Opts) ->
     %% TLS notices from httpc's handshakes would clutter the output.
     ok = logger:set_primary_config(level, warning),
@@ -45,19 +47,22 @@ setup(Opts) ->
     {ok, _} = application:ensure_all_started(erqwest),
     {ok, _} = application:ensure_all_started(inets),
     {ok, _} = application:ensure_all_started(ssl),
-    case maps:get(tokio_batch, Opts, false) of
-        true -> batch_tokio_threads();
-        false -> ok
-    end.
+    case maps:get(peer, Opts, none) of
+        none -> ok;
+        Peer -> ok = bench_peers:setup(Peer)
+    end,
+    tokio_policy(maps:get(tokio_policy, Opts, default)).
 
-%% An experiment (BENCH_TOKIO_BATCH=1): erqwest's threads under
-%% SCHED_BATCH, so that waking them does not preempt the scheduler thread
-%% that woke them.
-batch_tokio_threads() ->
+%% An experiment (BENCH_TOKIO_POLICY=batch|other): erqwest's threads under
+%% SCHED_BATCH (erqwest's own choice) or SCHED_OTHER, set from outside with
+%% chrt, to measure what the policy costs or saves without a rebuild.
+tokio_policy(default) -> ok;
+tokio_policy(Policy) ->
+    Flag = case Policy of batch -> " -b"; other -> " -o" end,
     Dir = "/proc/self/task",
     {ok, Tids} = file:list_dir(Dir),
-    [os:cmd("chrt -b -p 0 " ++ T) || T <- Tids,
-                                    {ok, <<"erqwest", _/binary>>} <- [file:read_file(filename:join([Dir, T, "comm"]))]],
+    [os:cmd("chrt" ++ Flag ++ " -p 0 " ++ T)
+     || T <- Tids, {ok, <<"erqwest", _/binary>>} <- [file:read_file(filename:join([Dir, T, "comm"]))]],
     ok.
 
 %%% Request rates
@@ -81,10 +86,14 @@ prepare(httpc, #{workers := N}) ->
                             {keep_alive_timeout, 600000}, {max_pipeline_length, 0}],
                            Profile),
     Profile;
+prepare(Kind, T) when Kind =:= gun; Kind =:= finch; Kind =:= erqwest025 ->
+    bench_peers:prepare(Kind, T);
 prepare(_, #{proto := Proto, ca := Ca}) ->
     erqwest:make_client(client_opts(Proto, Ca)).
 
 cleanup(httpc, Profile) -> _ = inets:stop(httpc, Profile), ok;
+cleanup(Kind, Ctx) when Kind =:= gun; Kind =:= finch; Kind =:= erqwest025 ->
+    bench_peers:cleanup(Kind, Ctx);
 cleanup(_, Client) -> erqwest:close_client(Client).
 
 client_opts(Proto, Ca) ->
@@ -101,6 +110,10 @@ ca_der(Ca) ->
 
 %% One request first: the right status, body and protocol version, so
 %% that a misconfigured run fails loudly instead of measuring errors.
+%% The peers' first responses are checked by the workers (errors are
+%% counted and shown); gun opens its connections in the workers.
+sanity(Kind, _, _) when Kind =:= gun; Kind =:= finch; Kind =:= erqwest025 ->
+    ok;
 sanity(Kind, Ctx, #{proto := Proto} = T) ->
     Want = case Proto of h2 -> 'HTTP/2'; _ -> 'HTTP/1.1' end,
     case {Kind, one(Kind, Ctx, T)} of
@@ -133,6 +146,8 @@ httpc_req(Profile, #{url := Url, method := Method, body := Body, proto := Proto,
 
 check(httpc, {ok, {{_, 200, _}, _, B}}, #{expect := N}) -> byte_size(B) =:= N;
 check(httpc, _, _) -> false;
+check(peer, {ok, 200, B}, #{expect := N}) -> byte_size(B) =:= N;
+check(peer, _, _) -> false;
 check(_, {ok, #{status := 200, body := B}}, #{expect := N}) -> byte_size(B) =:= N;
 check(_, _, _) -> false.
 
@@ -194,8 +209,22 @@ spawn_workers(async, N, Env) ->
     Drivers = min(N, erlang:system_info(schedulers_online)),
     Shares = [N div Drivers + (if I =< N rem Drivers -> 1; true -> 0 end) || I <- lists:seq(1, Drivers)],
     [spawn_monitor(fun() -> async_driver(K, Env) end) || K <- Shares];
+spawn_workers(Kind, N, #{ctx := Ctx, target := T} = Env)
+  when Kind =:= gun; Kind =:= finch; Kind =:= erqwest025 ->
+    [spawn_monitor(fun() ->
+                       W = bench_peers:init_worker(Kind, Ctx, T),
+                       peer_worker(Kind, W, Env, false)
+                   end) || _ <- lists:seq(1, N)];
 spawn_workers(Kind, N, Env) ->
     [spawn_monitor(fun() -> worker(Kind, Env, false) end) || _ <- lists:seq(1, N)].
+
+peer_worker(Kind, W, #{target := T, stop := Stop} = Env, Ready) ->
+    Ok = count(peer, bench_peers:request(Kind, W, T), Env),
+    Ready2 = Ready orelse (Ok andalso mark_ready(Env)),
+    case atomics:get(Stop, 1) of
+        0 -> peer_worker(Kind, W, Env, Ready2);
+        _ -> ok
+    end.
 
 worker(Kind, #{ctx := Ctx, target := T, stop := Stop} = Env, Ready) ->
     R = case Kind of
@@ -301,22 +330,29 @@ clock_ticks() ->
 %% switched on and off through a pair of fifos). Instructions hardly move
 %% with other load on the machine, so an A/B of a change can use them when
 %% request rates are too noisy to compare.
+%% BENCH_PERF_EVENTS names other events (e.g. `context-switches,task-clock':
+%% software events, which work where a VM guest has no hardware counters).
 perf_open() ->
-    case os:getenv("BENCH_INSTRUCTIONS") of
-        "1" ->
+    Events = case {os:getenv("BENCH_PERF_EVENTS"), os:getenv("BENCH_INSTRUCTIONS")} of
+        {E, _} when is_list(E), E =/= "" -> E;
+        {_, "1"} -> "instructions,cycles";
+        _ -> none
+    end,
+    case Events of
+        none -> none;
+        _ ->
             Dir = string:trim(os:cmd("mktemp -d")),
             [Ctl, Ack, Out] = [filename:join(Dir, F) || F <- ["ctl", "ack", "out"]],
             "" = os:cmd("mkfifo " ++ Ctl ++ " " ++ Ack),
-            Cmd = "perf stat -x, -e instructions,cycles -D -1 --control fifo:" ++ Ctl
+            Cmd = "perf stat -x, -e " ++ Events ++ " -D -1 --control fifo:" ++ Ctl
                 ++ "," ++ Ack ++ " -p " ++ os:getpid() ++ " -o " ++ Out ++ " 2>/dev/null",
             Port = open_port({spawn, Cmd}, [exit_status]),
             {os_pid, OsPid} = erlang:port_info(Port, os_pid),
             %% Opening a fifo blocks until the other end is open: perf's.
             {ok, C} = file:open(Ctl, [write, raw]),
             {ok, A} = file:open(Ack, [read, raw, binary]),
-            #{port => Port, os_pid => OsPid, ctl => C, ack => A, dir => Dir, out => Out};
-        _ ->
-            none
+            #{port => Port, os_pid => OsPid, ctl => C, ack => A, dir => Dir, out => Out,
+              events => [list_to_binary(X) || X <- string:lexemes(Events, ",")]}
     end.
 
 perf_control(none, _) -> ok;
@@ -327,17 +363,24 @@ perf_control(#{ctl := C, ack := A}, Cmd) ->
     ok.
 
 perf_close(none) -> #{};
-perf_close(#{port := Port, os_pid := OsPid, ctl := C, ack := A, dir := Dir, out := Out}) ->
+perf_close(#{port := Port, os_pid := OsPid, ctl := C, ack := A, dir := Dir, out := Out, events := Evs}) ->
     _ = os:cmd("kill -INT " ++ integer_to_list(OsPid)),
     receive {Port, {exit_status, _}} -> ok after 10000 -> ok end,
     _ = [file:close(F) || F <- [C, A]],
     {ok, Text} = file:read_file(Out),
     _ = os:cmd("rm -rf " ++ Dir),
-    maps:from_list([{binary_to_atom(Event), binary_to_integer(N)}
+    %% task-clock is printed in ms with decimals; the rest are counts.
+    maps:from_list([{binary_to_atom(Event), binary_to_float(to_float(N))}
                     || Line <- binary:split(Text, <<"\n">>, [global]),
                        [N, _, Event | _] <- [binary:split(Line, <<",">>, [global])],
-                       lists:member(Event, [<<"instructions">>, <<"cycles">>]),
-                       is_integer(catch binary_to_integer(N))]).
+                       lists:member(Event, Evs),
+                       is_float(catch binary_to_float(to_float(N)))]).
+
+to_float(N) ->
+    case binary:match(N, <<".">>) of
+        nomatch -> <<N/binary, ".0">>;
+        _ -> N
+    end.
 
 %%% Streaming
 

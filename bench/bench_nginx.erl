@@ -15,7 +15,7 @@
 %% </ul>
 -module(bench_nginx).
 
--export([start/1, stop/1, url/3, small_body/0, file_name/1, writing/1]).
+-export([start/1, stop/1, url/3, small_body/0, file_name/1, writing/1, accepts/1]).
 
 -export_type([server/0, proto/0]).
 
@@ -65,12 +65,22 @@ url(#{ports := Ports}, Proto, Path) ->
 %% `Writing', which counts the status request itself).
 -spec writing(server()) -> non_neg_integer().
 writing(Srv) ->
+    {match, [N]} = re:run(status(Srv), "Writing: ([0-9]+)", [{capture, all_but_first, list}]),
+    list_to_integer(N).
+
+%% @doc How many connections nginx has accepted since it started, the
+%% status request's own included.
+-spec accepts(server()) -> non_neg_integer().
+accepts(Srv) ->
+    %% "Active connections: N\nserver accepts handled requests\n A H R".
+    {match, [N]} = re:run(status(Srv), "requests\\s+([0-9]+)", [{capture, all_but_first, list}]),
+    list_to_integer(N).
+
+status(Srv) ->
     {ok, S} = gen_tcp:connect({127, 0, 0, 1}, maps:get(http, maps:get(ports, Srv)),
                               [binary, {active, false}], 5000),
     ok = gen_tcp:send(S, "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    Body = recv_all(S, <<>>),
-    {match, [N]} = re:run(Body, "Writing: ([0-9]+)", [{capture, all_but_first, list}]),
-    list_to_integer(N).
+    recv_all(S, <<>>).
 
 recv_all(S, Acc) ->
     case gen_tcp:recv(S, 0, 5000) of

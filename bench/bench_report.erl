@@ -24,6 +24,7 @@ write(Machine, Cfg, Results) ->
 render(M, Cfg, R) ->
     [header(M, Cfg),
      section(rps, maps:get(rps, R), fun(Rows) -> rps_table(Rows, Cfg) end),
+     section(rps, maps:get(rps, R), fun peers_table/1),
      section(rps, maps:get(rps, R), fun latency_table/1),
      section(rps, maps:get(rps, R), fun cpu_table/1),
      section(stream, maps:get(stream, R), fun(Rows) -> stream_table(Rows, Cfg) end),
@@ -56,7 +57,7 @@ header(M, Cfg) ->
                     end,
                     maps:get(schedulers, M),
                     case maps:get(peer_args, Cfg) of [] -> ""; A -> [", flags ", lists:join(" ", A)] end,
-                    case maps:get(tokio_batch, Cfg) of true -> ", tokio threads SCHED_BATCH"; false -> "" end])].
+                    case maps:get(tokio_policy, Cfg) of default -> ""; Pol -> [", tokio threads set to SCHED_", string:uppercase(atom_to_list(Pol))] end])].
 
 strip(S, Prefix) -> string:trim(string:replace(S, Prefix, "")).
 
@@ -167,13 +168,16 @@ fmt_us(U) -> float_to_list(U, [{decimals, 1}]).
 cpu_table(Rows) ->
     Lines = [[proto_name(P), workload_name(W), integer_to_list(N),
               cpu_cell(maps:get(httpc, C, skipped), all), cpu_cell(maps:get(sync, C, skipped), split),
-              cpu_cell(maps:get(async, C, skipped), split)]
+              cpu_cell(maps:get(async, C, skipped), split)
+              | [cpu_cell(maps:get(K, C, skipped), all) || K <- [erqwest025, gun, finch]]]
              || #{proto := P, workload := W, workers := N, cells := C} <- Rows],
     ["Client CPU per request in µs: the client VM's user+system time over the measured window\n"
      "divided by the requests completed; for erqwest split as (tokio threads / schedulers / other threads);\n"
-     "with BENCH_INSTRUCTIONS=1, then the thousands of instructions per request (perf stat)\n",
-     table(["proto", "request", "workers", "httpc", "erqwest sync", "erqwest async"], Lines,
-           [l, l, r, r, r, r])].
+     "with BENCH_INSTRUCTIONS=1, then the thousands of instructions per request (perf stat);\n"
+     "with BENCH_PERF_EVENTS=context-switches,task-clock, the client VM's context switches (cs)\n"
+     "and perf's task-clock in µs (tc) per request\n",
+     table(["proto", "request", "workers", "httpc", "erqwest sync", "erqwest async", "0.2.5", "gun", "finch"],
+           Lines, [l, l, r, r, r, r, r, r, r])].
 
 cpu_cell(#{cpu := Cpu, requests := N} = R, Mode) when N > 0 ->
     Per = fun(K) -> maps:get(K, Cpu, 0.0) / N end,
@@ -184,12 +188,69 @@ cpu_cell(#{cpu := Cpu, requests := N} = R, Mode) when N > 0 ->
                                                  fmt_us(Per(dirty) + Per(other))])
     end,
     %% With BENCH_INSTRUCTIONS=1: thousands of instructions per request.
-    case maps:get(counts, R, #{}) of
-        #{instructions := I} -> [Time, io_lib:format(" ~bk", [round(I / N / 1000)])];
-        _ -> Time
-    end;
+    [Time, counts_per_request(maps:get(counts, R, #{}), N)];
 cpu_cell(n_a, _) -> "n/a";
+cpu_cell(#{counts := Counts, requests := N}, _) when N > 0 -> counts_per_request(Counts, N);
 cpu_cell(_, _) -> "-".
+
+%% With BENCH_INSTRUCTIONS=1 or BENCH_PERF_EVENTS: per request,
+%% thousands of instructions, context switches.
+counts_per_request(Counts, N) ->
+    [case Counts of
+         #{instructions := I} -> io_lib:format(" ~bk", [round(I / N / 1000)]);
+         _ -> ""
+     end,
+     case Counts of
+         #{'context-switches' := Cs} -> io_lib:format(" ~.2fcs", [Cs / N]);
+         _ -> ""
+     end,
+     %% perf prints task-clock in ms: CPU µs per request by perf's count.
+     case Counts of
+         #{'task-clock' := Ms} -> io_lib:format(" ~.1ftc", [Ms * 1000 / N]);
+         _ -> ""
+     end].
+
+%%% Against the other BEAM clients
+
+-define(PEERS, [erqwest025, gun, finch, httpc]).
+
+%% erqwest's rates beside the other BEAM clients', its ratio to the best
+%% of them in the same row, and the connections each opened in its run.
+peers_table(Rows) ->
+    {Lines, Notes} = lists:mapfoldl(fun peers_line/2, [], Rows),
+    ["\nAgainst the other BEAM clients, requests/s; x best: erqwest's rate over the best peer's in the row\n"
+     "(peers: erqwest 0.2.5, gun, Finch, httpc; '-' where one was not run)\n",
+     table(["proto", "request", "workers", "erqwest sync", "x best", "erqwest async", "x best",
+            "0.2.5", "gun", "finch", "httpc", "best peer"], Lines, [l, l, r, r, r, r, r, r, r, r, r, l]),
+     notes(lists:reverse(Notes)),
+     "\nConnections nginx accepted during each run (warm-up included)\n",
+     table(["proto", "request", "workers", "wrk", "sync", "async", "0.2.5", "gun", "finch", "httpc"],
+           [[proto_name(P), workload_name(W), integer_to_list(N)
+             | [conns(maps:get(C, Cells, skipped)) || C <- [wrk, sync, async | ?PEERS]]]
+            || #{proto := P, workload := W, workers := N, cells := Cells} <- Rows],
+           [l, l, r, r, r, r, r, r, r, r])].
+
+peers_line(#{proto := P, workload := W, workers := N, cells := Cells}, Notes0) ->
+    Rate = fun(C) -> case maps:get(C, Cells, skipped) of #{rps := R, errors := 0} -> R; _ -> undefined end end,
+    Rated = [{Rate(C), C} || C <- ?PEERS, Rate(C) =/= undefined],
+    {Best, BestName} = case Rated of [] -> {undefined, "-"}; _ -> lists:max(Rated) end,
+    Ratio = fun(C) -> case {Rate(C), Best} of
+                          {R, B} when is_number(R), is_number(B), B > 0 -> io_lib:format("~.2fx", [R / B]);
+                          _ -> ""
+                      end end,
+    Label = io_lib:format("~s ~s ~b", [P, W, N]),
+    {Texts, Notes} = lists:mapfoldl(fun(C, Acc) -> cell(maps:get(C, Cells, skipped), [Label, " ", peer_name(C)], Acc) end,
+                                    Notes0, [sync, async | ?PEERS]),
+    [Sync, Async | Peers] = Texts,
+    {[proto_name(P), workload_name(W), integer_to_list(N), Sync, Ratio(sync), Async, Ratio(async)
+      | Peers] ++ [peer_name(BestName)], Notes}.
+
+peer_name(erqwest025) -> "erqwest 0.2.5";
+peer_name(A) when is_atom(A) -> atom_to_list(A);
+peer_name(S) -> S.
+
+conns(#{conns := C}) -> integer_to_list(C);
+conns(_) -> "-".
 
 %%% Streaming
 
@@ -308,13 +369,28 @@ targets(R) ->
              || #{proto := P, n := N, rss := Rss, rss_base := RB} <- IRows];
         _ -> "-"
     end,
-    ["\nTargets (issue 5), measured above\n",
+    Best = fun(Cells) -> lists:max([0.0 | [Rate || C <- ?PEERS, #{rps := Rate, errors := 0} <- [maps:get(C, Cells, skipped)]]]) end,
+    Vs = fun(#{rps := Rate}, B) when B > 0 -> io_lib:format("~.2fx", [Rate / B]); (_, _) -> "-" end,
+    Peer = [[proto_name(P), " ", integer_to_list(N), ": sync ", Vs(maps:get(sync, Cells, skipped), Best(Cells)),
+             " async ", Vs(maps:get(async, Cells, skipped), Best(Cells)), " (want ", peer_target(P, N), "); "]
+            || #{proto := P, workload := post10, workers := N, cells := Cells} <- Rps],
+    Conns = [[proto_name(P), " ", integer_to_list(N), ": ", conns(maps:get(sync, Cells, skipped)), "/",
+              conns(maps:get(async, Cells, skipped)), "; "]
+             || #{proto := P, workload := post10, workers := N, cells := Cells} <- Rps, P =/= h2],
+    ["\nTargets (issue 12), measured above: erqwest over the best BEAM peer, POST 10 B\n",
+     "  ", Peer, "\n",
+     "  connections <= workers over HTTP/1.1 (sync/async): ", Conns, "\n",
+     "\nTargets (issue 5), measured above\n",
      "  50 workers, POST 10 B, >= 45% of wrk: ", L1, "\n",
      "  50 workers, POST 10 B, >= 8x httpc:   ", L2, "\n",
      "  1 worker POST 10 B latency <= 1.5x wrk: ", L3, "\n",
      "  streaming >= 80% of curl: ", Stream, "\n",
      "  NIF calls p99 < 50 µs, max < 1000 µs: ", Nif, "\n",
      "  in flight < 16 KB per request (RSS): ", Inflight, "\n"].
+
+peer_target(_, 1) -> "1.25x";
+peer_target(http, _) -> "1.5x";
+peer_target(_, _) -> "2x".
 
 %%% Plain-text tables
 

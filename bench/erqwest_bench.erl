@@ -47,7 +47,9 @@ config() ->
       workers => ints(env("BENCH_WORKERS", "1,50,500")),
       protos => atoms(env("BENCH_PROTOS", "http,https,h2")),
       workloads => atoms(env("BENCH_WORKLOADS", "get,post10,post64k")),
-      clients => atoms(env("BENCH_CLIENTS", "wrk,httpc,sync,async")),
+      %% The peers (bench_peers) join when their code is given.
+      clients => atoms(env("BENCH_CLIENTS", lists:join(",", ["wrk", "httpc", "sync", "async"]
+                                                         ++ [atom_to_list(P) || P <- bench_peers:available()]))),
       sections => atoms(env("BENCH_SECTIONS", "rps,stream,nif,inflight")),
       stream_mb => ints(env("BENCH_STREAM_MB", if Quick -> "256"; true -> "256,1024" end)),
       upload_chunk => trunc(num(env("BENCH_UPLOAD_CHUNK_KB", "1024")) * 1024),
@@ -64,7 +66,7 @@ config() ->
                             N -> list_to_integer(N)
                         end,
       peer_args => string:lexemes(env("BENCH_PEER_ARGS", ""), " "),
-      tokio_batch => env("BENCH_TOKIO_BATCH", "0") =/= "0",
+      tokio_policy => list_to_atom(env("BENCH_TOKIO_POLICY", "default")),
       profile => case env("BENCH_PROFILE", "") of
                      "" -> none;
                      P -> atoms(P)
@@ -151,15 +153,27 @@ rps_section(#{protos := Protos, workloads := Workloads, workers := Workers, clie
 rps_row(#{server := Srv, scripts := Scripts} = Ctx, Proto, W, N, Clients) ->
     #{path := Path} = Spec = workload(W, Srv),
     Url = bench_nginx:url(Srv, Proto, Path),
-    Cells = [{C, rps_cell(Ctx, C, Proto, Spec#{url => Url}, maps:get(W, Scripts), N)} || C <- Clients],
+    Cells = [{C, counted(Srv, fun() -> rps_cell(Ctx, C, Proto, Spec#{url => Url}, maps:get(W, Scripts), N) end)}
+             || C <- Clients],
     Row = #{proto => Proto, workload => W, workers => N, cells => maps:from_list(Cells)},
     progress("~-5s ~-8s ~3b ~s~n", [Proto, W, N,
         [io_lib:format(" ~s=~s", [C, short(R)]) || {C, R} <- Cells]]),
     Row.
 
+short(#{rps := R, conns := C}) -> io_lib:format("~b(~bc)", [round(R), C]);
 short(#{rps := R}) -> integer_to_list(round(R));
 short(n_a) -> "n/a";
 short(#{failed := _}) -> "FAILED".
+
+%% The connections nginx accepted while a cell ran (the second status
+%% request's own connection taken off).
+counted(Srv, F) ->
+    A0 = bench_nginx:accepts(Srv),
+    R = F(),
+    case R of
+        #{rps := _} -> R#{conns => bench_nginx:accepts(Srv) - A0 - 1};
+        _ -> R
+    end.
 
 %% wrk has no warm-up: it runs for the warm-up and the measurement, and
 %% its rate includes connecting (a few % at 500 TLS connections).
@@ -173,7 +187,7 @@ rps_cell(#{duration := D, warmup := Wu}, wrk, h2, #{url := Url}, #{data := Data}
 rps_cell(_, httpc, h2, _, _, _) ->
     n_a;
 rps_cell(Ctx, Client, Proto, Spec, _, N) ->
-    in_peer(Ctx, fun(Peer) -> rps_cell(Ctx, Client, Proto, Spec, #{}, N, Peer) end).
+    in_peer(Ctx, Client, fun(Peer) -> rps_cell(Ctx, Client, Proto, Spec, #{}, N, Peer) end).
 
 rps_cell(#{duration := D, warmup := Wu, server := Srv}, Client, Proto, Spec, _, N, Peer) ->
     #{url := Url, method := M, body := B, expect := E} = Spec,
@@ -225,12 +239,27 @@ profile(#{profile := [Client, Proto, W, NAtom], work := Work, out := Out, body_t
 
 %% Runs F in a fresh peer VM with erqwest, inets and ssl started. A peer
 %% that dies or times out fails this measurement only.
-in_peer(#{worker_threads := Wt, peer_args := Extra, tokio_batch := Batch}, F) ->
-    Paths = lists:usort([filename:dirname(code:which(M)) || M <- [erqwest, bench_load]]),
-    Args = lists:append([["-pa", P] || P <- Paths]) ++ Extra,
+in_peer(Ctx, F) ->
+    in_peer(Ctx, none, F).
+
+%% A peer client's VM gets its code path too; erqwest 0.2.5's replaces
+%% erqwest's (same module names).
+in_peer(#{worker_threads := Wt, peer_args := Extra, tokio_policy := Policy}, Client, F) ->
+    Own = [filename:dirname(code:which(bench_load))],
+    Erqwest = [filename:dirname(code:which(erqwest))],
+    Paths = case Client =/= none andalso bench_peers:code_paths(Client) of
+        {replace, Ps} -> Ps;
+        {add, Ps} -> Erqwest ++ Ps;
+        _ -> Erqwest
+    end,
+    %% bench's own ebin goes last: its directory (erqwest-bench.XXXXXX)
+    %% looks like an erqwest release to code:priv_dir(erqwest).
+    Args = lists:append([["-pa", P] || P <- lists:usort(Paths)]) ++ ["-pz" | Own] ++ Extra,
     {ok, Peer, _} = peer:start_link(#{connection => standard_io, args => Args, wait_boot => 60000}),
+    PeerKind = case lists:member(Client, [gun, finch, erqwest025]) of true -> Client; false -> none end,
     try
-        ok = peer:call(Peer, bench_load, setup, [#{worker_threads => Wt, tokio_batch => Batch}], 60000),
+        ok = peer:call(Peer, bench_load, setup, [#{worker_threads => Wt, tokio_policy => Policy,
+                                                   peer => PeerKind}], 60000),
         F(Peer)
     catch
         Class:Reason -> #{failed => {Class, Reason}}

@@ -69,6 +69,13 @@ async fn run(
         BodyMode::Complete => {
             let body = collect(resp, cmds).await?;
             head.meta = plan.meta(true);
+            // hyper-util puts an HTTP/1 connection back in the pool from a
+            // task of its own, woken once the body is done: letting it run
+            // first keeps the caller's next request from finding no idle
+            // connection and opening another one (bench/README.md).
+            if head.version < reqwest::Version::HTTP_2 {
+                tokio::task::yield_now().await;
+            }
             out.reply(&head, Some(body));
             Ok(())
         }
