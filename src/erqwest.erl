@@ -128,7 +128,7 @@
     json => erqwest_json:json(),
     form => pairs(),
     multipart => [part()],
-    auth => auth(),
+    auth => auth() | none,
     retry => false | true | retry_opts(),
     hedge => false | hedge_opts(),
     timings => boolean(),

@@ -48,9 +48,9 @@
 %% <li>`cross_host => boolean()' (default `false'): whether a next URL on
 %%   another origin (scheme, host or port) is followed. When it is, the
 %%   `auth' option and the `authorization', `proxy-authorization' and
-%%   `cookie' headers of the first request are not sent there. A client's
-%%   own default `auth' is applied by the client to every request it makes,
-%%   so give such a listing a per-request `auth' instead.</li>
+%%   `cookie' headers of the first request are not sent there, nor the
+%%   client's default `auth' (those pages are requested with
+%%   `auth => none').</li>
 %% </ul>
 %% JSON strategies and `items' decode bodies in the runtime (request option
 %% `decode => json'), so a page's `body' is then the decoded term.
@@ -369,7 +369,8 @@ without_credentials(Req) ->
     Strip = [<<"authorization">>, <<"proxy-authorization">>, <<"cookie">>],
     Headers = [H || {K, _} = H <- maps:get(headers, Req, []),
                     not lists:member(string:lowercase(K), Strip)],
-    maps:remove(auth, Req#{headers => Headers}).
+    %% `auth => none': not the client's default credentials either.
+    Req#{headers => Headers, auth => none}.
 
 page_url(Resp, #pages{first = #{url := Url}}) ->
     maps:get(url, Resp, Url).

@@ -477,7 +477,12 @@ auth_client_default(_Config) ->
     %% A request's own auth or header wins over the client's.
     ?assertEqual([<<"Bearer r">>], header(<<"authorization">>, wire(C, #{auth => {bearer, <<"r">>}}, "/"))),
     ?assertEqual([<<"Token x">>],
-                 header(<<"authorization">>, wire(C, #{headers => [{<<"Authorization">>, <<"Token x">>}]}, "/"))).
+                 header(<<"authorization">>, wire(C, #{headers => [{<<"Authorization">>, <<"Token x">>}]}, "/"))),
+    %% `auth => none': no credentials at all, not even the client's.
+    ?assertEqual([], header(<<"authorization">>, wire(C, #{auth => none}, "/"))),
+    ?assertEqual([<<"Token y">>],
+                 header(<<"authorization">>,
+                        wire(C, #{auth => none, headers => [{<<"authorization">>, <<"Token y">>}]}, "/"))).
 
 auth_not_sent_across_origins(Config) ->
     %% Another port is another origin: the redirect target sees no credentials.

@@ -26,7 +26,7 @@ groups() ->
                              fold_raising_cancels]},
      {safety, [parallel], [loop_detected_before_request, failing_page_in_the_middle,
                            cross_host_refused, cross_host_strips_credentials,
-                           cross_host_strips_auth_option,
+                           cross_host_strips_auth_option, cross_host_strips_client_auth,
                            non_http_next_url_refused]},
      {options, [parallel], [max_pages_ends_normally, timeout_is_per_page, timeout_of_one_page,
                             bad_options_are_badarg]},
@@ -307,6 +307,24 @@ cross_host_strips_auth_option(Config) ->
         RB = erqwest_test_server:requests(B),
         ?assertEqual(3, length(RB)),
         [?assertEqual(nomatch, binary:match(Raw, [<<"secret-token">>, <<"authorization">>]))
+         || #{raw := Raw} <- RB]
+    end) end).
+
+%% A client's default `auth' goes to the first host only: pages on
+%% another host are requested with `auth => none'.
+cross_host_strips_client_auth(_Config) ->
+    C = erqwest:make_client(#{auth => {basic, <<"user">>, <<"client-secret">>}}),
+    with_server(fun(A) -> with_server(fun(B) ->
+        To = url(B, "/link?page=2"),
+        Req = #{method => get, url => url(A, ["/cross?to=", uri_string:quote(To)])},
+        ?assertEqual({ok, erqwest_pages_server:items()},
+                     walk(C, Req, #{cross_host => true})),
+        [#{headers := HA}] = erqwest_test_server:requests(A),
+        ?assertEqual(<<"Basic ", (base64:encode(<<"user:client-secret">>))/binary>>,
+                     proplists:get_value(<<"authorization">>, HA)),
+        RB = erqwest_test_server:requests(B),
+        ?assertEqual(3, length(RB)),
+        [?assertEqual(nomatch, binary:match(string:lowercase(Raw), <<"authorization">>))
          || #{raw := Raw} <- RB]
     end) end).
 

@@ -44,6 +44,7 @@ defmodule Erqwest.Compose do
     do: {:ok, v}
 
   def check(:auth, {:bearer, token} = v) when is_binary(token), do: {:ok, v}
+  def check(:auth, :none), do: {:ok, :none}
   def check(:base_url, %URI{} = v), do: {:ok, URI.to_string(v)}
   def check(:base_url, v) when is_binary(v), do: {:ok, v}
   def check(_, _), do: :error
@@ -53,7 +54,7 @@ defmodule Erqwest.Compose do
   def expected(:decode_body), do: "true, false or :json"
   def expected(:pairs), do: "a keyword list, a list of {key, value} or a map"
   def expected(:parts), do: "a list of {name, value} or maps with :name and :data or :file"
-  def expected(:auth), do: "{:basic, user, password} or {:bearer, token}, as strings"
+  def expected(:auth), do: "{:basic, user, password} or {:bearer, token}, as strings, or :none"
   def expected(:base_url), do: "a string or a URI"
 
   @doc "Erlang `req_opts()` pairs from converted Elixir ones."

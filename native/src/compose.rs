@@ -36,6 +36,7 @@ rustler::atoms! {
     auth,
     base_url,
     badarg,
+    none,
 }
 
 /// `{badarg, Reason}`: a bad option, with what was wrong with it.
@@ -64,6 +65,8 @@ pub enum Body {
 pub struct Options {
     decode: Option<decode::Mode>,
     json_null: Option<Atom>,
+    /// `auth => none`: not even the client's default credentials.
+    no_auth: bool,
     wire: Wire,
 }
 
@@ -111,7 +114,14 @@ impl Options {
             }
             k if k == form() => body(Body::Form(pairs::decode("form", v)?), &mut self.wire)?,
             k if k == multipart() => body(Body::Multipart(multipart::decode(v)?), &mut self.wire)?,
-            k if k == auth() => self.wire.auth = Some(auth::Auth::decode(v)?),
+            k if k == auth() && v.decode::<Atom>().ok() == Some(none()) => {
+                self.no_auth = true;
+                self.wire.auth = None;
+            }
+            k if k == auth() => {
+                self.no_auth = false;
+                self.wire.auth = Some(auth::Auth::decode(v)?)
+            }
             _ => return Err(NifError::BadArg),
         }
         Ok(())
@@ -132,10 +142,14 @@ impl Options {
     }
 
     /// The wire options, with the client's default auth unless the
-    /// request has its own (an option or an `authorization` header).
+    /// request has its own (an option or an `authorization` header) or
+    /// asked for none (`auth => none`).
     pub fn wire(&mut self, defaults: &Defaults, headers: &reqwest::header::HeaderMap) -> Wire {
         let mut wire = std::mem::take(&mut self.wire);
-        if wire.auth.is_none() && !headers.contains_key(reqwest::header::AUTHORIZATION) {
+        if wire.auth.is_none()
+            && !self.no_auth
+            && !headers.contains_key(reqwest::header::AUTHORIZATION)
+        {
             wire.auth = defaults.auth.clone();
         }
         wire
