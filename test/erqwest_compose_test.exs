@@ -38,8 +38,12 @@ defmodule Erqwest.ComposeTest do
       s = json_server("<html>")
       client = Erqwest.make_client(proxy: :no_proxy)
 
-      assert {:error, %Erqwest.Error{code: :decode, reason: "unexpected character '<' at byte 0"}} =
-               Erqwest.get(client, Server.url(s))
+      assert {:error,
+              %Erqwest.Error{
+                code: :decode,
+                reason: "unexpected character '<' at byte 0",
+                details: %{body: "<html>", status: 200}
+              }} = Erqwest.get(client, Server.url(s))
 
       assert_raise Erqwest.Error, ~r/decode: unexpected character/, fn ->
         Erqwest.get!(client, Server.url(s))

@@ -69,7 +69,10 @@ defmodule Erqwest.PagesTest do
       Erqwest.paginate(c, Server.url(s, "/fail")) |> Stream.each(&send(test, {:page, items(&1)}))
 
     error = assert_raise Error, fn -> Enum.to_list(stream) end
-    assert %Error{code: :http_status, reason: "page 3: HTTP status 500"} = error
+    assert %Error{code: :http_status, reason: "page 3: HTTP status 500", details: %{status: 500}} =
+             error
+
+    assert %{response: %{status: 500}} = error.details
     assert_received {:page, [1, 2, 3]}
     assert_received {:page, [4, 5, 6]}
   end

@@ -19,7 +19,10 @@ defmodule Erqwest.Error do
     * `:unknown` — anything else
 
   `attempts` is how many attempts were made, when retries or hedging were
-  on (`nil` otherwise).
+  on (`nil` otherwise). `details` holds the other keys of the Erlang
+  `err()` map: `:body`, `:status` and `:headers` of a response whose body
+  did not decode, `:status` and `:response` of a failed page in
+  `Erqwest.paginate/3`, and so on (`%{}` when there are none).
 
   The non-bang functions return it as `{:error, %Erqwest.Error{}}`, the
   bang variants raise it.
@@ -31,7 +34,7 @@ defmodule Erqwest.Error do
       ** (Erqwest.Error) url: relative URL without a base: not a url
   """
 
-  defexception [:code, :reason, attempts: nil]
+  defexception [:code, :reason, attempts: nil, details: %{}]
 
   @type code ::
           :timeout
@@ -44,7 +47,12 @@ defmodule Erqwest.Error do
           | :queue_timeout
           | :unknown
           | :decode
-  @type t :: %__MODULE__{code: code(), reason: String.t(), attempts: pos_integer() | nil}
+  @type t :: %__MODULE__{
+          code: code(),
+          reason: String.t(),
+          attempts: pos_integer() | nil,
+          details: map()
+        }
 
   @impl true
   @spec message(t()) :: String.t()
@@ -58,6 +66,12 @@ defmodule Erqwest.Error do
       %Erqwest.Error{code: :connect, reason: "connection refused"}
   """
   @spec new(:erqwest.err()) :: t()
-  def new(%{code: code, reason: reason} = err),
-    do: %__MODULE__{code: code, reason: reason, attempts: Map.get(err, :attempts)}
+  def new(%{code: code, reason: reason} = err) do
+    %__MODULE__{
+      code: code,
+      reason: reason,
+      attempts: Map.get(err, :attempts),
+      details: Map.drop(err, [:code, :reason, :attempts])
+    }
+  end
 end
