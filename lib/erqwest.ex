@@ -70,7 +70,7 @@ defmodule Erqwest do
   An unknown key or a value of the wrong type raises `ArgumentError`:
 
       iex> Erqwest.get(:default, "http://example.com/", time_out: 5)
-      ** (ArgumentError) unknown request option :time_out; the accepted options are: :headers, :body, :response_body, :timeout, :params, :json, :form, :multipart, :auth, :decode_body, :retry, :hedge, :timings, :queue_timeout, :chunk_size, :chunk_period
+      ** (ArgumentError) unknown request option :time_out; the accepted options are: :headers, :body, :response_body, :timeout, :retry, :hedge, :timings, :queue_timeout, :params, :json, :form, :multipart, :auth, :decode_body, :chunk_size, :chunk_period
 
   ## Results
 

@@ -127,8 +127,8 @@ defmodule ErqwestTest do
 
       assert error.message ==
                "unknown request option :bodyy; the accepted options are: :headers, :body, " <>
-                 ":response_body, :timeout, :params, :json, :form, :multipart, :auth, :decode_body, " <>
-                 ":retry, :hedge, :timings, :queue_timeout, " <>
+                 ":response_body, :timeout, :retry, :hedge, :timings, :queue_timeout, " <>
+                 ":params, :json, :form, :multipart, :auth, :decode_body, " <>
                  ":chunk_size, :chunk_period"
     end
 
