@@ -69,6 +69,7 @@ defmodule Erqwest.PagesTest do
       Erqwest.paginate(c, Server.url(s, "/fail")) |> Stream.each(&send(test, {:page, items(&1)}))
 
     error = assert_raise Error, fn -> Enum.to_list(stream) end
+
     assert %Error{code: :http_status, reason: "page 3: HTTP status 500", details: %{status: 500}} =
              error
 

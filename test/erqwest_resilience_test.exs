@@ -30,7 +30,10 @@ defmodule ErqwestResilienceTest do
       {h, hits} = scripted([{503, [], "down"}, {200, [], "ok"}])
       s = Server.start(h)
       c = Erqwest.make_client()
-      assert {:ok, %Response{status: 200, body: "ok", attempts: 2}} = Erqwest.get(c, Server.url(s))
+
+      assert {:ok, %Response{status: 200, body: "ok", attempts: 2}} =
+               Erqwest.get(c, Server.url(s))
+
       assert hits.() == 2
     end
 

@@ -83,7 +83,8 @@ defmodule Erqwest.Events do
     Stream.resource(
       fn ->
         if Keyword.has_key?(opts, :active) do
-          raise ArgumentError, "Erqwest.Events.stream/3 gives credit itself; :active is for open/5"
+          raise ArgumentError,
+                "Erqwest.Events.stream/3 gives credit itself; :active is for open/5"
         end
 
         ref = make_ref()
@@ -199,12 +200,17 @@ defmodule Erqwest.Events do
         end
 
       other, _ ->
-        raise ArgumentError, "expected event stream options as a keyword list, got: #{inspect(other)}"
+        raise ArgumentError,
+              "expected event stream options as a keyword list, got: #{inspect(other)}"
     end)
   end
 
   defp events_opts(other),
-    do: raise(ArgumentError, "expected event stream options as a keyword list, got: #{inspect(other)}")
+    do:
+      raise(
+        ArgumentError,
+        "expected event stream options as a keyword list, got: #{inspect(other)}"
+      )
 
   defp valid?(values, v) when is_list(values), do: v in values
   defp valid?(:count, v), do: v == :infinity or (is_integer(v) and v >= 0)
