@@ -18,6 +18,7 @@ mod events;
 mod inbox;
 pub mod json;
 mod link;
+mod live;
 mod operation;
 mod reply;
 mod request;

@@ -31,29 +31,13 @@ use tokio::sync::mpsc;
 
 use crate::atoms;
 use crate::client::Client;
+use crate::live::Live;
 use crate::reply::{Progress, Replier};
 use opts::{OpOpts, Spec};
 use task::{Ctx, Mode, Shared};
 
 /// Operation tasks alive, for leak checks in tests.
 static LIVE_OPERATIONS: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts a task from before its spawn until its future is dropped, run or
-/// not (a spawn racing a runtime shutdown drops the future unrun).
-struct Live;
-
-impl Live {
-    fn new() -> Self {
-        LIVE_OPERATIONS.fetch_add(1, Ordering::Relaxed);
-        Live
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        LIVE_OPERATIONS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// The Erlang side of an operation.
 pub struct Operation {
@@ -121,7 +105,7 @@ fn start<'a>(
         timeout: spec.timeout,
         shared,
     };
-    let live = Live::new();
+    let live = Live::new(&LIVE_OPERATIONS);
     rt.spawn(async move {
         let _live = live;
         task::drive(ctx, spec, mode, out).await;

@@ -24,6 +24,7 @@ use crate::client::Client;
 use crate::compose;
 use crate::error::{Code, Error};
 use crate::inbox::{inbox, Command, Sender};
+use crate::live::Live;
 use crate::reply::{Progress, Replier};
 use crate::term::{bytes_from_iodata, decode_header_list, decode_int, decode_ms, header_map};
 
@@ -236,14 +237,12 @@ fn start<'a>(
     }
     let out =
         Replier::new(pid, reference, progress).decode_with(spec.compose.decoding(client.compose()));
-    LIVE_TASKS.fetch_add(1, Ordering::Relaxed);
-    rt.spawn(task::drive(
-        http,
-        client.resilience().clone(),
-        spec,
-        rx,
-        out,
-    ));
+    let live = Live::new(&LIVE_TASKS);
+    let state = client.resilience().clone();
+    rt.spawn(async move {
+        let _live = live;
+        task::drive(http, state, spec, rx, out).await;
+    });
     Ok(handle)
 }
 

@@ -29,6 +29,7 @@ use rustler::{
 
 use crate::client::Client;
 use crate::inbox::{inbox, Command, Sender};
+use crate::live::Live;
 use crate::reply::{Progress, Replier};
 use crate::request::Spec;
 use crate::term::{decode_bool, decode_int, decode_ms};
@@ -230,23 +231,6 @@ impl Drop for Stream {
     }
 }
 
-/// Counts a task from before its spawn until its future is dropped, run
-/// or not (a spawn racing a runtime shutdown drops the future unrun).
-struct Live;
-
-impl Live {
-    fn new() -> Self {
-        LIVE_TASKS.fetch_add(1, Ordering::Relaxed);
-        Live
-    }
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        LIVE_TASKS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 fn start<'a>(
     env: Env<'a>,
     client: ResourceArc<Client>,
@@ -278,7 +262,7 @@ fn start<'a>(
         handle.cmds.send(Command::Cancel);
     }
     let out = Replier::with_tag(pid, reference, progress, atom::erqwest_events());
-    let live = Live::new();
+    let live = Live::new(&LIVE_TASKS);
     rt.spawn(async move {
         let _live = live;
         task::drive(http, spec, opts, rx, out).await;

@@ -6,14 +6,13 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::build::{build, Built};
-use super::{BodyMode, Spec, FOREVER, LIVE_TASKS};
+use super::{BodyMode, Spec, FOREVER};
 use crate::body;
 use crate::error::Error;
 use crate::inbox::{Command, Receiver};
@@ -29,13 +28,6 @@ pub(super) async fn drive(
     mut cmds: Receiver,
     mut out: Replier,
 ) {
-    struct TaskCount;
-    impl Drop for TaskCount {
-        fn drop(&mut self) {
-            LIVE_TASKS.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-    let _count = TaskCount;
     // Retries, hedging, limits and timings (resilience/).
     let plan = Plan::new(state, std::mem::take(&mut spec.resilience));
     if let Err(e) = run(&http, &plan, spec, &mut cmds, &mut out).await {
