@@ -61,6 +61,7 @@ async fn run(
         BodyMode::Complete => {
             let body = collect(resp, cmds).await?;
             head.meta = plan.meta(true);
+            plan.release();
             // hyper-util puts an HTTP/1 connection back in the pool from a
             // task of its own, woken once the body is done: letting it run
             // first keeps the caller's next request from finding no idle
@@ -74,7 +75,7 @@ async fn run(
         BodyMode::Stream => {
             head.meta = plan.meta(false);
             out.reply(&head, None);
-            read_phase(resp, cmds, out).await
+            read_phase(resp, cmds, out, plan).await
         }
     }
 }
@@ -191,6 +192,7 @@ async fn read_phase(
     mut resp: reqwest::Response,
     cmds: &mut Receiver,
     out: &mut Replier,
+    plan: &Plan,
 ) -> Result<(), Error> {
     let mut reads: VecDeque<(usize, Option<Duration>)> = VecDeque::new();
     loop {
@@ -232,6 +234,7 @@ async fn read_phase(
                         }
                     }
                     None => {
+                        plan.release();
                         out.fin(parts.take());
                         return Ok(());
                     }

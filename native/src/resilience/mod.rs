@@ -237,8 +237,9 @@ struct Record {
     headers: Option<Duration>,
     remote_addr: Option<std::net::SocketAddr>,
     queue_timed_out: bool,
-    /// The request's place in the limits, held until the task ends
-    /// (a streamed body is still in flight after the head).
+    /// The request's place in the limits, held until [`Plan::release`]
+    /// just before the final message (a streamed body is still in flight
+    /// after the head).
     slot: Option<limit::Slot>,
 }
 
@@ -405,10 +406,19 @@ impl Plan {
         Some(Box::new(Meta { attempts, timings }))
     }
 
+    /// Gives the request's place in the limits back. Called before the
+    /// final message, so that a caller who has its answer sees the
+    /// request gone from `client_info/1` and can take its place at once.
+    pub fn release(&self) {
+        let slot = self.rec().slot.take();
+        drop(slot);
+    }
+
     /// Sends the final `error`: with `attempts` when retries or hedging
     /// were on, and code `queue_timeout` for a request that never left
     /// the queue.
     pub fn send_error(&self, out: &mut Replier, e: &Error) {
+        self.release();
         let (queue_timed_out, attempts) = {
             let r = self.rec();
             (r.queue_timed_out, r.attempts)
