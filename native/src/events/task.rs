@@ -16,7 +16,7 @@ use rustler::{Atom, Encoder, Env, Term};
 
 use super::lines::Splitter;
 use super::sse::{self, Parser};
-use super::{atom, Format, Opts};
+use super::{atom, Format, Opts, MAX_BATCH};
 use crate::compose::Decoding;
 use crate::error::{Code, Error};
 use crate::inbox::{Command, Receiver};
@@ -192,6 +192,47 @@ impl Decoder {
             },
         }
     }
+    /// Sends up to `max` queued events, in order, as one
+    /// `{erqwest_events, Ref, events, [E]}` built in one environment;
+    /// returns how many (none queued or `max` 0: no message, 0).
+    fn send_batch(&mut self, out: &mut Replier, null: Atom, max: usize) -> usize {
+        let tag = atom::erqwest_events();
+        match self {
+            Decoder::Sse { queue, json, .. } => {
+                let n = queue.len().min(max);
+                if n > 0 {
+                    let json = *json;
+                    let batch = queue.drain(..n);
+                    out.notify(|env, r| {
+                        let items: Vec<Term> =
+                            batch.map(|e| encode_sse(env, &e, json, null)).collect();
+                        (tag, r, atom::events(), items).encode(env)
+                    });
+                }
+                n
+            }
+            Decoder::Lines { queue, json, .. } => {
+                let n = queue.len().min(max);
+                if n > 0 {
+                    let json = *json;
+                    let batch = queue.drain(..n);
+                    out.notify(|env, r| {
+                        let items: Vec<Term> =
+                            batch.map(|l| encode_line(env, &l, json, null)).collect();
+                        (tag, r, atom::events(), items).encode(env)
+                    });
+                }
+                n
+            }
+        }
+    }
+}
+
+/// How many events the next `events` message carries: what is queued, at
+/// most the credit left and [`MAX_BATCH`].
+fn batch_len(credit: u64, queued: usize) -> usize {
+    let credit = usize::try_from(credit).unwrap_or(usize::MAX);
+    queued.min(credit).min(MAX_BATCH)
 }
 
 /// `#{type, data, id}`, with `json_error => true` when JSON was asked
@@ -256,14 +297,37 @@ impl Stream<'_> {
         }
     }
 
-    /// Sends queued events while there is credit; `passive` when it runs out.
+    /// Sends queued events while there is credit; `passive` when it runs
+    /// out. With `batch`, as few `events` lists as the credit and
+    /// [`MAX_BATCH`] allow; credit still counts events.
     fn deliver(&mut self) {
+        if self.opts.batch {
+            return self.deliver_batches();
+        }
         while self.credit > 0 && self.decoder.send_one(self.out, self.opts.null) {
             self.credit -= 1;
             if self.credit == 0 {
                 let tag = atom::erqwest_events();
                 self.out
                     .notify(|env, r| (tag, r, atom::passive()).encode(env));
+            }
+        }
+    }
+
+    fn deliver_batches(&mut self) {
+        loop {
+            let max = batch_len(self.credit, usize::MAX);
+            let sent = self.decoder.send_batch(self.out, self.opts.null, max);
+            if sent == 0 {
+                return;
+            }
+            // `sent` <= the credit, so this never wraps.
+            self.credit -= sent as u64;
+            if self.credit == 0 {
+                let tag = atom::erqwest_events();
+                self.out
+                    .notify(|env, r| (tag, r, atom::passive()).encode(env));
+                return;
             }
         }
     }
@@ -484,5 +548,21 @@ fn check_head(resp: &reqwest::Response, format: Format) -> Option<End> {
         None
     } else {
         Some(End::Failed(Failure::ContentType(ct)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_len_is_bounded_by_queue_credit_and_cap() {
+        assert_eq!(batch_len(3, 10), 3);
+        assert_eq!(batch_len(1000, 7), 7);
+        assert_eq!(batch_len(0, 7), 0);
+        assert_eq!(batch_len(5, 0), 0);
+        assert_eq!(batch_len(u64::MAX, 50_000), MAX_BATCH);
+        assert_eq!(batch_len(20_000, 15_000), MAX_BATCH);
+        assert_eq!(batch_len(u64::MAX, usize::MAX), MAX_BATCH);
     }
 }
