@@ -14,6 +14,7 @@
 //! `active/2` and `close/1` queue a command for the task; the handle's
 //! monitor on the owner queues the same `Cancel` as `close/1`.
 
+mod batch;
 pub mod lines;
 pub mod sse;
 mod task;

@@ -14,9 +14,10 @@ use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;
 use rustler::{Atom, Encoder, Env, Term};
 
+use super::batch::{self, batch_len};
 use super::lines::Splitter;
 use super::sse::{self, Parser};
-use super::{atom, Format, Opts, MAX_BATCH};
+use super::{atom, Format, Opts};
 use crate::compose::Decoding;
 use crate::error::{Code, Error};
 use crate::inbox::{Command, Receiver};
@@ -111,9 +112,14 @@ impl Decoder {
     }
 
     fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Events parsed and waiting.
+    fn len(&self) -> usize {
         match self {
-            Decoder::Sse { queue, .. } => queue.is_empty(),
-            Decoder::Lines { queue, .. } => queue.is_empty(),
+            Decoder::Sse { queue, .. } => queue.len(),
+            Decoder::Lines { queue, .. } => queue.len(),
         }
     }
 
@@ -202,11 +208,10 @@ impl Decoder {
                 let n = queue.len().min(max);
                 if n > 0 {
                     let json = *json;
-                    let batch = queue.drain(..n);
+                    let batch: Vec<sse::Event> = queue.drain(..n).collect();
                     out.notify(|env, r| {
-                        let items: Vec<Term> =
-                            batch.map(|e| encode_sse(env, &e, json, null)).collect();
-                        (tag, r, atom::events(), items).encode(env)
+                        let list = batch::sse_list(env, &batch, json, null);
+                        (tag, r, atom::events(), list).encode(env)
                     });
                 }
                 n
@@ -215,24 +220,16 @@ impl Decoder {
                 let n = queue.len().min(max);
                 if n > 0 {
                     let json = *json;
-                    let batch = queue.drain(..n);
+                    let batch: Vec<Vec<u8>> = queue.drain(..n).collect();
                     out.notify(|env, r| {
-                        let items: Vec<Term> =
-                            batch.map(|l| encode_line(env, &l, json, null)).collect();
-                        (tag, r, atom::events(), items).encode(env)
+                        let list = batch::lines_list(env, &batch, json, null);
+                        (tag, r, atom::events(), list).encode(env)
                     });
                 }
                 n
             }
         }
     }
-}
-
-/// How many events the next `events` message carries: what is queued, at
-/// most the credit left and [`MAX_BATCH`].
-fn batch_len(credit: u64, queued: usize) -> usize {
-    let credit = usize::try_from(credit).unwrap_or(usize::MAX);
-    queued.min(credit).min(MAX_BATCH)
 }
 
 /// `#{type, data, id}`, with `json_error => true` when JSON was asked
@@ -299,7 +296,7 @@ impl Stream<'_> {
 
     /// Sends queued events while there is credit; `passive` when it runs
     /// out. With `batch`, as few `events` lists as the credit and
-    /// [`MAX_BATCH`] allow; credit still counts events.
+    /// [`MAX_BATCH`](super::MAX_BATCH) allow; credit still counts events.
     fn deliver(&mut self) {
         if self.opts.batch {
             return self.deliver_batches();
@@ -329,6 +326,23 @@ impl Stream<'_> {
                     .notify(|env, r| (tag, r, atom::passive()).encode(env));
                 return;
             }
+        }
+    }
+
+    /// Feeds what one read of the body gave; `Some` when the body is
+    /// not to be read any more.
+    fn take_chunk(&mut self, r: reqwest::Result<Option<Bytes>>) -> Option<Outcome> {
+        match r {
+            Ok(Some(b)) => self
+                .decoder
+                .feed(&b, self.opts.max_line)
+                .err()
+                .map(|f| End::Failed(f).into()),
+            Ok(None) => {
+                self.decoder.finish();
+                Some(Outcome::Dropped(None))
+            }
+            Err(e) => Some(Outcome::Dropped(Some(Error::from_reqwest(&e)))),
         }
     }
 
@@ -512,18 +526,63 @@ async fn connection(
         tokio::select! {
             biased;
             c = cmds.recv() => if let Err(e) = st.command(c) { return e.into() },
-            r = resp.chunk(), if want_body => match r {
-                Ok(Some(b)) => if let Err(f) = st.decoder.feed(&b, st.opts.max_line) {
-                    stop = Some(End::Failed(f).into());
-                },
-                Ok(None) => {
-                    st.decoder.finish();
-                    stop = Some(Outcome::Dropped(None));
-                }
-                Err(e) => stop = Some(Outcome::Dropped(Some(Error::from_reqwest(&e)))),
-            },
+            r = resp.chunk(), if want_body => stop = st.take_chunk(r),
+        }
+        if st.opts.batch {
+            stop = top_up(&mut resp, st, stop).await;
         }
     }
+}
+
+/// With `batch`: more of the body while it is already there (hyper hands
+/// over at most 8 KB at a time), so that one list carries up to the credit
+/// or [`MAX_BATCH`](super::MAX_BATCH) events instead of one chunk's worth; at most
+/// [`TOP_UP_BYTES`] per round, without waiting for the network.
+async fn top_up(
+    resp: &mut reqwest::Response,
+    st: &mut Stream<'_>,
+    mut stop: Option<Outcome>,
+) -> Option<Outcome> {
+    let mut read = 0;
+    while stop.is_none()
+        && read < TOP_UP_BYTES
+        && !st.decoder.is_empty()
+        && st.decoder.len() < batch_len(st.credit, usize::MAX)
+    {
+        let mut r = ready_now(resp.chunk()).await;
+        if r.is_none() {
+            // Asking woke hyper's connection task: let it run once.
+            tokio::task::yield_now().await;
+            r = ready_now(resp.chunk()).await;
+        }
+        match r {
+            None => break,
+            Some(r) => {
+                read += match &r {
+                    Ok(Some(b)) => b.len(),
+                    _ => 0,
+                };
+                stop = st.take_chunk(r);
+            }
+        }
+    }
+    stop
+}
+
+/// The most body bytes [`top_up`] takes in one round.
+const TOP_UP_BYTES: usize = 256 * 1024;
+
+/// The future's output if it is ready when first polled, else `None`
+/// (the future is dropped: reading a body chunk loses nothing that way).
+async fn ready_now<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match fut.as_mut().poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// `None` when the stream may be read; else how it ends.
@@ -548,21 +607,5 @@ fn check_head(resp: &reqwest::Response, format: Format) -> Option<End> {
         None
     } else {
         Some(End::Failed(Failure::ContentType(ct)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batch_len_is_bounded_by_queue_credit_and_cap() {
-        assert_eq!(batch_len(3, 10), 3);
-        assert_eq!(batch_len(1000, 7), 7);
-        assert_eq!(batch_len(0, 7), 0);
-        assert_eq!(batch_len(5, 0), 0);
-        assert_eq!(batch_len(u64::MAX, 50_000), MAX_BATCH);
-        assert_eq!(batch_len(20_000, 15_000), MAX_BATCH);
-        assert_eq!(batch_len(u64::MAX, usize::MAX), MAX_BATCH);
     }
 }
