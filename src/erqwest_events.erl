@@ -15,10 +15,11 @@
 %%     `{json_error, Line}' for a line that is not JSON. Lines: binaries.</li>
 %% <li>With `batch => true', instead of `event':
 %%     `{erqwest_events, Ref, events, [Event, ...]}', a non-empty list in
-%%     stream order of the events parsed and waiting (usually those of one
-%%     network chunk), as many as the credit allows and at most 10,000.
+%%     stream order of the events parsed and waiting (those of the body
+%%     already received), as many as the credit allows and at most 10,000.
 %%     Credit still counts events: with 3 left and 10 waiting, a list of 3
-%%     and then `passive'.</li>
+%%     and then `passive'. The events are the same terms as in `event'
+%%     messages.</li>
 %% <li>`{erqwest_events, Ref, passive}' when the credit reaches zero (for
 %%     `once' as for a number), right after the `event' or `events'
 %%     message that used it up. Give more with {@link active/2}.</li>
@@ -44,9 +45,10 @@
 %% Credit works as `inet:setopts(S, [{active, N}])': `once' sets it to one
 %% event, `N' adds N. With no credit left the runtime stops reading the
 %% body, so a fast server is held back by TCP flow control; at most one
-%% network chunk of parsed events waits in the NIF. As with `gen_tcp' and
-%% its `tcp_closed', the end of the body (and so the final message) is seen
-%% only while there is credit.
+%% network chunk of parsed events waits in the NIF (with `batch', the
+%% credit's worth or 10,000 events, whichever is less, and one chunk). As
+%% with `gen_tcp' and its `tcp_closed', the end of the body (and so the
+%% final message) is seen only while there is credit.
 %%
 %% Keep the handle while the stream runs: when it is garbage collected
 %% nobody can give credit or close the stream, so it ends with an `error'
@@ -55,10 +57,19 @@
 %% == Batches ==
 %% A message per event costs the receiving process about a microsecond,
 %% and the runtime a send and often a scheduler wake-up. `batch => true'
-%% sends what is parsed and allowed at once (mostly one message per
-%% network chunk), several times faster for streams of many small events
-%% (bench/README.md). A list never holds more events than the credit left,
-%% so `active => N' still bounds what arrives before `passive'.
+%% sends what is parsed and allowed at once: before a list goes out, the
+%% body that has already arrived is parsed too (up to the credit, 10,000
+%% events or 256 KB a round, never waiting for the network), so a fast
+%% stream gives lists of hundreds or thousands of events and a slow one
+%% lists of one. For streams of many small events this is many times
+%% faster (bench/README.md). A list never holds more events than the
+%% credit left, so `active => N' still bounds what arrives before
+%% `passive', and with no credit the body is not read.
+%%
+%% In a list, binaries longer than 64 bytes (SSE data and types, lines)
+%% are parts of one binary per message: keeping one event keeps that
+%% message's bytes, as a part of `binary:split/3' keeps its input. Use
+%% `binary:copy/1' for an event kept for long.
 %%
 %% == Server-sent events ==
 %% Parsed as the WHATWG HTML standard's "interpreting an event stream"

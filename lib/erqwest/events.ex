@@ -46,9 +46,11 @@ defmodule Erqwest.Events do
       or a number
     * `:batch` — `open/5` only: `true` to get `{:erqwest_events, ref, :events,
       list}` messages, each a non-empty list (in order) of the events parsed
-      and waiting, as many as the credit left allows and at most 10,000,
-      instead of one `:event` message per event (default `false`). Credit
-      still counts events. Much cheaper for fast streams of small events.
+      from the body already received, as many as the credit left allows and
+      at most 10,000, instead of one `:event` message per event (default
+      `false`). Credit still counts events. Much cheaper for fast streams of
+      small events; binaries over 64 bytes in a list are parts of one
+      binary per message (`:binary.copy/1` an event kept for long).
 
   JSON `null` is `nil`.
   """
