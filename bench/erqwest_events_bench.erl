@@ -14,7 +14,7 @@
 %%     given 1,000 events at a time, and with `once' (a credit message per
 %%     event);</li>
 %% <li>the same with `batch => true' (lists of events), credit 1,000 at a
-%%     time and credit that never runs out;</li>
+%%     time, 10,000 at a time and credit that never runs out;</li>
 %% <li>`Erqwest.Events.stream/3' counted by `Enum.count/1', when the VM has
 %%     Elixir and the mix build on its code path (`make bench-events' adds
 %%     them when `mix' is installed).</li>
@@ -67,6 +67,8 @@ main() ->
              fun(C, U) -> events(C, U, #{active => 1000, batch => true}) end},
             {"erqwest_events, batch, data => json",
              fun(C, U) -> events(C, U, #{active => 1000, batch => true, data => json}) end},
+            {"erqwest_events, batch, binary, 10^4",
+             fun(C, U) -> events(C, U, #{active => 10000, batch => true}) end},
             {"erqwest_events, batch, binary, 10^9",
              fun(C, U) -> events(C, U, #{active => 1000000000, batch => true}) end}]
         ++ [{"Erqwest.Events.stream |> Enum.count", fun(C, U) -> elixir_stream(C, U, []) end}
