@@ -102,11 +102,18 @@ pub(super) fn sse_list<'a>(
     let mut pieces = Pieces::new(env, pieces);
     let message = b"message".encode_binary(env);
     let undefined = crate::atoms::undefined().encode(env);
+    // In the VM's key order (atoms by name), so that the VM's sort of a
+    // new map's keys only checks them; `json_error` only when true.
     let keys = [
+        atom::data().encode(env),
+        atom::id().encode(env),
         atom::type_().encode(env),
+    ];
+    let keys_bad = [
         atom::data().encode(env),
         atom::id().encode(env),
         atom::json_error().encode(env),
+        atom::type_().encode(env),
     ];
     let yes = true.encode(env);
     let mut last_id: Option<(&Bytes, Term<'a>)> = None;
@@ -137,10 +144,12 @@ pub(super) fn sse_list<'a>(
                     }
                 },
             };
-            let values = [kind, data, id, yes];
-            let n = if bad { 4 } else { 3 };
-            Term::map_from_term_arrays(env, &keys[..n], &values[..n])
-                .unwrap_or_else(|_| crate::atoms::error().encode(env))
+            let map = if bad {
+                Term::map_from_term_arrays(env, &keys_bad, &[data, id, yes, kind])
+            } else {
+                Term::map_from_term_arrays(env, &keys, &[data, id, kind])
+            };
+            map.unwrap_or_else(|_| crate::atoms::error().encode(env))
         })
         .collect();
     items.encode(env)
