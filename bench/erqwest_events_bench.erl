@@ -12,7 +12,12 @@
 %% <li>the same, each event's data then decoded with jiffy (when installed);</li>
 %% <li>`erqwest_events', `data => binary' and `data => json', with credit
 %%     given 1,000 events at a time, and with `once' (a credit message per
-%%     event).</li>
+%%     event);</li>
+%% <li>the same with `batch => true' (lists of events), credit 1,000 at a
+%%     time, 10,000 at a time and credit that never runs out;</li>
+%% <li>`Erqwest.Events.stream/3' counted by `Enum.count/1', when the VM has
+%%     Elixir and the mix build on its code path (`make bench-events' adds
+%%     them when `mix' is installed).</li>
 %% </ul>
 %% For each: events/s, the normal schedulers' busy time per event, and the
 %% runtime threads' CPU time per event (from /proc). Then the NIF's memory
@@ -20,7 +25,9 @@
 %% managed to write, over 3 s with no credit.
 %%
 %% Settings (environment): EVENTS_BENCH_EVENTS (default 400000),
-%% EVENTS_BENCH_ROUNDS (default 3; the best round is reported).
+%% EVENTS_BENCH_ROUNDS (default 3; the best round is reported),
+%% EVENTS_BENCH_ONLY (only the consumers whose name holds this string, and
+%% read/2 + split).
 -module(erqwest_events_bench).
 
 -export([main/0]).
@@ -46,22 +53,48 @@ main() ->
               [cpu_model(), erlang:system_info(schedulers), erlang:system_info(otp_release)]),
     _ = erlang:system_flag(scheduler_wall_time, true),
     Jiffy = code:which(jiffy) =/= non_existing,
+    Elixir = code:which('Elixir.Erqwest.Events') =/= non_existing
+        andalso code:which('Elixir.Enum') =/= non_existing,
+    Elixir orelse io:format("(no Elixir on the code path: no Erqwest.Events.stream rows)~n~n"),
     Ways = [{"read/2 + split in Erlang", fun(C, U) -> raw(C, U, false) end}]
         ++ [{"read/2 + split + jiffy:decode", fun(C, U) -> raw(C, U, true) end} || Jiffy]
         ++ [{"erqwest_events, data => binary", fun(C, U) -> events(C, U, #{active => 1000}) end},
             {"erqwest_events, data => json",
              fun(C, U) -> events(C, U, #{active => 1000, data => json}) end},
             {"erqwest_events, binary, active once", fun(C, U) -> events(C, U, #{}) end},
-            {"erqwest_events, binary, active 10^9", fun(C, U) -> events(C, U, #{active => 1000000000}) end}],
+            {"erqwest_events, binary, active 10^9", fun(C, U) -> events(C, U, #{active => 1000000000}) end},
+            {"erqwest_events, batch, data => binary",
+             fun(C, U) -> events(C, U, #{active => 1000, batch => true}) end},
+            {"erqwest_events, batch, data => json",
+             fun(C, U) -> events(C, U, #{active => 1000, batch => true, data => json}) end},
+            {"erqwest_events, batch, binary, 10^4",
+             fun(C, U) -> events(C, U, #{active => 10000, batch => true}) end},
+            {"erqwest_events, batch, binary, 10^9",
+             fun(C, U) -> events(C, U, #{active => 1000000000, batch => true}) end}]
+        ++ [{"Erqwest.Events.stream |> Enum.count", fun(C, U) -> elixir_stream(C, U, []) end}
+            || Elixir]
+        ++ [{"Erqwest.Events.stream, data: :json",
+             fun(C, U) -> elixir_stream(C, U, [{data, json}]) end} || Elixir],
+    Only = os:getenv("EVENTS_BENCH_ONLY", ""),
     Results = [{Name, best([measure(Fun, Client, Url, N) || _ <- lists:seq(1, Rounds)])}
-               || {Name, Fun} <- Ways],
-    io:format("~-38s ~12s ~14s ~14s~n", ["consumer", "events/s", "sched us/ev", "tokio us/ev"]),
-    [io:format("~-38s ~12b ~14.2f ~14.2f~n", [Name, round(Rate), Sched, Tokio])
-     || {Name, #{rate := Rate, sched_us := Sched, tokio_us := Tokio}} <- Results],
+               || {Name, Fun} <- Ways,
+                  lists:prefix("read/2 + split in", Name) orelse string:find(Name, Only) =/= nomatch],
+    io:format("~-38s ~12s ~14s ~14s ~10s~n",
+              ["consumer", "events/s", "sched us/ev", "tokio us/ev", "ev/msg"]),
+    [io:format("~-38s ~12b ~14.2f ~14.2f ~10s~n",
+               [Name, round(Rate), Sched, Tokio, per_msg(PerMsg)])
+     || {Name, #{rate := Rate, sched_us := Sched, tokio_us := Tokio, per_msg := PerMsg}}
+            <- Results],
     #{rate := Raw} = proplists:get_value("read/2 + split in Erlang", Results),
     io:format("~n"),
     [io:format("~-38s ~5.1f% of read/2 + split~n", [Name, 100 * R / Raw])
-     || {Name = "erqwest_events" ++ _, #{rate := R}} <- Results],
+     || {Name, #{rate := R}} <- Results, not lists:prefix("read/2", Name)],
+    case proplists:get_value("read/2 + split + jiffy:decode", Results) of
+        #{rate := RawJson} ->
+            [io:format("~-38s ~5.1f% of read/2 + split + jiffy~n", [Name, 100 * R / RawJson])
+             || {Name, #{rate := R}} <- Results, lists:suffix("json", Name)];
+        undefined -> ok
+    end,
     hold(Client, Peer),
     peer:stop(Peer),
     ok.
@@ -75,7 +108,9 @@ measure(Fun, Client, Url, N) ->
     S0 = sched(),
     T0 = tokio_ticks(),
     W0 = erlang:monotonic_time(microsecond),
+    erase(messages),
     Got = Fun(Client, Url),
+    Msgs = get(messages),
     W1 = erlang:monotonic_time(microsecond),
     S1 = sched(),
     T1 = tokio_ticks(),
@@ -83,7 +118,11 @@ measure(Fun, Client, Url, N) ->
     Wall = W1 - W0,
     #{rate => N / (Wall / 1.0e6),
       sched_us => busy_us(S0, S1, Wall) / N,
-      tokio_us => (T1 - T0) * (1.0e6 / ticks_per_second()) / N}.
+      tokio_us => (T1 - T0) * (1.0e6 / ticks_per_second()) / N,
+      per_msg => case Msgs of undefined -> undefined; _ -> N / max(Msgs, 1) end}.
+
+per_msg(undefined) -> "-";
+per_msg(X) -> io_lib:format("~.1f", [X]).
 
 %%% Consumers
 
@@ -115,18 +154,25 @@ events(Client, Url, Opts) ->
     H = erqwest_events:open(Client, self(), Ref, #{method => get, url => Url},
                             Opts#{reconnect => false}),
     Credit = maps:get(active, Opts, once),
-    events_loop(H, Ref, Credit, 0).
+    events_loop(H, Ref, Credit, 0, 0).
 
-events_loop(H, Ref, Credit, N) ->
+%% Counts events and the messages that carried them (ev/msg).
+events_loop(H, Ref, Credit, N, M) ->
     receive
-        {erqwest_events, Ref, event, _} -> events_loop(H, Ref, Credit, N + 1);
+        {erqwest_events, Ref, event, _} -> events_loop(H, Ref, Credit, N + 1, M + 1);
+        {erqwest_events, Ref, events, Es} -> events_loop(H, Ref, Credit, N + length(Es), M + 1);
         {erqwest_events, Ref, passive} ->
             ok = erqwest_events:active(H, Credit),
-            events_loop(H, Ref, Credit, N);
-        {erqwest_events, Ref, open, _} -> events_loop(H, Ref, Credit, N);
-        {erqwest_events, Ref, closed, eof} -> N;
+            events_loop(H, Ref, Credit, N, M);
+        {erqwest_events, Ref, open, _} -> events_loop(H, Ref, Credit, N, M);
+        {erqwest_events, Ref, closed, eof} -> put(messages, M), N;
         {erqwest_events, Ref, error, E} -> error(E)
     end.
+
+%% The Elixir layer: a lazy stream (batches, credit 1,000 at a time inside)
+%% counted one element at a time.
+elixir_stream(Client, Url, Opts) ->
+    'Elixir.Enum':count('Elixir.Erqwest.Events':stream(Client, Url, [{reconnect, false} | Opts])).
 
 %% A consumer that takes one event and then holds back for 3 s.
 hold(Client, Peer) ->

@@ -18,7 +18,7 @@
 suite() -> [{timetrap, {minutes, 5}}].
 
 all() ->
-    [{group, rules}, {group, reconnect}, {group, formats}, {group, flow},
+    [{group, rules}, {group, reconnect}, {group, formats}, {group, flow}, {group, batch},
      {group, lifecycle}, {group, property}].
 
 groups() ->
@@ -45,11 +45,18 @@ groups() ->
        max_line_in_lines_format, http_error_in_ndjson_fails]},
      {flow, [parallel],
       [active_once_gives_one_then_passive, active_n_adds_credit, backpressure_holds_the_server]},
+     {batch, [parallel],
+      [batch_gives_the_same_events_as_single_messages, batch_every_chunk_split,
+       batch_credit_counts_events, batch_once_is_a_list_of_one,
+       batch_json_and_ndjson_and_lines, batch_at_most_max_per_message,
+       batch_backpressure_holds_the_server, batch_false_is_the_default_protocol]},
      {lifecycle, [],
       [close_while_connecting, close_after_open, close_while_passive,
        close_during_reconnect_delay, close_after_final_is_noop, close_twice,
        owner_death_while_connecting, owner_death_while_streaming, owner_death_while_passive,
-       owner_death_during_reconnect_delay, dropped_handle_ends_stream, bad_options_are_badarg,
+       owner_death_during_reconnect_delay, batch_close_while_passive,
+       batch_close_while_streaming, batch_owner_death_while_streaming,
+       dropped_handle_ends_stream, bad_options_are_badarg,
        url_error_is_the_final_message, no_leaks]},
      {property, [], [sse_parser_matches_the_model_over_random_splits]}].
 
@@ -635,6 +642,200 @@ rss() ->
     [_, Resident | _] = binary:split(Statm, <<" ">>, [global]),
     binary_to_integer(Resident) * 4096.
 
+%%% Batches (batch => true)
+
+%% The events of the `events' lists in `Msgs', in order. Fails on an
+%% empty list, on something that is not a list, and on a single `event'
+%% message (a batched stream never sends one).
+batched(Msgs) ->
+    ?assertEqual([], [M || {event, _} = M <- Msgs]),
+    Lists = [L || {events, L} <- Msgs],
+    ?assertEqual([], [L || L <- Lists, not is_list(L) orelse L =:= []]),
+    lists:append(Lists).
+
+%% A whole stream of these chunks, with these options: {Messages, Final};
+%% nothing comes after the final message.
+stream_msgs(Config, Chunks, Opts) ->
+    with_server(sse(Chunks), fun(S) ->
+        {H, Ref} = open(Config, url(S), Opts#{reconnect => false}),
+        {Msgs, Final} = drain(Ref),
+        no_message(Ref),
+        ok = erqwest_events:close(H),
+        {Msgs, Final}
+    end).
+
+numbered(From, To) ->
+    iolist_to_binary([["data: ", integer_to_list(I), "\n\n"] || I <- lists:seq(From, To)]).
+
+batch_gives_the_same_events_as_single_messages(Config) ->
+    Chunks = [<<"event: a\ndata: 1\n\nid: 7\ndata: 2\n\n">>, <<"data: 3\n\ndata: 4">>,
+              <<"\n\ndata: 5\n\n">>, numbered(6, 400), <<": only a comment\n\n">>,
+              numbered(401, 420)],
+    {Single, F1} = stream_msgs(Config, Chunks, #{}),
+    {Batched, F2} = stream_msgs(Config, Chunks, #{batch => true}),
+    ?assertEqual({closed, eof}, F1),
+    ?assertEqual({closed, eof}, F2),
+    Want = events(Single),
+    ?assertEqual(420, length(Want)),
+    ?assertEqual(Want, batched(Batched)),
+    %% Fewer messages than events: the 395 events of the fourth chunk
+    %% arrive in a few lists, not one message each.
+    ?assert(length([L || {events, L} <- Batched]) < 100),
+    %% The same `open' first; no `passive' with this much credit.
+    ?assertMatch([{open, #{status := 200}} | _], Batched),
+    ?assertEqual([], [passive || passive <- Batched]).
+
+%% The stream of every_chunk_split_gives_the_same_events cut at every byte.
+batch_every_chunk_split(Config) ->
+    Stream = <<16#EF, 16#BB, 16#BF, ": c\r\nevent: e\r\ndata: 1\r\rid: 9\ndata:\xE2\x82\xAC\n\n",
+               "data\r\n\r\n">>,
+    Want = [#{type => <<"e">>, data => <<"1">>, id => undefined},
+            #{type => <<"message">>, data => <<"€"/utf8>>, id => <<"9">>},
+            #{type => <<"message">>, data => <<>>, id => <<"9">>}],
+    Cuts = lists:seq(0, byte_size(Stream)),
+    Got = [begin
+               <<A:N/binary, B/binary>> = Stream,
+               {Msgs, {closed, eof}} = stream_msgs(Config, [A, B], #{batch => true}),
+               {N, batched(Msgs)}
+           end || N <- Cuts],
+    ?assertEqual([{N, Want} || N <- Cuts], Got).
+
+datas(Events) -> [D || #{data := D} <- Events].
+
+ints(From, To) -> [integer_to_binary(I) || I <- lists:seq(From, To)].
+
+%% Ten events in one chunk, all parsed at once: each list holds exactly
+%% what the credit allows, `passive' right after it.
+batch_credit_counts_events(Config) ->
+    with_server(sse([numbered(1, 10)]), fun(S) ->
+        {H, Ref} = open(Config, url(S), #{active => 3, batch => true, reconnect => false}),
+        ?assertMatch({open, _}, next(Ref)),
+        {events, L1} = next(Ref),
+        ?assertEqual(ints(1, 3), datas(L1)),
+        ?assertEqual(passive, next(Ref)),
+        no_message(Ref),
+        ok = erqwest_events:active(H, 4),
+        {events, L2} = next(Ref),
+        ?assertEqual(ints(4, 7), datas(L2)),
+        ?assertEqual(passive, next(Ref)),
+        no_message(Ref),
+        ok = erqwest_events:active(H, 100),
+        {events, L3} = next(Ref),
+        ?assertEqual(ints(8, 10), datas(L3)),
+        %% 97 credit left: the end of the body is seen, no `passive'.
+        ?assertEqual({closed, eof}, next(Ref)),
+        no_message(Ref),
+        ?assertEqual(finished, erqwest_nif:events_active(H, 1))
+    end).
+
+batch_once_is_a_list_of_one(Config) ->
+    with_server(sse([numbered(1, 3)]), fun(S) ->
+        {H, Ref} = open(Config, url(S), #{active => once, batch => true, reconnect => false}),
+        ?assertMatch({open, _}, next(Ref)),
+        ?assertMatch({events, [#{data := <<"1">>}]}, next(Ref)),
+        ?assertEqual(passive, next(Ref)),
+        no_message(Ref),
+        %% `once' replaces what is left, as without batches.
+        ok = erqwest_events:active(H, once),
+        ?assertMatch({events, [#{data := <<"2">>}]}, next(Ref)),
+        ?assertEqual(passive, next(Ref)),
+        ok = erqwest_events:active(H, 5),
+        ?assertMatch({events, [#{data := <<"3">>}]}, next(Ref)),
+        ?assertEqual({closed, eof}, next(Ref))
+    end).
+
+%% Each format's events, JSON decoded in the runtime, are the same in lists.
+batch_json_and_ndjson_and_lines(Config) ->
+    Sse = [<<"data: {\"a\":[1,null]}\n\ndata: [DONE]\n\n">>, <<"data: 2\n\ndata: \"s\"\n\n">>],
+    {S1, {closed, eof}} = stream_msgs(Config, Sse, #{data => json}),
+    {S2, {closed, eof}} = stream_msgs(Config, Sse, #{data => json, batch => true}),
+    ?assertEqual([#{<<"a">> => [1, null]}, <<"[DONE]">>, 2, <<"s">>], datas(events(S1))),
+    ?assertEqual(events(S1), batched(S2)),
+    Body = <<"{\"a\":1}\r\n\n{not json}\n[1,null,\"x\"]\n\"last\"">>,
+    Plain = fun(Opts) ->
+        with_server(fun(_) -> {200, [], Body} end, fun(S) ->
+            {_H, Ref} = open(Config, url(S), Opts),
+            {Msgs, {closed, eof}} = drain(Ref),
+            no_message(Ref),
+            Msgs
+        end)
+    end,
+    N1 = Plain(#{format => ndjson, json_null => nil}),
+    N2 = Plain(#{format => ndjson, json_null => nil, batch => true}),
+    ?assertEqual([#{<<"a">> => 1}, {json_error, <<"{not json}">>}, [1, nil, <<"x">>],
+                  <<"last">>], events(N1)),
+    ?assertEqual(events(N1), batched(N2)),
+    L1 = Plain(#{format => lines}),
+    L2 = Plain(#{format => lines, batch => true}),
+    ?assertEqual([<<"{\"a\":1}">>, <<>>, <<"{not json}">>, <<"[1,null,\"x\"]">>, <<"\"last\"">>],
+                 events(L1)),
+    ?assertEqual(events(L1), batched(L2)).
+
+%% 200,000 one-byte lines in one body, written at once: no list holds
+%% more than 10,000, and the reads (tens of KB of 2-byte lines each) fill
+%% some to the cap.
+batch_at_most_max_per_message(Config) ->
+    N = 200000,
+    Body = binary:copy(<<"x\n">>, N),
+    with_server(fun(_) -> {200, [], Body} end, fun(S) ->
+        {_H, Ref} = open(Config, url(S), #{format => lines, batch => true,
+                                           active => 1000000}),
+        {Msgs, {closed, eof}} = drain(Ref),
+        Lens = [length(L) || {events, L} <- Msgs],
+        ct:pal("~b events in ~b lists, the longest ~b", [N, length(Lens), lists:max(Lens)]),
+        ?assertEqual(lists:duplicate(N, <<"x">>), batched(Msgs)),
+        ?assertEqual(10000, lists:max(Lens))
+    end).
+
+%% Takes `events' lists until they hold N events; fails if one overshoots.
+take_batched(Ref, N) when N > 0 ->
+    case next(Ref) of
+        {events, [_ | _] = L} when length(L) =< N -> L ++ take_batched(Ref, N - length(L));
+        Other -> ct:fail({want, N, got, Other})
+    end;
+take_batched(_Ref, 0) -> [].
+
+batch_backpressure_holds_the_server(Config) ->
+    Sent = counters:new(1, []),
+    Event = <<"data: ", (binary:copy(<<"z">>, 92))/binary, "\n\n">>,
+    Block = binary:copy(Event, 640),
+    Push = fun Push(Sock) ->
+               case gen_tcp:send(Sock, Block) of
+                   ok -> counters:add(Sent, 1, byte_size(Block)), Push(Sock);
+                   {error, _} -> close
+               end
+           end,
+    Handler = fun(_) -> {custom, fun(Sock, _) -> ok = gen_tcp:send(Sock, ?SSE_HEAD), Push(Sock) end}
+              end,
+    with_server(Handler, fun(S) ->
+        {H, Ref} = open(Config, url(S), #{active => 500, batch => true}),
+        ?assertMatch({open, _}, next(Ref)),
+        ?assertEqual(500, length(take_batched(Ref, 500))),
+        ?assertEqual(passive, next(Ref)),
+        timer:sleep(500),
+        Sent0 = counters:get(Sent, 1),
+        timer:sleep(1000),
+        Sent1 = counters:get(Sent, 1),
+        ct:pal("held (batch): server wrote ~b then ~b bytes", [Sent0, Sent1]),
+        ?assert(Sent1 < 64 * 1024 * 1024),
+        ?assert(Sent1 - Sent0 =< 4 * byte_size(Block)),
+        [begin
+             ok = erqwest_events:active(H, 1000),
+             Got = take_batched(Ref, 1000),
+             ?assertEqual(1000, length([E || #{data := <<"zzz", _/binary>>} = E <- Got])),
+             ?assertEqual(passive, next(Ref))
+         end || _ <- lists:seq(1, 5)],
+        ok = erqwest_events:close(H),
+        {_, {closed, normal}} = drain(Ref),
+        no_message(Ref),
+        ok = erqwest_test_server:wait_closed(S, 0)
+    end).
+
+batch_false_is_the_default_protocol(Config) ->
+    {Msgs, {closed, eof}} = stream_msgs(Config, [numbered(1, 5)], #{batch => false}),
+    ?assertEqual([], [L || {events, L} <- Msgs]),
+    ?assertEqual(ints(1, 5), datas(events(Msgs))).
+
 %%% Close and owner death at every stage
 
 %% A server that takes the request and never answers.
@@ -777,6 +978,56 @@ owner_death_during_reconnect_delay(Config) ->
                fun(Ref) -> {open, _} = next(Ref), {event, _} = next(Ref),
                            {reconnecting, _} = next(Ref) end).
 
+batch_close_while_passive(Config) ->
+    with_server(one_then_hold(), fun(S) ->
+        {H, Ref} = open(Config, url(S), #{active => once, batch => true}),
+        _ = held(open),
+        ?assertMatch({open, _}, next(Ref)),
+        ?assertMatch({events, [#{data := <<"1">>}]}, next(Ref)),
+        ?assertEqual(passive, next(Ref)),
+        ok = erqwest_events:close(H),
+        %% The second event was parsed but never delivered.
+        final_once(Ref, {closed, normal}),
+        ok = erqwest_test_server:wait_closed(S, 0)
+    end),
+    wait_live({0, 0}).
+
+%% A server sending an event every few ms.
+ticking(Test) ->
+    fun(_) -> {custom, fun(Sock, _) ->
+                  ok = gen_tcp:send(Sock, ?SSE_HEAD),
+                  Test ! {held, streaming, self()},
+                  Tick = fun T() -> case gen_tcp:send(Sock, <<"data: t\n\ndata: u\n\n">>) of
+                                        ok -> timer:sleep(2), T();
+                                        _ -> close
+                                    end end,
+                  Tick()
+              end} end.
+
+batch_close_while_streaming(Config) ->
+    with_server(ticking(self()), fun(S) ->
+        {H, Ref} = open(Config, url(S), #{active => 1000000, batch => true}),
+        _ = held(streaming),
+        ?assertMatch({open, _}, next(Ref)),
+        ?assertMatch({events, [#{data := <<"t">>} | _]}, next(Ref)),
+        ok = erqwest_events:close(H),
+        {Msgs, Final} = drain(Ref),
+        ?assertEqual({closed, normal}, Final),
+        %% Only lists may still be on their way, each non-empty, in order.
+        ?assertEqual([], [M || M <- Msgs, element(1, M) =/= events]),
+        ?assertEqual([], [D || D <- datas(batched(Msgs)), D =/= <<"t">>, D =/= <<"u">>]),
+        no_message(Ref),
+        ok = erqwest_test_server:wait_closed(S, 0)
+    end),
+    wait_live({0, 0}).
+
+batch_owner_death_while_streaming(Config) ->
+    Test = self(),
+    owner_dies(Config, ticking(Test), #{active => 1000000, batch => true},
+               fun(Ref) -> _ = held_by(Test, streaming), {open, _} = next(Ref),
+                           {events, [_ | _]} = next(Ref)
+               end).
+
 %% A handle nobody holds can never get credit or be closed: the stream ends.
 dropped_handle_ends_stream(Config) ->
     with_server(one_then_hold(), fun(S) ->
@@ -809,7 +1060,9 @@ bad_options_are_badarg(Config) ->
     Bad = [#{format => xml}, #{active => 0}, #{active => -2}, #{data => text},
            #{reconnect => maybe}, #{max_reconnects => -1}, #{retry => infinity},
            #{max_line => 0}, #{unknown => 1}, #{format => ndjson, data => json},
-           #{format => lines, reconnect => true}, #{json_null => <<"nil">>}, not_a_map],
+           #{format => lines, reconnect => true}, #{json_null => <<"nil">>},
+           #{batch => 1}, #{batch => yes}, #{batch => <<"true">>}, #{batch => [true]},
+           #{batch => undefined}, not_a_map],
     [?assertError(badarg, erqwest_events:open(C, self(), r, Req, O)) || O <- Bad],
     ?assertError(badarg, erqwest_events:open(C, self(), r, Req#{body => stream}, #{})),
     ?assertError(badarg, erqwest_events:open(C, self(), r, Req#{response_body => stream}, #{})),

@@ -49,6 +49,15 @@ defmodule Erqwest.EventsTest do
     end)
   end
 
+  # Events from `:events` lists until there are `n`; every list non-empty.
+  defp take_lists(_ref, 0), do: []
+
+  defp take_lists(ref, n) do
+    assert_receive {:erqwest_events, ^ref, :events, [_ | _] = es}, 5_000
+    assert length(es) <= n
+    es ++ take_lists(ref, n - length(es))
+  end
+
   test "stream/3 yields Event structs lazily, in order", %{client: c} do
     body = "event: a\ndata: 1\n\nid: 7\ndata: 2\ndata: 3\n\n"
     s = Server.start(fn _ -> {200, @sse, body} end)
@@ -106,6 +115,27 @@ defmodule Erqwest.EventsTest do
     assert live_zero() == :ok
   end
 
+  test "stream/3 crosses its credit refills: 2,500 events in order", %{client: c} do
+    chunks = for from <- 1..2500//250, do: Enum.map_join(from..(from + 249), &"data: #{&1}\n\n")
+    s = Server.start(pushing(self(), chunks))
+
+    assert Events.stream(c, Server.url(s), reconnect: false) |> Enum.map(& &1.data) ==
+             Enum.map(1..2500, &Integer.to_string/1)
+  end
+
+  test "halting after a refill, inside a batch, closes the connection", %{client: c} do
+    chunks = for from <- 1..3000//300, do: Enum.map_join(from..(from + 299), &"data: #{&1}\n\n")
+    s = Server.start(pushing(self(), chunks))
+
+    assert Events.stream(c, Server.url(s)) |> Stream.map(& &1.data) |> Enum.take(1234) ==
+             Enum.map(1..1234, &Integer.to_string/1)
+
+    assert Server.wait_closed(s, 0) == :ok
+    refute_received {:erqwest_events, _, _, _}
+    refute_received {:erqwest_events, _, _}
+    assert live_zero() == :ok
+  end
+
   test "a failed stream raises Erqwest.Error", %{client: c} do
     s = Server.start(fn _ -> {200, [{"content-type", "text/html"}], "<html>"} end)
 
@@ -131,6 +161,31 @@ defmodule Erqwest.EventsTest do
     assert_raise ArgumentError, ~r/:active is for open/, fn ->
       Events.stream(c, "http://127.0.0.1:1/", active: 5) |> Enum.to_list()
     end
+
+    assert_raise ArgumentError, ~r/:batch is for open/, fn ->
+      Events.stream(c, "http://127.0.0.1:1/", batch: true) |> Enum.to_list()
+    end
+
+    assert_raise ArgumentError, ~r/event stream option :batch: :yes/, fn ->
+      Events.open(c, self(), :r, "http://127.0.0.1:1/", batch: :yes)
+    end
+  end
+
+  test "open/5 with batch: true delivers lists, credit counted per event", %{client: c} do
+    s = Server.start(pushing(self(), ["data: 1\n\ndata: 2\n\ndata: 3\n\n", "data: 4\n\n"]))
+    ref = make_ref()
+    h = Events.open(c, self(), ref, Server.url(s), active: 2, batch: true, reconnect: false)
+    assert_receive {:erqwest_events, ^ref, :open, %{status: 200}}, 5_000
+    assert_receive {:erqwest_events, ^ref, :events, [%{data: "1"}, %{data: "2"}] = es}, 5_000
+    assert [%Event{data: "1"}, %Event{data: "2"}] = Enum.map(es, &Event.new/1)
+    assert_receive {:erqwest_events, ^ref, :passive}
+    refute_receive {:erqwest_events, ^ref, _, _}, 100
+    assert :ok = Events.active(h, 10)
+    # "3" was waiting; "4" may have arrived by now and join it.
+    assert take_lists(ref, 2) |> Enum.map(& &1.data) == ["3", "4"]
+    assert_receive {:erqwest_events, ^ref, :closed, :eof}, 5_000
+    refute_receive {:erqwest_events, ^ref, _, _}, 100
+    refute_received {:erqwest_events, ^ref, _}
   end
 
   test "open/5 delivers messages with active/2 credit; close/1 ends with :closed", %{client: c} do

@@ -14,6 +14,7 @@
 //! `active/2` and `close/1` queue a command for the task; the handle's
 //! monitor on the owner queues the same `Cancel` as `close/1`.
 
+mod batch;
 pub mod lines;
 pub mod sse;
 mod task;
@@ -41,6 +42,7 @@ pub(crate) mod atom {
         erqwest_events,
         open,
         event,
+        events,
         passive,
         reconnecting,
         closed,
@@ -76,6 +78,7 @@ pub(crate) mod atom {
         json_null,
         null,
         infinity,
+        batch,
     }
 }
 
@@ -83,6 +86,10 @@ pub(crate) mod atom {
 const DEFAULT_MAX_LINE: usize = 1024 * 1024;
 /// The reconnection delay until the server sends `retry:`.
 const DEFAULT_RETRY: Duration = Duration::from_millis(3000);
+/// `batch => true`: the most events in one `events` message (besides the
+/// credit), so that one message and the time to build it stay bounded
+/// even for a network chunk of many tiny lines.
+pub const MAX_BATCH: usize = 10_000;
 
 /// Live handles and tasks, for leak checks in tests.
 static LIVE_HANDLES: AtomicUsize = AtomicUsize::new(0);
@@ -142,6 +149,10 @@ pub struct Opts {
     pub max_line: usize,
     /// What JSON `null` becomes (`null`, or `nil` for Elixir).
     pub null: Atom,
+    /// `batch => true`: the queued events go out as lists, one
+    /// `{erqwest_events, Ref, events, [E]}` per burst instead of one
+    /// `event` message each.
+    pub batch: bool,
 }
 
 impl Opts {
@@ -154,6 +165,7 @@ impl Opts {
         let mut retry_ms = DEFAULT_RETRY;
         let mut max_line = DEFAULT_MAX_LINE;
         let mut null_atom = atom::null();
+        let mut batch = false;
         for (k, v) in term.decode::<MapIterator>()? {
             match k.decode::<Atom>()? {
                 k if k == atom::format() => {
@@ -188,6 +200,7 @@ impl Opts {
                     }
                 }
                 k if k == atom::json_null() => null_atom = v.decode::<Atom>()?,
+                k if k == atom::batch() => batch = decode_bool(v)?,
                 _ => return Err(NifError::BadArg),
             }
         }
@@ -204,6 +217,7 @@ impl Opts {
             retry: retry_ms,
             max_line,
             null: null_atom,
+            batch,
         })
     }
 }

@@ -31,6 +31,9 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// stream: without it a server could send `data:` lines for ever.
 pub const MAX_EVENT_DATA: usize = 16 * 1024 * 1024;
 
+/// At most this much room is made ahead for an event's data.
+const NEXT_DATA_CAPACITY: usize = 4096;
+
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -50,6 +53,11 @@ impl Event {
         } else {
             &self.kind
         }
+    }
+
+    /// Whether the `event` field set a type (else it is `message`).
+    pub fn has_own_kind(&self) -> bool {
+        !self.kind.is_empty()
     }
 }
 
@@ -211,7 +219,10 @@ impl Parser {
     }
 
     fn dispatch(&mut self, out: &mut VecDeque<Event>) {
-        if self.last_id != self.id_buffer[..] {
+        // Lengths first: most streams have no IDs, and comparing bytes is a call.
+        if self.last_id.len() != self.id_buffer.len()
+            || (!self.id_buffer.is_empty() && self.last_id != self.id_buffer[..])
+        {
             self.last_id = Bytes::copy_from_slice(&self.id_buffer);
         }
         if self.data.is_empty() {
@@ -221,9 +232,12 @@ impl Parser {
         if self.data.last() == Some(&b'\n') {
             self.data.pop();
         }
+        // The next event's data is likely as long: one allocation for it
+        // instead of growing (bounded, after a huge event).
+        let next = Vec::with_capacity(self.data.capacity().min(NEXT_DATA_CAPACITY));
         out.push_back(Event {
             kind: std::mem::take(&mut self.kind),
-            data: std::mem::take(&mut self.data),
+            data: std::mem::replace(&mut self.data, next),
             id: (!self.last_id.is_empty()).then(|| self.last_id.clone()),
         });
     }

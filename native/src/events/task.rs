@@ -14,6 +14,7 @@ use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;
 use rustler::{Atom, Encoder, Env, Term};
 
+use super::batch::{self, batch_len};
 use super::lines::Splitter;
 use super::sse::{self, Parser};
 use super::{atom, Format, Opts};
@@ -111,9 +112,14 @@ impl Decoder {
     }
 
     fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Events parsed and waiting.
+    fn len(&self) -> usize {
         match self {
-            Decoder::Sse { queue, .. } => queue.is_empty(),
-            Decoder::Lines { queue, .. } => queue.is_empty(),
+            Decoder::Sse { queue, .. } => queue.len(),
+            Decoder::Lines { queue, .. } => queue.len(),
         }
     }
 
@@ -192,6 +198,38 @@ impl Decoder {
             },
         }
     }
+    /// Sends up to `max` queued events, in order, as one
+    /// `{erqwest_events, Ref, events, [E]}` built in one environment;
+    /// returns how many (none queued or `max` 0: no message, 0).
+    fn send_batch(&mut self, out: &mut Replier, null: Atom, max: usize) -> usize {
+        let tag = atom::erqwest_events();
+        match self {
+            Decoder::Sse { queue, json, .. } => {
+                let n = queue.len().min(max);
+                if n > 0 {
+                    let json = *json;
+                    let batch: Vec<sse::Event> = queue.drain(..n).collect();
+                    out.notify(|env, r| {
+                        let list = batch::sse_list(env, &batch, json, null);
+                        (tag, r, atom::events(), list).encode(env)
+                    });
+                }
+                n
+            }
+            Decoder::Lines { queue, json, .. } => {
+                let n = queue.len().min(max);
+                if n > 0 {
+                    let json = *json;
+                    let batch: Vec<Vec<u8>> = queue.drain(..n).collect();
+                    out.notify(|env, r| {
+                        let list = batch::lines_list(env, &batch, json, null);
+                        (tag, r, atom::events(), list).encode(env)
+                    });
+                }
+                n
+            }
+        }
+    }
 }
 
 /// `#{type, data, id}`, with `json_error => true` when JSON was asked
@@ -256,8 +294,13 @@ impl Stream<'_> {
         }
     }
 
-    /// Sends queued events while there is credit; `passive` when it runs out.
+    /// Sends queued events while there is credit; `passive` when it runs
+    /// out. With `batch`, as few `events` lists as the credit and
+    /// [`MAX_BATCH`](super::MAX_BATCH) allow; credit still counts events.
     fn deliver(&mut self) {
+        if self.opts.batch {
+            return self.deliver_batches();
+        }
         while self.credit > 0 && self.decoder.send_one(self.out, self.opts.null) {
             self.credit -= 1;
             if self.credit == 0 {
@@ -265,6 +308,41 @@ impl Stream<'_> {
                 self.out
                     .notify(|env, r| (tag, r, atom::passive()).encode(env));
             }
+        }
+    }
+
+    fn deliver_batches(&mut self) {
+        loop {
+            let max = batch_len(self.credit, usize::MAX);
+            let sent = self.decoder.send_batch(self.out, self.opts.null, max);
+            if sent == 0 {
+                return;
+            }
+            // `sent` <= the credit, so this never wraps.
+            self.credit -= sent as u64;
+            if self.credit == 0 {
+                let tag = atom::erqwest_events();
+                self.out
+                    .notify(|env, r| (tag, r, atom::passive()).encode(env));
+                return;
+            }
+        }
+    }
+
+    /// Feeds what one read of the body gave; `Some` when the body is
+    /// not to be read any more.
+    fn take_chunk(&mut self, r: reqwest::Result<Option<Bytes>>) -> Option<Outcome> {
+        match r {
+            Ok(Some(b)) => self
+                .decoder
+                .feed(&b, self.opts.max_line)
+                .err()
+                .map(|f| End::Failed(f).into()),
+            Ok(None) => {
+                self.decoder.finish();
+                Some(Outcome::Dropped(None))
+            }
+            Err(e) => Some(Outcome::Dropped(Some(Error::from_reqwest(&e)))),
         }
     }
 
@@ -448,18 +526,63 @@ async fn connection(
         tokio::select! {
             biased;
             c = cmds.recv() => if let Err(e) = st.command(c) { return e.into() },
-            r = resp.chunk(), if want_body => match r {
-                Ok(Some(b)) => if let Err(f) = st.decoder.feed(&b, st.opts.max_line) {
-                    stop = Some(End::Failed(f).into());
-                },
-                Ok(None) => {
-                    st.decoder.finish();
-                    stop = Some(Outcome::Dropped(None));
-                }
-                Err(e) => stop = Some(Outcome::Dropped(Some(Error::from_reqwest(&e)))),
-            },
+            r = resp.chunk(), if want_body => stop = st.take_chunk(r),
+        }
+        if st.opts.batch {
+            stop = top_up(&mut resp, st, stop).await;
         }
     }
+}
+
+/// With `batch`: more of the body while it is already there (hyper hands
+/// over at most 8 KB at a time), so that one list carries up to the credit
+/// or [`MAX_BATCH`](super::MAX_BATCH) events instead of one chunk's worth; at most
+/// [`TOP_UP_BYTES`] per round, without waiting for the network.
+async fn top_up(
+    resp: &mut reqwest::Response,
+    st: &mut Stream<'_>,
+    mut stop: Option<Outcome>,
+) -> Option<Outcome> {
+    let mut read = 0;
+    while stop.is_none()
+        && read < TOP_UP_BYTES
+        && !st.decoder.is_empty()
+        && st.decoder.len() < batch_len(st.credit, usize::MAX)
+    {
+        let mut r = ready_now(resp.chunk()).await;
+        if r.is_none() {
+            // Asking woke hyper's connection task: let it run once.
+            tokio::task::yield_now().await;
+            r = ready_now(resp.chunk()).await;
+        }
+        match r {
+            None => break,
+            Some(r) => {
+                read += match &r {
+                    Ok(Some(b)) => b.len(),
+                    _ => 0,
+                };
+                stop = st.take_chunk(r);
+            }
+        }
+    }
+    stop
+}
+
+/// The most body bytes [`top_up`] takes in one round.
+const TOP_UP_BYTES: usize = 256 * 1024;
+
+/// The future's output if it is ready when first polled, else `None`
+/// (the future is dropped: reading a body chunk loses nothing that way).
+async fn ready_now<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match fut.as_mut().poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// `None` when the stream may be read; else how it ends.
