@@ -19,6 +19,9 @@ use crate::inbox::{Command, Receiver};
 use crate::reply::{Head, Replier};
 use crate::resilience::{ClientState, Plan};
 
+/// Yields before a complete HTTP/1 reply, for the pool (see its use).
+const POOL_YIELDS: usize = 2;
+
 /// Runs one request until its final message is sent (by `out`, or by its
 /// destructor if the task is dropped first).
 pub(super) async fn drive(
@@ -65,9 +68,13 @@ async fn run(
             // hyper-util puts an HTTP/1 connection back in the pool from a
             // task of its own, woken once the body is done: letting it run
             // first keeps the caller's next request from finding no idle
-            // connection and opening another one (bench/README.md).
+            // connection and opening another one. One yield was often not
+            // enough (the connection task still had to mark itself ready);
+            // two gave one connection per worker (bench/README.md).
             if head.version < reqwest::Version::HTTP_2 {
-                tokio::task::yield_now().await;
+                for _ in 0..POOL_YIELDS {
+                    tokio::task::yield_now().await;
+                }
             }
             out.reply(&head, Some(body));
             Ok(())
