@@ -4,8 +4,9 @@
 %% echoed back, redirects, a gzip body, a streamed upload and download, an
 %% asynchronous request, composed requests (query, JSON, form, multipart,
 %% auth, a base URL, decoded JSON replies), a paginated listing,
-%% server-sent events and NDJSON, two errors, a retried request, a hedged
-%% one, timings and a client's queue counts, printing each request and reply.
+%% server-sent events and NDJSON (an event per message, then in batches),
+%% two errors, a retried request, a hedged one, timings and a client's
+%% queue counts, printing each request and reply.
 -module(erqwest_demo).
 
 -export([main/0]).
@@ -57,6 +58,11 @@ main() ->
     NdH = erqwest_events:open(C, self(), NdRef, #{method => get, url => Url("/watch")},
                               #{format => ndjson, active => 10}),
     show_events(NdH, NdRef),
+    io:format("--> the same NDJSON with batch => true: lists of events, credit still per event~n"),
+    BaRef = make_ref(),
+    BaH = erqwest_events:open(C, self(), BaRef, #{method => get, url => Url("/watch")},
+                              #{format => ndjson, active => 2, batch => true}),
+    show_events(BaH, BaRef),
     compose(Url),
 
     io:format("--> paginated GET /pages (Link: rel=\"next\"), next page prefetched~n"),
@@ -206,6 +212,8 @@ show_events(H, Ref) ->
             io:format("<-- open, status ~b~n", [S]), show_events(H, Ref);
         {erqwest_events, Ref, event, E} ->
             io:format("<-- event ~0p~n", [E]), show_events(H, Ref);
+        {erqwest_events, Ref, events, Es} ->
+            io:format("<-- events (~b) ~0p~n", [length(Es), Es]), show_events(H, Ref);
         {erqwest_events, Ref, passive} ->
             io:format("<-- passive (credit used up): erqwest_events:active(H, 2)~n"),
             ok = erqwest_events:active(H, 2),
