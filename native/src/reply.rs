@@ -208,6 +208,15 @@ impl Replier {
         self.send(build);
     }
 
+    /// A message that is not final, built in `env`, which already holds
+    /// some of its terms (an event list made on another thread).
+    pub fn notify_in<F>(&mut self, mut env: OwnedEnv, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>, Term<'a>) -> Term<'a>,
+    {
+        self.send_in(&mut env, build);
+    }
+
     /// The final `error`, with an `err()` map the caller builds because it
     /// has more keys than `code` and `reason` (an operation's `problem`).
     pub fn error_map<F>(&mut self, build: F)

@@ -16,6 +16,7 @@
 
 mod batch;
 pub mod lines;
+mod pipe;
 pub mod sse;
 mod task;
 

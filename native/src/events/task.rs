@@ -14,8 +14,9 @@ use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;
 use rustler::{Atom, Encoder, Env, Term};
 
-use super::batch::{self, batch_len};
+use super::batch::batch_len;
 use super::lines::Splitter;
+use super::pipe::{self, Batch, Built, Pending};
 use super::sse::{self, Parser};
 use super::{atom, Format, Opts};
 use crate::compose::Decoding;
@@ -198,35 +199,23 @@ impl Decoder {
             },
         }
     }
-    /// Sends up to `max` queued events, in order, as one
-    /// `{erqwest_events, Ref, events, [E]}` built in one environment;
-    /// returns how many (none queued or `max` 0: no message, 0).
-    fn send_batch(&mut self, out: &mut Replier, null: Atom, max: usize) -> usize {
-        let tag = atom::erqwest_events();
+    /// Takes up to `max` queued events, in order, for one `events` list
+    /// (`None` when none are queued or `max` is 0).
+    fn take_batch(&mut self, max: usize) -> Option<Batch> {
         match self {
             Decoder::Sse { queue, json, .. } => {
                 let n = queue.len().min(max);
-                if n > 0 {
-                    let json = *json;
-                    let batch: Vec<sse::Event> = queue.drain(..n).collect();
-                    out.notify(|env, r| {
-                        let list = batch::sse_list(env, &batch, json, null);
-                        (tag, r, atom::events(), list).encode(env)
-                    });
-                }
-                n
+                (n > 0).then(|| Batch::Sse {
+                    events: queue.drain(..n).collect(),
+                    json: *json,
+                })
             }
             Decoder::Lines { queue, json, .. } => {
                 let n = queue.len().min(max);
-                if n > 0 {
-                    let json = *json;
-                    let batch: Vec<Vec<u8>> = queue.drain(..n).collect();
-                    out.notify(|env, r| {
-                        let list = batch::lines_list(env, &batch, json, null);
-                        (tag, r, atom::events(), list).encode(env)
-                    });
-                }
-                n
+                (n > 0).then(|| Batch::Lines {
+                    lines: queue.drain(..n).collect(),
+                    json: *json,
+                })
             }
         }
     }
@@ -297,36 +286,73 @@ impl Stream<'_> {
     /// Sends queued events while there is credit; `passive` when it runs
     /// out. With `batch`, as few `events` lists as the credit and
     /// [`MAX_BATCH`](super::MAX_BATCH) allow; credit still counts events.
-    fn deliver(&mut self) {
+    /// A long list is left building in `pending` (see `pipe.rs`).
+    async fn deliver(&mut self, pending: &mut Option<Pending>) {
         if self.opts.batch {
-            return self.deliver_batches();
+            return self.deliver_batches(pending).await;
         }
         while self.credit > 0 && self.decoder.send_one(self.out, self.opts.null) {
             self.credit -= 1;
             if self.credit == 0 {
-                let tag = atom::erqwest_events();
-                self.out
-                    .notify(|env, r| (tag, r, atom::passive()).encode(env));
+                self.notify_passive();
             }
         }
     }
 
-    fn deliver_batches(&mut self) {
+    async fn deliver_batches(&mut self, pending: &mut Option<Pending>) {
         loop {
             let max = batch_len(self.credit, usize::MAX);
-            let sent = self.decoder.send_batch(self.out, self.opts.null, max);
-            if sent == 0 {
+            let Some(batch) = self.decoder.take_batch(max) else {
                 return;
-            }
-            // `sent` <= the credit, so this never wraps.
-            self.credit -= sent as u64;
-            if self.credit == 0 {
+            };
+            // At most the credit, so this never wraps.
+            self.credit -= batch.len() as u64;
+            let passive = self.credit == 0;
+            self.flush(pending).await;
+            if batch.len() >= pipe::MIN_EVENTS {
+                *pending = Some(pipe::spawn(batch, self.opts.null, passive));
+            } else {
+                let null = self.opts.null;
                 let tag = atom::erqwest_events();
                 self.out
-                    .notify(|env, r| (tag, r, atom::passive()).encode(env));
+                    .notify(|env, r| (tag, r, atom::events(), batch.encode(env, null)).encode(env));
+                if passive {
+                    self.notify_passive();
+                }
+            }
+            if passive {
                 return;
             }
         }
+    }
+
+    /// Sends the list being built, once it is.
+    async fn flush(&mut self, pending: &mut Option<Pending>) {
+        if pending.is_none() {
+            return;
+        }
+        let r = pipe::join(pending).await;
+        if let Some(p) = pending.take() {
+            self.send_built(r, p.passive);
+        }
+    }
+
+    fn send_built(&mut self, built: Result<Built, tokio::task::JoinError>, passive: bool) {
+        // An `Err` is a panic while building, which no input causes.
+        if let Ok(Built { env, list }) = built {
+            let tag = atom::erqwest_events();
+            self.out
+                .notify_in(env, |e, r| (tag, r, atom::events(), list.load(e)).encode(e));
+        }
+        if passive {
+            self.notify_passive();
+        }
+    }
+
+    fn notify_passive(&mut self) {
+        let tag = atom::erqwest_events();
+        self.out
+            .notify(|env, r| (tag, r, atom::passive()).encode(env));
     }
 
     /// Feeds what one read of the body gave; `Some` when the body is
@@ -515,18 +541,28 @@ async fn connection(
     // Once set, the body is not read any more; the events parsed before
     // it still go out first, as credit allows.
     let mut stop: Option<Outcome> = None;
+    // A list being built (batch); dropped unsent if the stream is cancelled.
+    let mut pending: Option<Pending> = None;
     loop {
-        st.deliver();
+        st.deliver(&mut pending).await;
         if st.decoder.is_empty() {
             if let Some(o) = stop {
+                st.flush(&mut pending).await;
                 return o;
             }
         }
         let want_body = stop.is_none() && st.credit > 0 && st.decoder.is_empty();
+        let mut built = None;
         tokio::select! {
             biased;
             c = cmds.recv() => if let Err(e) = st.command(c) { return e.into() },
+            b = pipe::join(&mut pending), if pending.is_some() => built = Some(b),
             r = resp.chunk(), if want_body => stop = st.take_chunk(r),
+        }
+        if let Some(b) = built {
+            if let Some(p) = pending.take() {
+                st.send_built(b, p.passive);
+            }
         }
         if st.opts.batch {
             stop = top_up(&mut resp, st, stop).await;
