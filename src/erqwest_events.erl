@@ -62,7 +62,10 @@
 %% events or 256 KB a round, never waiting for the network), so a fast
 %% stream gives lists of hundreds or thousands of events and a slow one
 %% lists of one. For streams of many small events this is many times
-%% faster (bench/README.md). A list never holds more events than the
+%% faster (bench/README.md); a long list is made into terms on a thread
+%% of the runtime's blocking pool while the stream's task goes on parsing,
+%% and the task still sends every message in order. A list never holds
+%% more events than the
 %% credit left, so `active => N' still bounds what arrives before
 %% `passive', and with no credit the body is not read.
 %%
