@@ -73,6 +73,8 @@ main() ->
              fun(C, U) -> events(C, U, #{active => 1000000000, batch => true}) end}]
         ++ [{"Erqwest.Events.stream |> Enum.count", fun(C, U) -> elixir_stream(C, U, []) end}
             || Elixir]
+        ++ [{"Erqwest.Events.stream, credit: 10^4",
+             fun(C, U) -> elixir_stream(C, U, [{credit, 10000}]) end} || Elixir]
         ++ [{"Erqwest.Events.stream, data: :json",
              fun(C, U) -> elixir_stream(C, U, [{data, json}]) end} || Elixir],
     Only = os:getenv("EVENTS_BENCH_ONLY", ""),

@@ -123,6 +123,26 @@ defmodule Erqwest.EventsTest do
              Enum.map(1..2500, &Integer.to_string/1)
   end
 
+  test "stream/3 with credit: 300 crosses its refills in order; bad credit raises",
+       %{client: c} do
+    chunks = [Enum.map_join(1..1000, &"data: #{&1}\n\n")]
+    s = Server.start(pushing(self(), chunks))
+
+    assert Events.stream(c, Server.url(s),
+             reconnect: false,
+             credit: 300
+           )
+           |> Enum.map(& &1.data) == Enum.map(1..1000, &Integer.to_string/1)
+
+    assert_raise ArgumentError, ~r/:credit/, fn ->
+      Events.stream(c, Server.url(s), credit: 0) |> Enum.take(1)
+    end
+
+    assert_raise ArgumentError, ~r/unknown event stream option :credit/, fn ->
+      Events.open(c, self(), make_ref(), Server.url(s), credit: 10)
+    end
+  end
+
   test "halting after a refill, inside a batch, closes the connection", %{client: c} do
     chunks = for from <- 1..3000//300, do: Enum.map_join(from..(from + 299), &"data: #{&1}\n\n")
     s = Server.start(pushing(self(), chunks))
