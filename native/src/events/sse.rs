@@ -233,8 +233,10 @@ impl Parser {
             self.data.pop();
         }
         // The next event's data is likely as long: one allocation for it
-        // instead of growing (bounded, after a huge event).
-        let next = Vec::with_capacity(self.data.capacity().min(NEXT_DATA_CAPACITY));
+        // instead of growing. Sized by this event's length (and its LF),
+        // not its buffer's capacity, so that one large event does not
+        // leave every later one, queued by the thousand, holding 4 KB.
+        let next = Vec::with_capacity((self.data.len() + 1).min(NEXT_DATA_CAPACITY));
         out.push_back(Event {
             kind: std::mem::take(&mut self.kind),
             data: std::mem::replace(&mut self.data, next),
@@ -281,6 +283,20 @@ mod tests {
 
     fn ev(t: &str, d: &str, id: Option<&str>) -> (String, String, Option<String>) {
         (t.into(), d.into(), id.map(Into::into))
+    }
+
+    #[test]
+    fn a_large_event_does_not_make_later_ones_hold_large_buffers() {
+        let mut p = Parser::new(1 << 20);
+        let mut out = VecDeque::new();
+        let big = format!("data: {}\n\n", "x".repeat(100_000));
+        p.feed(big.as_bytes(), &mut out).expect("within limits");
+        for _ in 0..3 {
+            p.feed(b"data: small\n\n", &mut out).expect("within limits");
+        }
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[3].data, b"small");
+        assert!(out[3].data.capacity() < 64, "{}", out[3].data.capacity());
     }
 
     #[test]
