@@ -585,10 +585,9 @@ active_n_adds_credit(Config) ->
         ?assertEqual({closed, eof}, next(Ref))
     end).
 
-%% A server writing as fast as it can into a consumer that holds back: the
-%% bytes it manages to write stop growing (TCP flow control holds it) and
-%% the VM's memory stays flat; credit given slowly moves the stream on.
-backpressure_holds_the_server(Config) ->
+%% An SSE handler that writes 640-event blocks of ~100-byte events as fast
+%% as the socket takes them, counting the bytes written in `Sent'.
+flooding_server() ->
     Sent = counters:new(1, []),
     Event = <<"data: ", (binary:copy(<<"z">>, 92))/binary, "\n\n">>,
     Block = binary:copy(Event, 640),
@@ -600,6 +599,13 @@ backpressure_holds_the_server(Config) ->
            end,
     Handler = fun(_) -> {custom, fun(Sock, _) -> ok = gen_tcp:send(Sock, ?SSE_HEAD), Push(Sock) end}
               end,
+    {Handler, Sent, Block}.
+
+%% A server writing as fast as it can into a consumer that holds back: the
+%% bytes it manages to write stop growing (TCP flow control holds it) and
+%% the VM's memory stays flat; credit given slowly moves the stream on.
+backpressure_holds_the_server(Config) ->
+    {Handler, Sent, Block} = flooding_server(),
     with_server(Handler, fun(S) ->
         {H, Ref} = open(Config, url(S), #{active => once}),
         ?assertMatch({open, _}, next(Ref)),
@@ -796,17 +802,7 @@ take_batched(Ref, N) when N > 0 ->
 take_batched(_Ref, 0) -> [].
 
 batch_backpressure_holds_the_server(Config) ->
-    Sent = counters:new(1, []),
-    Event = <<"data: ", (binary:copy(<<"z">>, 92))/binary, "\n\n">>,
-    Block = binary:copy(Event, 640),
-    Push = fun Push(Sock) ->
-               case gen_tcp:send(Sock, Block) of
-                   ok -> counters:add(Sent, 1, byte_size(Block)), Push(Sock);
-                   {error, _} -> close
-               end
-           end,
-    Handler = fun(_) -> {custom, fun(Sock, _) -> ok = gen_tcp:send(Sock, ?SSE_HEAD), Push(Sock) end}
-              end,
+    {Handler, Sent, Block} = flooding_server(),
     with_server(Handler, fun(S) ->
         {H, Ref} = open(Config, url(S), #{active => 500, batch => true}),
         ?assertMatch({open, _}, next(Ref)),
