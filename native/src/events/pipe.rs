@@ -66,6 +66,13 @@ pub(super) fn spawn(batch: Batch, null: Atom, passive: bool) -> Pending {
     Pending { handle, passive }
 }
 
+impl Pending {
+    /// Waits for the list.
+    pub(super) async fn finish(self) -> Result<Built, JoinError> {
+        self.handle.await
+    }
+}
+
 /// Waits for the list being built; never resolves when there is none, so
 /// that it can stay in a `select!`.
 pub(super) async fn join(pending: &mut Option<Pending>) -> Result<Built, JoinError> {

@@ -328,12 +328,10 @@ impl Stream<'_> {
 
     /// Sends the list being built, once it is.
     async fn flush(&mut self, pending: &mut Option<Pending>) {
-        if pending.is_none() {
-            return;
-        }
-        let r = pipe::join(pending).await;
         if let Some(p) = pending.take() {
-            self.send_built(r, p.passive);
+            let passive = p.passive;
+            let built = p.finish().await;
+            self.send_built(built, passive);
         }
     }
 
