@@ -112,7 +112,7 @@ defmodule Erqwest.Events do
 
         {credit, opts} = Keyword.pop(opts, :credit, @stream_credit)
 
-        unless is_integer(credit) and credit > 0 do
+        unless valid?(:pos, credit) do
           raise ArgumentError,
                 "invalid value for event stream option :credit: #{inspect(credit)}"
         end
