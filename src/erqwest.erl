@@ -248,6 +248,20 @@ feature(Name) when is_atom(Name) ->
 %% if the server answered at once).
 -spec req(client() | atom(), req_opts()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 req(Client, Opts) ->
+    case direct(Opts) andalso erqwest_direct:req(get_client(Client), Opts) of
+        false -> req_async(Client, Opts);
+        fallback -> req_async(Client, Opts);
+        Answer -> Answer
+    end.
+
+%% Whether the request may be answered on this scheduler (erqwest_direct):
+%% complete bodies given as one small binary.
+direct(#{body := stream}) -> false;
+direct(#{response_body := stream}) -> false;
+direct(#{body := Body}) when not is_binary(Body) -> false;
+direct(Opts) -> not erqwest_dirty:request(ok, Opts).
+
+req_async(Client, Opts) ->
     Ref = make_ref(),
     Handle = erqwest_async:req(Client, self(), Ref, Opts),
     H = #sync_handle{ref = Ref, handle = Handle, owner = self(),

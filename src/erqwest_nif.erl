@@ -7,6 +7,9 @@
 -export([make_client/2, close_client/1, feature/1]).
 -export([req/4, req_dirty/4, send/2, send_dirty/2, finish_send/1, read/2, cancel/1]).
 -export([live_resources/0]).
+%% Plain HTTP/1.1 on the caller's scheduler (native/src/direct/).
+-export([direct_req/3, direct_poll/2, direct_expire/1]).
+-nifs([direct_req/3, direct_poll/2, direct_expire/1]).
 %% Concurrency limits (native/src/resilience/).
 -export([client_info/1]).
 -nifs([client_info/1]).
@@ -42,6 +45,9 @@
 -type runtime() :: erqwest_runtime:runtime().
 -type client() :: erqwest:client().
 -type handle() :: erqwest_async:handle().
+-type direct_call() :: erqwest_direct:call().
+-type direct_step() :: {ok, erqwest:resp()} | {error, erqwest:err()}
+                     | {wait, direct_call(), timeout()} | {again, direct_call()}.
 
 -define(NOT_LOADED, erlang:nif_error({not_loaded, ?MODULE})).
 
@@ -82,6 +88,19 @@ req(_Client, _Pid, _Ref, _Opts) -> ?NOT_LOADED.
 %% @doc {@link req/4} on a dirty scheduler, for list bodies and long header lists.
 -spec req_dirty(client(), pid(), term(), erqwest:req_opts()) -> handle().
 req_dirty(_Client, _Pid, _Ref, _Opts) -> ?NOT_LOADED.
+
+%% @doc Starts a request on the direct path (erqwest_direct), or answers
+%% `fallback' when the request is not for it.
+-spec direct_req(client(), reference(), erqwest:req_opts()) -> direct_step() | fallback.
+direct_req(_Client, _Ref, _Opts) -> ?NOT_LOADED.
+
+%% @doc Moves a direct request on after a message for it came.
+-spec direct_poll(direct_call(), reference()) -> direct_step().
+direct_poll(_Call, _Ref) -> ?NOT_LOADED.
+
+%% @doc The wait of a direct request ran out: its timeout error, or more waiting.
+-spec direct_expire(direct_call()) -> direct_step().
+direct_expire(_Call) -> ?NOT_LOADED.
 
 -spec send(handle(), iodata()) -> ok | finished.
 send(_Handle, _Data) -> ?NOT_LOADED.

@@ -24,6 +24,8 @@ pub struct Client {
     runtime: ResourceArc<Runtime>,
     compose: compose::Defaults,
     resilience: Arc<crate::resilience::ClientState>,
+    /// Plain HTTP/1.1 on the caller's scheduler, when the options allow.
+    direct: Option<Arc<crate::direct::Transport>>,
 }
 
 #[rustler::resource_impl]
@@ -42,6 +44,11 @@ impl Client {
     /// Request defaults above the transport (compose.rs).
     pub fn compose(&self) -> &compose::Defaults {
         &self.compose
+    }
+
+    /// The direct transport (direct/), if this client has one.
+    pub fn direct(&self) -> Option<Arc<crate::direct::Transport>> {
+        self.direct.clone()
     }
 
     /// Retry, hedging, limit and timing defaults, queues and budgets.
@@ -416,6 +423,7 @@ fn make_client<'a>(
     let mut config = ClientConfig::decode(opts)?;
     let compose = std::mem::take(&mut config.compose);
     let resilience = crate::resilience::ClientState::new(&config.resilience);
+    let direct = crate::direct::Transport::for_config(&config, handle.clone()).map(Arc::new);
     // Some reqwest internals (the system proxy lookup) expect a runtime context.
     let _guard = handle.enter();
     match config.build() {
@@ -424,6 +432,7 @@ fn make_client<'a>(
             runtime: runtime.clone(),
             compose,
             resilience,
+            direct,
         })
         .encode(env)),
         Err(reason) => Ok((atoms::error(), reason.as_bytes().encode_binary(env)).encode(env)),
@@ -438,6 +447,9 @@ fn close_client<'a>(env: Env<'a>, client: ResourceArc<Client>) -> NifResult<Term
     match taken {
         Some(c) => {
             drop(c);
+            if let Some(d) = &client.direct {
+                d.clear();
+            }
             Ok(atoms::ok().encode(env))
         }
         None => Err(NifError::BadArg),

@@ -13,6 +13,7 @@ mod atoms;
 pub mod body;
 pub mod client;
 mod compose;
+mod direct;
 pub mod error;
 mod events;
 mod inbox;
@@ -78,7 +79,7 @@ fn load(_env: Env, _info: Term) -> bool {
     // reqwest is built without a default crypto provider; install ring's
     // once per VM. An earlier install (a reload) is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    true
+    direct::open_type(_env)
 }
 
 rustler::init!("erqwest_nif", load = load);

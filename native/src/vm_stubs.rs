@@ -55,6 +55,7 @@ stubs!(
     enif_raise_exception,
     enif_release_resource,
     enif_schedule_nif,
+    enif_select,
     enif_self,
     enif_send,
     enif_thread_type,

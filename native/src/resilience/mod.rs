@@ -102,6 +102,14 @@ impl ClientOptions {
             || key == atoms::max_in_flight_per_host()
     }
 
+    /// Whether requests of this client use nothing of this module unless
+    /// they ask: no default, no limit.
+    pub fn is_inert(&self) -> bool {
+        self.defaults.is_empty()
+            && self.max_in_flight.is_none()
+            && self.max_in_flight_per_host.is_none()
+    }
+
     /// Whether the client's connector gets the connect timer: only for a
     /// client whose requests report timings by default.
     pub fn times_connects(&self) -> bool {

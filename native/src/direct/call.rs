@@ -1,0 +1,209 @@
+//! A whole direct request: its hops (redirects followed here, as reqwest
+//! would), its deadlines, and the runtime task that answers instead when
+//! the body must be decoded or a hop leaves plain HTTP.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, HOST, LOCATION};
+use reqwest::Url;
+
+use super::conn::Body;
+use super::exchange::{Exchange, Step};
+use super::fd::{Fd, Interest};
+use super::redirect::{self, Chain, Next, Template};
+use super::tasks::{self, Gate, Resolver};
+use super::{Target, Transport};
+use crate::error::{Code, Error};
+use crate::reply::Head;
+
+pub(crate) enum Outcome {
+    Reply(Head, Bytes),
+    Error(Error),
+    Wait(Interest, Arc<Fd>),
+    /// Call again at once.
+    Again,
+    /// A runtime task answers (or wakes the process) by message.
+    Parked,
+}
+
+pub(crate) struct Flow {
+    t: Arc<Transport>,
+    http: reqwest::Client,
+    rt: tokio::runtime::Handle,
+    gate: Arc<Gate>,
+    resolver: Arc<Resolver>,
+    template: Template,
+    chain: Chain,
+    hop: Option<Exchange>,
+    task: Option<tokio::task::AbortHandle>,
+    deadline: Option<Instant>,
+}
+
+impl Flow {
+    pub(crate) fn new(
+        t: Arc<Transport>,
+        http: reqwest::Client,
+        rt: tokio::runtime::Handle,
+        gate: Arc<Gate>,
+        template: Template,
+        deadline: Option<Instant>,
+    ) -> Self {
+        let resolver = Arc::new(Resolver {
+            rt: rt.clone(),
+            gate: gate.clone(),
+            transport: t.clone(),
+        });
+        let mut flow = Flow {
+            t,
+            http,
+            rt,
+            gate,
+            resolver,
+            template,
+            chain: Chain::default(),
+            hop: None,
+            task: None,
+            deadline,
+        };
+        flow.start_hop();
+        flow
+    }
+
+    /// The next hop on this path, or on reqwest's when it leaves plain HTTP.
+    fn start_hop(&mut self) {
+        let headers = self.chain.hop_headers(&self.template);
+        match Target::of(&self.template.url) {
+            Some(target) => {
+                let req = hop_request(&self.template, headers);
+                self.hop = Some(Exchange::start(
+                    self.t.clone(),
+                    target,
+                    req,
+                    self.template.url.as_str().to_owned(),
+                    follows,
+                    self.resolver.clone(),
+                ));
+            }
+            None => {
+                self.hop = None;
+                self.task = Some(tasks::handoff(
+                    &self.rt,
+                    self.gate.clone(),
+                    self.http.clone(),
+                    self.template.clone(),
+                    headers,
+                ));
+            }
+        }
+    }
+
+    pub(crate) fn advance(&mut self) -> Outcome {
+        loop {
+            let Some(hop) = &mut self.hop else {
+                return Outcome::Parked;
+            };
+            match hop.advance() {
+                Step::Done(head, body) => {
+                    self.hop = None;
+                    if tasks::compressed(self.t.accept, &head) {
+                        self.task = Some(tasks::decode(
+                            &self.rt,
+                            self.gate.clone(),
+                            self.t.accept,
+                            head,
+                            body,
+                        ));
+                        return Outcome::Parked;
+                    }
+                    return Outcome::Reply(head, body);
+                }
+                Step::Redirect(head) => {
+                    self.hop = None;
+                    match self.chain.next(
+                        self.t.redirects,
+                        head.status,
+                        &head.headers,
+                        &mut self.template,
+                    ) {
+                        Next::Follow => self.start_hop(),
+                        // `follows` said it would be followed.
+                        Next::Stop => return Outcome::Reply(head, Bytes::new()),
+                        Next::Error(e) => return Outcome::Error(e),
+                    }
+                }
+                Step::Again => return Outcome::Again,
+                Step::Wait(i, fd) => return Outcome::Wait(i, fd),
+                Step::Parked => return Outcome::Parked,
+                Step::Failed(e) => return Outcome::Error(e),
+            }
+        }
+    }
+
+    /// The nearest deadline: the whole request's, or its hop's own.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let hop = self.hop.as_ref().and_then(|h| h.deadline());
+        match (self.deadline, hop) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The error of a deadline that has passed, if one has.
+    pub(crate) fn expired(&self, now: Instant) -> Option<Error> {
+        if self.deadline.is_some_and(|d| d <= now) {
+            return Some(Error::new(
+                Code::Timeout,
+                format!(
+                    "error sending request for url ({}): operation timed out",
+                    self.template.url
+                ),
+            ));
+        }
+        self.hop.as_ref().and_then(|h| h.expired(now))
+    }
+}
+
+impl Drop for Flow {
+    fn drop(&mut self) {
+        // Nothing more reaches the process, and no task is left behind.
+        self.gate.close();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+fn follows(t: &Transport, status: u16, headers: &HeaderMap, url: &str) -> bool {
+    redirect::may_follow(t.redirects, status)
+        && headers
+            .get(LOCATION)
+            .and_then(|l| std::str::from_utf8(l.as_bytes()).ok())
+            .is_some_and(|l| Url::parse(url).is_ok_and(|u| u.join(l).is_ok()))
+}
+
+/// A hop as hyper takes it: origin-form target and a `host` header, as
+/// hyper-util's client makes them.
+fn hop_request(t: &Template, mut headers: HeaderMap) -> hyper::Request<Body> {
+    if !headers.contains_key(HOST) {
+        let host = t.url.host_str().unwrap_or_default();
+        let value = match t.url.port() {
+            Some(p) => HeaderValue::from_str(&format!("{host}:{p}")),
+            None => HeaderValue::from_str(host),
+        };
+        if let Ok(v) = value {
+            headers.insert(HOST, v);
+        }
+    }
+    let target = match t.url.query() {
+        Some(q) => format!("{}?{q}", t.url.path()),
+        None => t.url.path().to_owned(),
+    };
+    let mut req = hyper::Request::new(Body::new(t.body.clone().unwrap_or_default()));
+    *req.method_mut() = t.method.clone();
+    // A parsed URL's path and query always make a valid target.
+    *req.uri_mut() = target.parse().unwrap_or_default();
+    *req.headers_mut() = headers;
+    req
+}

@@ -1,0 +1,388 @@
+//! One hop of a direct request, from its connection (an idle one, or a
+//! connect) to the last byte of the body, advanced a step per NIF call.
+
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+
+use super::conn::{Body, Conn, Flag, ResponseFuture};
+use super::fd::{Fd, Interest};
+use super::{Target, Transport};
+use crate::error::{Code, Error};
+use crate::reply::Head;
+
+/// Bytes of body one NIF call reads at most before it lets the scheduler go.
+const READ_PER_CALL: usize = 256 * 1024;
+
+/// Bodies are gathered into a buffer of their announced size, up to this.
+const MAX_HINT: usize = 64 * 1024 * 1024;
+
+/// Whether a response with this head is a redirect that will be followed.
+pub(crate) type Follows = fn(&Transport, u16, &reqwest::header::HeaderMap, &str) -> bool;
+
+pub(crate) type Connected = oneshot::Receiver<Result<std::net::TcpStream, Error>>;
+
+enum Stage {
+    /// A name being looked up and connected to on the runtime, which
+    /// wakes the caller when done.
+    Resolving(Connected),
+    /// A non-blocking connect in progress: writable when it is done.
+    Connecting(Arc<Fd>),
+    Waiting(ResponseFuture),
+    Body {
+        head: Head,
+        body: Incoming,
+        parts: BytesMut,
+    },
+    Failed(Error),
+    Done,
+}
+
+pub(crate) enum Step {
+    Done(Head, Bytes),
+    /// The head of a redirect that is followed: its body is not read (nor
+    /// is the connection kept), as reqwest does.
+    Redirect(Head),
+    /// Call again at once: this call did its share.
+    Again,
+    Wait(Interest, Arc<Fd>),
+    /// Nothing to do until the runtime's message comes.
+    Parked,
+    Failed(Error),
+}
+
+pub(crate) struct Exchange {
+    transport: Arc<Transport>,
+    key: String,
+    conn: Option<Conn>,
+    stage: Stage,
+    /// Kept until it is sent (a connect comes first), and for a resend when
+    /// an idle connection turns out closed before it took the request.
+    request: Option<hyper::Request<Body>>,
+    url: String,
+    target: Target,
+    resolver: Arc<super::tasks::Resolver>,
+    flag: Arc<Flag>,
+    /// Whether a redirect with this status is followed (then its body is
+    /// left unread).
+    follows: Follows,
+    connect_deadline: Option<Instant>,
+    read_deadline: Option<Instant>,
+    resent: bool,
+}
+
+impl Exchange {
+    /// Starts a hop: sends on an idle connection, or starts a connect
+    /// (`connect` is given the name to look up on the runtime).
+    pub(crate) fn start(
+        transport: Arc<Transport>,
+        target: Target,
+        request: hyper::Request<Body>,
+        url: String,
+        follows: Follows,
+        resolver: Arc<super::tasks::Resolver>,
+    ) -> Self {
+        let mut ex = Exchange {
+            key: target.key(),
+            target,
+            resolver,
+            transport,
+            conn: None,
+            stage: Stage::Done,
+            request: Some(request),
+            url,
+            flag: Arc::new(Flag::default()),
+            follows,
+            connect_deadline: None,
+            read_deadline: None,
+            resent: false,
+        };
+        ex.begin();
+        ex
+    }
+
+    fn begin(&mut self) {
+        let waker = Waker::from(self.flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        while let Some(mut conn) = self.transport.checkout(&self.key) {
+            if conn.ready(&mut cx) {
+                return self.send_on(conn);
+            }
+        }
+        self.connect_deadline = self
+            .transport
+            .connect_timeout
+            .and_then(|t| Instant::now().checked_add(t));
+        self.stage = match &self.target {
+            Target::Addr(addr) => match super::connect::start(*addr, &self.transport, &self.url) {
+                Ok(fd) => Stage::Connecting(fd),
+                Err(e) => Stage::Failed(e),
+            },
+            Target::Name(host, port) => {
+                Stage::Resolving(self.resolver.connect(host.clone(), *port, self.url.clone()))
+            }
+        };
+    }
+
+    fn send_on(&mut self, mut conn: Conn) {
+        self.connect_deadline = None;
+        self.touch();
+        match self.request.take() {
+            Some(req) => {
+                self.stage = Stage::Waiting(conn.send(req));
+                self.conn = Some(conn);
+            }
+            None => self.stage = Stage::Failed(Error::new(Code::Unknown, "request already sent")),
+        }
+    }
+
+    /// The socket moved: the read timeout starts again.
+    fn touch(&mut self) {
+        self.read_deadline = self
+            .transport
+            .read_timeout
+            .and_then(|t| Instant::now().checked_add(t));
+    }
+
+    /// The nearest of this hop's own deadlines.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match (self.connect_deadline, self.read_deadline) {
+            (Some(c), _) => Some(c),
+            (None, r) => r,
+        }
+    }
+
+    /// The error for a deadline of this hop that has passed, if one has.
+    pub(crate) fn expired(&self, now: Instant) -> Option<Error> {
+        if self.connect_deadline.is_some_and(|d| d <= now) {
+            return Some(Error::new(
+                Code::Timeout,
+                format!("error sending request for url ({}): client error (Connect): operation timed out", self.url),
+            ));
+        }
+        if self.read_deadline.is_some_and(|d| d <= now) {
+            return Some(Error::new(
+                Code::Timeout,
+                format!(
+                    "error sending request for url ({}): operation timed out",
+                    self.url
+                ),
+            ));
+        }
+        None
+    }
+
+    /// Moves the hop on as far as the socket allows.
+    pub(crate) fn advance(&mut self) -> Step {
+        let waker = Waker::from(self.flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut read = 0usize;
+        // Each pass either moves or returns; the bound is for a hyper that
+        // kept waking itself without moving.
+        for _ in 0..64 {
+            if let Some(c) = &self.conn {
+                c.wants.clear();
+            }
+            let alive = match &mut self.conn {
+                Some(c) => c.drive(&mut cx),
+                None => true,
+            };
+            match std::mem::replace(&mut self.stage, Stage::Done) {
+                Stage::Resolving(mut rx) => match rx.try_recv() {
+                    Ok(Ok(stream)) => match Fd::new(stream) {
+                        Some(fd) => match Conn::handshake(Arc::new(fd)) {
+                            Ok(conn) => {
+                                self.send_on(conn);
+                                continue;
+                            }
+                            Err(e) => return Step::Failed(Error::new(Code::Connect, e)),
+                        },
+                        None => return Step::Failed(Error::new(Code::Unknown, "no socket type")),
+                    },
+                    Ok(Err(e)) => return Step::Failed(e),
+                    Err(oneshot::error::TryRecvError::Empty) => {
+                        self.stage = Stage::Resolving(rx);
+                        return Step::Parked;
+                    }
+                    Err(oneshot::error::TryRecvError::Closed) => {
+                        return Step::Failed(Error::cancelled("runtime stopped"))
+                    }
+                },
+                Stage::Connecting(fd) => match super::connect::finish(&fd, &self.url) {
+                    Ok(true) => match Conn::handshake(fd) {
+                        Ok(conn) => {
+                            self.send_on(conn);
+                            continue;
+                        }
+                        Err(e) => return Step::Failed(Error::new(Code::Connect, e)),
+                    },
+                    Ok(false) => {
+                        self.stage = Stage::Connecting(fd.clone());
+                        return Step::Wait(Interest::Write, fd);
+                    }
+                    Err(e) => return Step::Failed(e),
+                },
+                Stage::Waiting(mut fut) => match fut.as_mut().poll(&mut cx) {
+                    Poll::Ready(Ok(mut resp)) => {
+                        self.touch();
+                        let head = Head {
+                            status: resp.status().as_u16(),
+                            version: resp.version(),
+                            headers: std::mem::take(resp.headers_mut()),
+                            url: std::mem::take(&mut self.url),
+                            meta: None,
+                        };
+                        if (self.follows)(&self.transport, head.status, &head.headers, &head.url) {
+                            // The connection goes with the unread body.
+                            self.conn = None;
+                            return Step::Redirect(head);
+                        }
+                        let hint = head
+                            .headers
+                            .get(reqwest::header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+                            .unwrap_or(0)
+                            .min(MAX_HINT);
+                        self.stage = Stage::Body {
+                            head,
+                            body: resp.into_body(),
+                            parts: BytesMut::with_capacity(hint),
+                        };
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        let error = sending(&self.url, e.error());
+                        let mut e = e;
+                        match e.take_message() {
+                            Some(req) if !self.resent => {
+                                self.resend(req);
+                                continue;
+                            }
+                            _ => return Step::Failed(error),
+                        }
+                    }
+                    Poll::Pending => self.stage = Stage::Waiting(fut),
+                },
+                Stage::Body {
+                    head,
+                    mut body,
+                    mut parts,
+                } => loop {
+                    match std::pin::Pin::new(&mut body).poll_frame(&mut cx) {
+                        Poll::Ready(Some(Ok(frame))) => {
+                            if let Ok(data) = frame.into_data() {
+                                read += data.len();
+                                parts.extend_from_slice(&data);
+                            }
+                        }
+                        Poll::Ready(Some(Err(e))) => {
+                            return Step::Failed(Error::new(
+                                Code::Body,
+                                format!("error decoding response body: {e}"),
+                            ))
+                        }
+                        Poll::Ready(None) => {
+                            self.finish(&mut cx);
+                            return Step::Done(head, parts.freeze());
+                        }
+                        Poll::Pending => {
+                            if read > 0 {
+                                self.touch();
+                            }
+                            self.stage = Stage::Body { head, body, parts };
+                            break;
+                        }
+                    }
+                    if read >= READ_PER_CALL {
+                        // Let the scheduler go; hyper may hold the rest in
+                        // its buffer already, so this is not a wait.
+                        self.touch();
+                        self.stage = Stage::Body { head, body, parts };
+                        return Step::Again;
+                    }
+                },
+                Stage::Done => return Step::Failed(Error::new(Code::Unknown, "request is over")),
+                Stage::Failed(e) => return Step::Failed(e),
+            }
+            if self.flag.take() || !alive {
+                // Woken, or the connection ended with the request pending:
+                // the response future has the reason on the next pass.
+                continue;
+            }
+            let interest = self
+                .conn
+                .as_ref()
+                .and_then(|c| c.wants.interest())
+                .unwrap_or(Interest::Read);
+            return self.wait(interest);
+        }
+        self.wait(Interest::Read)
+    }
+
+    /// hyper gives a request back when the idle connection it went to had
+    /// closed before taking it; it goes out once more on a new connection,
+    /// as hyper-util's pool does.
+    fn resend(&mut self, req: hyper::Request<Body>) {
+        self.resent = true;
+        self.conn = None;
+        self.request = Some(req);
+        self.begin();
+    }
+
+    fn wait(&self, interest: Interest) -> Step {
+        match &self.conn {
+            Some(c) => Step::Wait(interest, c.fd.clone()),
+            None => Step::Failed(Error::new(Code::Unknown, "no connection to wait on")),
+        }
+    }
+
+    /// The body is in: the connection goes back to the pool if it can
+    /// carry another request.
+    fn finish(&mut self, cx: &mut Context<'_>) {
+        if let Some(mut conn) = self.conn.take() {
+            // One more turn lets hyper see the message end and go idle.
+            let _ = self.flag.take();
+            if conn.ready(cx) || (self.flag.take() && conn.ready(cx)) {
+                self.transport.checkin(&self.key, conn);
+            }
+        }
+    }
+}
+
+/// reqwest's words for a request that failed before its response came.
+fn sending(url: &str, e: &hyper::Error) -> Error {
+    let mut reason = format!("error sending request for url ({url})");
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(inner) = cur {
+        reason.push_str(": ");
+        reason.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    let code = if e.is_timeout() {
+        Code::Timeout
+    } else {
+        Code::Request
+    };
+    Error::new(code, reason)
+}
+
+/// The longest wait `receive ... after` takes, in milliseconds.
+const MAX_AFTER: u64 = u32::MAX as u64;
+
+/// Milliseconds until `deadline`, rounded up (0 once passed), at most the
+/// longest `after`: a longer wait is checked again when that runs out.
+pub(crate) fn ms_until(deadline: Instant, now: Instant) -> u64 {
+    let left = deadline.saturating_duration_since(now);
+    let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+    let ms = if Duration::from_millis(ms) < left {
+        ms.saturating_add(1)
+    } else {
+        ms
+    };
+    ms.min(MAX_AFTER)
+}

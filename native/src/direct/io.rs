@@ -1,0 +1,129 @@
+//! hyper's I/O traits over a non-blocking socket read and written from
+//! the scheduler thread of the NIF call that polls it. Where the kernel
+//! has nothing to give or take, the operation is pending and the wanted
+//! readiness is noted for the caller to select on.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::fd::{Fd, Interest};
+
+const WANT_READ: u8 = 1;
+const WANT_WRITE: u8 = 2;
+
+/// What the last pass of polling found the socket unable to do.
+#[derive(Default)]
+pub(crate) struct Wants(AtomicU8);
+
+impl Wants {
+    pub(crate) fn clear(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    /// Writing comes first: a request that is not out yet gets no answer.
+    pub(crate) fn interest(&self) -> Option<Interest> {
+        let w = self.0.load(Ordering::Relaxed);
+        if w & WANT_WRITE != 0 {
+            Some(Interest::Write)
+        } else if w & WANT_READ != 0 {
+            Some(Interest::Read)
+        } else {
+            None
+        }
+    }
+
+    fn note(&self, bit: u8) {
+        self.0.fetch_or(bit, Ordering::Relaxed);
+    }
+}
+
+pub(crate) struct SockIo {
+    fd: Arc<Fd>,
+    wants: Arc<Wants>,
+}
+
+impl SockIo {
+    pub(crate) fn new(fd: Arc<Fd>, wants: Arc<Wants>) -> Self {
+        SockIo { fd, wants }
+    }
+}
+
+fn recv(fd: &Fd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    loop {
+        // Safe: the kernel writes at most `len` bytes into the buffer.
+        let n = unsafe { libc::recv(fd.raw(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn send(fd: &Fd, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // MSG_NOSIGNAL: a peer that closed is an error here, not a SIGPIPE.
+        let n = unsafe { libc::send(fd.raw(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+impl hyper::rt::Read for SockIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // Safe: `recv` only writes initialised bytes, and `advance` counts
+        // no more than it wrote.
+        match recv(&self.fd, unsafe { buf.as_mut() }) {
+            Ok(n) => {
+                unsafe { buf.advance(n) };
+                Poll::Ready(Ok(()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.wants.note(WANT_READ);
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl hyper::rt::Write for SockIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match send(&self.fd, buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.wants.note(WANT_WRITE);
+                Poll::Pending
+            }
+            r => Poll::Ready(r),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Safe: shutting down a socket we hold.
+        unsafe { libc::shutdown(self.fd.raw(), libc::SHUT_WR) };
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,424 @@
+//! Requests answered on the caller's own scheduler thread.
+//!
+//! `erqwest:req/2` on plain HTTP/1.1, when nothing of reqwest's is
+//! needed, runs here instead of on the runtime: the NIF call writes the
+//! request on a pooled keep-alive connection, the VM's poll set
+//! (`enif_select`) tells the waiting process when the socket has more, and
+//! the next NIF call reads the response (hyper's HTTP/1 client, polled by
+//! hand). Nothing crosses to a tokio thread and back, which was most of
+//! one request's time (bench/README.md, "Where one request's time goes").
+//!
+//! [`Transport::for_config`] decides which clients can take this path and
+//! [`eligible`] which requests; everything else goes through reqwest as
+//! before, and the two give the same answers.
+
+mod call;
+mod conn;
+mod connect;
+mod exchange;
+mod fd;
+mod io;
+mod redirect;
+mod tasks;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
+
+use crate::atoms;
+use crate::client::{Client, ClientConfig, ProxyConfig, Redirects};
+use crate::request::{BodyMode, RequestBody, Spec};
+use call::{Flow, Outcome};
+use conn::Conn;
+use redirect::Template;
+
+pub(crate) use fd::open_type;
+
+/// Request bodies larger than this go through reqwest: writing them from
+/// a NIF call could hold the scheduler too long.
+const MAX_BODY: usize = 256 * 1024;
+
+/// The codecs a client asks for and decodes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Accept {
+    pub(crate) gzip: bool,
+    pub(crate) deflate: bool,
+    pub(crate) brotli: bool,
+    pub(crate) zstd: bool,
+}
+
+impl Accept {
+    /// tower-http's `accept-encoding`, which reqwest sends.
+    fn header(self) -> Option<HeaderValue> {
+        let mut names = Vec::new();
+        if self.zstd {
+            names.push("zstd");
+        }
+        if self.gzip {
+            names.push("gzip");
+        }
+        if self.deflate {
+            names.push("deflate");
+        }
+        if self.brotli {
+            names.push("br");
+        }
+        if names.is_empty() {
+            return None;
+        }
+        HeaderValue::from_str(&names.join(",")).ok()
+    }
+}
+
+/// Where a hop connects: an address, or a name to look up on the runtime.
+#[derive(Clone)]
+pub(crate) enum Target {
+    Addr(SocketAddr),
+    Name(String, u16),
+}
+
+impl Target {
+    /// The target of a plain HTTP URL; `None` for any other scheme.
+    fn of(url: &reqwest::Url) -> Option<Target> {
+        if url.scheme() != "http" {
+            return None;
+        }
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        Some(match bare.parse::<IpAddr>() {
+            Ok(ip) => Target::Addr(SocketAddr::new(ip, port)),
+            Err(_) => Target::Name(host.to_owned(), port),
+        })
+    }
+
+    /// The pool's key: idle connections to a name are reused without a
+    /// lookup.
+    fn key(&self) -> String {
+        match self {
+            Target::Addr(a) => a.to_string(),
+            Target::Name(h, p) => format!("{h}:{p}"),
+        }
+    }
+}
+
+/// A client's direct connections and the request defaults reqwest would add.
+pub struct Transport {
+    pool: Mutex<HashMap<String, Vec<Conn>>>,
+    closed: AtomicBool,
+    /// A task closes connections idle past `idle_timeout` (hyper-util's
+    /// pool does the same), while the pool has any.
+    reaping: AtomicBool,
+    rt: tokio::runtime::Handle,
+    nodelay: bool,
+    keepalive: Option<Duration>,
+    local_address: Option<IpAddr>,
+    idle_timeout: Option<Duration>,
+    max_idle_per_host: usize,
+    /// `accept`, `user-agent` and the client's default headers, then
+    /// `accept-encoding`, as reqwest merges them into each request.
+    defaults: HeaderMap,
+    accept: Accept,
+    redirects: Redirects,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
+}
+
+impl Transport {
+    /// The direct transport of a client, when its options leave nothing to
+    /// reqwest that a plain HTTP/1.1 request could meet.
+    pub(crate) fn for_config(c: &ClientConfig, rt: tokio::runtime::Handle) -> Option<Transport> {
+        let plain = !c.cookie_store
+            && !c.https_only
+            && !c.http2_prior_knowledge
+            && c.resolve.is_empty()
+            && no_proxy_for_http(&c.proxy)
+            && c.resilience.is_inert()
+            && c.compose.is_plain();
+        if !plain {
+            return None;
+        }
+        let mut defaults = HeaderMap::new();
+        defaults.insert(reqwest::header::ACCEPT, HeaderValue::from_static("*/*"));
+        if let Ok(ua) = HeaderValue::from_bytes(&c.user_agent) {
+            defaults.insert(reqwest::header::USER_AGENT, ua);
+        }
+        for (k, v) in &c.default_headers {
+            defaults.insert(k.clone(), v.clone());
+        }
+        let accept = Accept {
+            gzip: c.gzip,
+            deflate: c.deflate,
+            brotli: c.brotli,
+            zstd: c.zstd,
+        };
+        if let Some(ae) = accept.header() {
+            defaults.insert(reqwest::header::ACCEPT_ENCODING, ae);
+        }
+        Some(Transport {
+            pool: Mutex::default(),
+            closed: AtomicBool::new(false),
+            reaping: AtomicBool::new(false),
+            rt,
+            nodelay: c.tcp_nodelay,
+            keepalive: c.tcp_keepalive,
+            local_address: c.local_address,
+            idle_timeout: c.pool_idle_timeout,
+            max_idle_per_host: c.pool_max_idle_per_host.unwrap_or(usize::MAX),
+            defaults,
+            accept,
+            redirects: c.redirects,
+            timeout: c.timeout,
+            connect_timeout: c.connect_timeout,
+            read_timeout: c.read_timeout,
+        })
+    }
+
+    fn checkout(&self, key: &str) -> Option<Conn> {
+        let mut pool = self.pool.lock().ok()?;
+        let idle = pool.get_mut(key)?;
+        while let Some(c) = idle.pop() {
+            if self.idle_timeout.is_none_or(|t| c.idle_since.elapsed() < t) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn checkin(self: &Arc<Self>, key: &str, mut conn: Conn) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        conn.idle_since = Instant::now();
+        if let Ok(mut pool) = self.pool.lock() {
+            let idle = pool.entry(key.to_owned()).or_default();
+            if idle.len() < self.max_idle_per_host {
+                idle.push(conn);
+            }
+        }
+        if let Some(t) = self.idle_timeout {
+            if !self.reaping.swap(true, Ordering::AcqRel) {
+                self.rt.spawn(reap(Arc::downgrade(self), t));
+            }
+        }
+    }
+
+    /// Closes every idle connection (`close_client`).
+    pub(crate) fn clear(&self) {
+        self.closed.store(true, Ordering::Release);
+        let idle = self.pool.lock().map(|mut p| std::mem::take(&mut *p));
+        drop(idle);
+    }
+}
+
+/// Closes idle connections as they pass the idle timeout, until the pool
+/// is empty or the client is gone.
+async fn reap(t: std::sync::Weak<Transport>, timeout: Duration) {
+    // Checked a few times per timeout, so that none lives much past it.
+    let every = (timeout / 4).max(Duration::from_millis(10));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(t) = t.upgrade() else { return };
+        let expired: Vec<Conn> = {
+            let Ok(mut pool) = t.pool.lock() else { return };
+            let mut out = Vec::new();
+            for idle in pool.values_mut() {
+                let (old, fresh): (Vec<Conn>, Vec<Conn>) = std::mem::take(idle)
+                    .into_iter()
+                    .partition(|c| c.idle_since.elapsed() >= timeout);
+                *idle = fresh;
+                out.extend(old);
+            }
+            pool.retain(|_, idle| !idle.is_empty());
+            if pool.is_empty() {
+                t.reaping.store(false, Ordering::Release);
+                drop(pool);
+                drop(out);
+                return;
+            }
+            out
+        };
+        drop(expired);
+    }
+}
+
+/// reqwest's system proxy on Linux is the environment's: a client that
+/// may find one there goes through reqwest.
+fn no_proxy_for_http(p: &ProxyConfig) -> bool {
+    match p {
+        ProxyConfig::NoProxy => true,
+        ProxyConfig::Rules(_) => false,
+        ProxyConfig::System => ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+            .iter()
+            .all(|k| std::env::var_os(k).is_none_or(|v| v.is_empty())),
+    }
+}
+
+/// An in-flight direct request, held by the waiting process. Dropping it
+/// (the process died, or gave up) closes its connection and stops its task.
+pub struct Call {
+    flow: Mutex<Option<Flow>>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for Call {}
+
+/// The request of `spec` on this path, or `None` when it needs reqwest.
+fn template(
+    t: &Transport,
+    spec: Spec,
+    client: &Client,
+) -> Result<Option<Template>, crate::error::Error> {
+    if spec.upload
+        || spec.response_body != BodyMode::Complete
+        || !spec.resilience.is_empty()
+        || !spec.compose.is_plain(client.compose())
+    {
+        return Ok(None);
+    }
+    let checked = spec.checked?;
+    if !checked.compose.is_empty() || Target::of(&checked.url).is_none() {
+        return Ok(None);
+    }
+    let body = match checked.body {
+        RequestBody::Empty => None,
+        RequestBody::Full(b) if b.len() <= MAX_BODY => Some(b),
+        RequestBody::Full(_) | RequestBody::Stream => return Ok(None),
+    };
+    let mut headers = checked.headers;
+    for (k, v) in &t.defaults {
+        if !headers.contains_key(k) {
+            headers.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(Some(Template {
+        method: spec.method,
+        url: checked.url,
+        headers,
+        body,
+    }))
+}
+
+fn store(call: Option<ResourceArc<Call>>, flow: Flow) -> ResourceArc<Call> {
+    match call {
+        Some(c) => {
+            if let Ok(mut slot) = c.flow.lock() {
+                *slot = Some(flow);
+            }
+            c
+        }
+        None => ResourceArc::new(Call {
+            flow: Mutex::new(Some(flow)),
+        }),
+    }
+}
+
+/// `{wait, Call, Ms}`: the time to the nearest deadline, or `infinity`.
+fn wait_term<'a>(env: Env<'a>, flow: Flow, call: Option<ResourceArc<Call>>) -> Term<'a> {
+    let ms = match flow.next_deadline() {
+        Some(d) => exchange::ms_until(d, Instant::now()).encode(env),
+        None => atoms::infinity().encode(env),
+    };
+    (atoms::wait(), store(call, flow), ms).encode(env)
+}
+
+fn answer<'a>(
+    env: Env<'a>,
+    mut flow: Flow,
+    call: Option<ResourceArc<Call>>,
+    reference: Term<'a>,
+) -> Term<'a> {
+    match flow.advance() {
+        Outcome::Reply(head, body) => {
+            match crate::reply::encode_resp(env, &head, Some(&body), Default::default()) {
+                Ok(resp) => (atoms::ok(), resp).encode(env),
+                Err(err) => (atoms::error(), err).encode(env),
+            }
+        }
+        Outcome::Error(e) => (atoms::error(), e).encode(env),
+        Outcome::Again => {
+            // This call used its share: let the scheduler run others.
+            rustler::schedule::consume_timeslice(env, 100);
+            (atoms::again(), store(call, flow)).encode(env)
+        }
+        Outcome::Wait(interest, fd) => {
+            if !fd.select(env, interest, reference) {
+                let e = crate::error::Error::new(crate::error::Code::Unknown, "enif_select failed");
+                return (atoms::error(), e).encode(env);
+            }
+            wait_term(env, flow, call)
+        }
+        Outcome::Parked => wait_term(env, flow, call),
+    }
+}
+
+/// Starts a request on the direct path: `{ok, Resp}`, `{error, Err}`,
+/// `{wait, Call, Ms}`, `{again, Call}` or `fallback` (see erqwest_direct).
+/// `reference` must be a reference: the VM's readiness messages carry it.
+#[rustler::nif]
+fn direct_req<'a>(
+    env: Env<'a>,
+    client: ResourceArc<Client>,
+    reference: Term<'a>,
+    opts: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let fallback = || Ok(atoms::fallback().encode(env));
+    let (Some(t), Some(http)) = (client.direct(), client.get()) else {
+        return fallback();
+    };
+    let Some(rt) = client.runtime().handle() else {
+        return fallback();
+    };
+    if !reference.is_ref() {
+        return Err(rustler::Error::BadArg);
+    }
+    let spec = Spec::decode_for(opts, client.compose())?;
+    let timeout = spec.timeout.or(t.timeout);
+    match template(&t, spec, &client) {
+        Ok(Some(tpl)) => {
+            let gate = Arc::new(tasks::Gate::new(env.pid(), reference));
+            let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
+            let flow = Flow::new(t, http, rt, gate, tpl, deadline);
+            Ok(answer(env, flow, None, reference))
+        }
+        Ok(None) => fallback(),
+        Err(e) => Ok((atoms::error(), e).encode(env)),
+    }
+}
+
+/// Moves a waiting request on after a readiness message.
+#[rustler::nif]
+fn direct_poll<'a>(
+    env: Env<'a>,
+    call: ResourceArc<Call>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let flow = call.flow.lock().ok().and_then(|mut s| s.take());
+    match flow {
+        Some(flow) => Ok(answer(env, flow, Some(call), reference)),
+        None => Err(rustler::Error::BadArg),
+    }
+}
+
+/// Called when the wait of `{wait, Call, Ms}` ran out: `{error, Err}` for
+/// the deadline that passed (the request is dropped), or `{wait, ...}`.
+#[rustler::nif]
+fn direct_expire<'a>(env: Env<'a>, call: ResourceArc<Call>) -> NifResult<Term<'a>> {
+    let flow = call.flow.lock().ok().and_then(|mut s| s.take());
+    let Some(flow) = flow else {
+        return Err(rustler::Error::BadArg);
+    };
+    match flow.expired(Instant::now()) {
+        Some(e) => {
+            drop(flow);
+            Ok((atoms::error(), e).encode(env))
+        }
+        None => Ok(wait_term(env, flow, Some(call))),
+    }
+}

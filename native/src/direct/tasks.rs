@@ -1,0 +1,256 @@
+//! The parts of a direct request that run on the runtime: looking up a
+//! name and connecting, decoding a compressed body, and a redirect to
+//! where the direct path does not go (HTTPS), handed to reqwest. Each
+//! tells the waiting process by message, through a [`Gate`] that the
+//! process can close first.
+
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use rustler::env::OwnedEnv;
+use rustler::{Encoder, Env, LocalPid, OwnedBinary, Term};
+use tokio::sync::oneshot;
+
+use super::exchange::Connected;
+use super::redirect::Template;
+use super::{Accept, Transport};
+use crate::atoms;
+use crate::error::{Code, Error};
+use crate::reply::{encode_resp, Head};
+
+/// Messages to the waiting process, until it closes the gate. Sending
+/// holds the lock, so once `close` returns nothing more comes, and what
+/// came before is already in the mailbox.
+pub(crate) struct Gate {
+    pid: LocalPid,
+    reference: OwnedBinary,
+    open: Mutex<bool>,
+}
+
+impl Gate {
+    pub(crate) fn new(pid: LocalPid, reference: Term) -> Self {
+        Gate {
+            pid,
+            reference: reference.to_binary(),
+            open: Mutex::new(true),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        if let Ok(mut open) = self.open.lock() {
+            *open = false;
+        }
+    }
+
+    fn send<F>(&self, build: F)
+    where
+        F: for<'a> FnOnce(Env<'a>, Term<'a>) -> Term<'a>,
+    {
+        let Ok(open) = self.open.lock() else { return };
+        if !*open {
+            return;
+        }
+        let mut env = OwnedEnv::new();
+        let _ = env.send_and_clear(&self.pid, |e| {
+            // Safe: the bytes are term_to_binary's own output.
+            let r = match unsafe { e.binary_to_term_trusted(self.reference.as_slice()) } {
+                Some((t, _)) => t,
+                None => atoms::undefined().encode(e),
+            };
+            build(e, r)
+        });
+        drop(open);
+    }
+
+    /// The socket's turn: the process polls again (a name was connected).
+    fn wake(&self) {
+        self.send(|e, r| {
+            (
+                atoms::select(),
+                atoms::undefined(),
+                r,
+                atoms::ready_output(),
+            )
+                .encode(e)
+        });
+    }
+
+    fn answer(&self, result: Result<(Head, Bytes), Error>) {
+        self.send(|e, r| match result {
+            Ok((head, body)) => match encode_resp(e, &head, Some(&body), Default::default()) {
+                Ok(resp) => (atoms::erqwest_response(), r, atoms::reply(), resp).encode(e),
+                Err(err) => (atoms::erqwest_response(), r, atoms::error(), err).encode(e),
+            },
+            Err(err) => (atoms::erqwest_response(), r, atoms::error(), err).encode(e),
+        });
+    }
+}
+
+/// Connects to names on the runtime (a lookup blocks).
+pub(crate) struct Resolver {
+    pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) gate: Arc<Gate>,
+    pub(crate) transport: Arc<Transport>,
+}
+
+impl Resolver {
+    pub(crate) fn connect(&self, host: String, port: u16, url: String) -> Connected {
+        let (tx, rx) = oneshot::channel();
+        let gate = self.gate.clone();
+        let t = self.transport.clone();
+        self.rt.spawn(async move {
+            let r = connect_name(&t, &host, port, &url).await;
+            if tx.send(r).is_ok() {
+                gate.wake();
+            }
+        });
+        rx
+    }
+}
+
+async fn connect_name(
+    t: &Transport,
+    host: &str,
+    port: u16,
+    url: &str,
+) -> Result<std::net::TcpStream, Error> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| {
+            Error::new(
+                Code::Connect,
+                format!(
+                    "error sending request for url ({url}): client error (Connect): dns error: {e}"
+                ),
+            )
+        })?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match connect_addr(t, addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(super::connect::refused(
+        url,
+        last.map_or_else(|| "no addresses".to_owned(), |e| e.to_string()),
+    ))
+}
+
+async fn connect_addr(t: &Transport, addr: SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(ip) = t.local_address {
+        sock.bind(SocketAddr::new(ip, 0))?;
+    }
+    let stream = sock.connect(addr).await?;
+    let std = stream.into_std()?;
+    super::connect::tune(&socket2::SockRef::from(&std), t);
+    Ok(std)
+}
+
+/// A service that answers with a response already received, so that
+/// tower-http's decompression (reqwest's own) can be put in front of it.
+struct Received(Option<http::Response<Full<Bytes>>>);
+
+impl tower_service::Service<http::Request<()>> for Received {
+    type Response = http::Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _req: http::Request<()>) -> Self::Future {
+        ready(Ok(self.0.take().unwrap_or_default()))
+    }
+}
+
+/// Whether reqwest would decode a body with these headers.
+pub(crate) fn compressed(accept: Accept, head: &Head) -> bool {
+    match head.headers.get(reqwest::header::CONTENT_ENCODING) {
+        Some(v) => match v.as_bytes() {
+            b"gzip" => accept.gzip,
+            b"deflate" => accept.deflate,
+            b"br" => accept.brotli,
+            b"zstd" => accept.zstd,
+            _ => false,
+        },
+        None => false,
+    }
+}
+
+/// Decodes a complete body on the runtime and answers with it.
+pub(crate) fn decode(
+    rt: &tokio::runtime::Handle,
+    gate: Arc<Gate>,
+    accept: Accept,
+    head: Head,
+    body: Bytes,
+) -> tokio::task::AbortHandle {
+    rt.spawn(async move {
+        let r = decoded(accept, head, body).await;
+        gate.answer(r);
+    })
+    .abort_handle()
+}
+
+async fn decoded(accept: Accept, mut head: Head, body: Bytes) -> Result<(Head, Bytes), Error> {
+    use tower_service::Service;
+    let mut resp = http::Response::new(Full::new(body));
+    *resp.status_mut() = http::StatusCode::from_u16(head.status).unwrap_or_default();
+    *resp.version_mut() = head.version;
+    *resp.headers_mut() = std::mem::take(&mut head.headers);
+    let mut svc = tower_http::decompression::Decompression::new(Received(Some(resp)))
+        .gzip(accept.gzip)
+        .deflate(accept.deflate)
+        .br(accept.brotli)
+        .zstd(accept.zstd);
+    let resp = match svc.call(http::Request::new(())).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let (parts, body) = resp.into_parts();
+    head.headers = parts.headers;
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| Error::new(Code::Body, format!("error decoding response body: {e}")))?
+        .to_bytes();
+    Ok((head, bytes))
+}
+
+/// The rest of a redirect chain through reqwest (a hop to HTTPS).
+pub(crate) fn handoff(
+    rt: &tokio::runtime::Handle,
+    gate: Arc<Gate>,
+    http: reqwest::Client,
+    hop: Template,
+    headers: reqwest::header::HeaderMap,
+) -> tokio::task::AbortHandle {
+    rt.spawn(async move {
+        let mut rb = http.request(hop.method, hop.url).headers(headers);
+        if let Some(b) = hop.body {
+            rb = rb.body(b);
+        }
+        let r = async {
+            let mut resp = rb.send().await.map_err(|e| Error::from_reqwest(&e))?;
+            let head = Head::take(&mut resp);
+            let body = resp.bytes().await.map_err(|e| Error::from_reqwest(&e))?;
+            Ok((head, body))
+        }
+        .await;
+        gate.answer(r);
+    })
+    .abort_handle()
+}
