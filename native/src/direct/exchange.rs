@@ -16,8 +16,11 @@ use super::{Target, Transport};
 use crate::error::{Code, Error};
 use crate::reply::Head;
 
-/// Bytes of body one NIF call reads at most before it lets the scheduler go.
-const READ_PER_CALL: usize = 256 * 1024;
+/// Body one NIF call reads at most before it lets the scheduler go: this
+/// many bytes or this long, whichever comes first (a frame is at most one
+/// read, see `io::RECV_MAX`).
+const READ_PER_CALL: usize = 128 * 1024;
+const TIME_PER_CALL: Duration = Duration::from_micros(200);
 
 /// Bodies are gathered into a buffer of their announced size, up to this.
 const MAX_HINT: usize = 64 * 1024 * 1024;
@@ -182,6 +185,7 @@ impl Exchange {
         let waker = Waker::from(self.flag.clone());
         let mut cx = Context::from_waker(&waker);
         let mut read = 0usize;
+        let started = Instant::now();
         // Each pass either moves or returns; the bound is for a hyper that
         // kept waking itself without moving.
         for _ in 0..64 {
@@ -298,7 +302,7 @@ impl Exchange {
                             break;
                         }
                     }
-                    if read >= READ_PER_CALL {
+                    if read >= READ_PER_CALL || started.elapsed() >= TIME_PER_CALL {
                         // Let the scheduler go; hyper may hold the rest in
                         // its buffer already, so this is not a wait.
                         self.touch();

@@ -12,6 +12,11 @@ use std::task::{Context, Poll};
 
 use super::fd::{Fd, Interest};
 
+/// Bytes one read takes at most: hyper reads as much as its buffer holds
+/// (up to ~400 KB), which would make one body frame, and one NIF call,
+/// too long.
+pub(crate) const RECV_MAX: usize = 64 * 1024;
+
 const WANT_READ: u8 = 1;
 const WANT_WRITE: u8 = 2;
 
@@ -88,7 +93,9 @@ impl hyper::rt::Read for SockIo {
     ) -> Poll<io::Result<()>> {
         // Safe: `recv` only writes initialised bytes, and `advance` counts
         // no more than it wrote.
-        match recv(&self.fd, unsafe { buf.as_mut() }) {
+        let dst = unsafe { buf.as_mut() };
+        let len = dst.len().min(RECV_MAX);
+        match recv(&self.fd, &mut dst[..len]) {
             Ok(n) => {
                 unsafe { buf.advance(n) };
                 Poll::Ready(Ok(()))

@@ -144,13 +144,15 @@ impl Transport {
         if !plain {
             return None;
         }
+        // In the order reqwest's builder puts them: `accept` first, the
+        // default headers (replacing in place), then `user-agent`.
         let mut defaults = HeaderMap::new();
         defaults.insert(reqwest::header::ACCEPT, HeaderValue::from_static("*/*"));
-        if let Ok(ua) = HeaderValue::from_bytes(&c.user_agent) {
-            defaults.insert(reqwest::header::USER_AGENT, ua);
-        }
         for (k, v) in &c.default_headers {
             defaults.insert(k.clone(), v.clone());
+        }
+        if let Ok(ua) = HeaderValue::from_bytes(&c.user_agent) {
+            defaults.insert(reqwest::header::USER_AGENT, ua);
         }
         let accept = Accept {
             gzip: c.gzip,
@@ -297,9 +299,12 @@ fn template(
             headers.insert(k.clone(), v.clone());
         }
     }
+    // A fragment never goes on the wire, nor into the answer's `url`.
+    let mut url = checked.url;
+    url.set_fragment(None);
     Ok(Some(Template {
         method: spec.method,
-        url: checked.url,
+        url,
         headers,
         body,
     }))

@@ -75,13 +75,15 @@ impl Chain {
             StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT => {}
             _ => return Next::Stop,
         }
-        let Some(next) = headers
+        let Some(mut next) = headers
             .get(LOCATION)
             .and_then(|l| std::str::from_utf8(l.as_bytes()).ok())
             .and_then(|l| t.url.join(l).ok())
         else {
             return Next::Stop;
         };
+        // As http's `Uri`, which reqwest's chain goes through, has none.
+        next.set_fragment(None);
         let previous = t.url.clone();
         self.previous.push(previous.clone());
         match policy {

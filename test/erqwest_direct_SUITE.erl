@@ -1,0 +1,424 @@
+%% The direct path (native/src/direct/, erqwest_direct): plain HTTP/1.1
+%% requests of erqwest:req/2 answered on the caller's scheduler.
+%%
+%% The parity group sends each request twice, once through erqwest:req/2
+%% (direct) and once through erqwest_async (reqwest), and checks that the
+%% bytes on the wire and the answers are the same. The other groups check
+%% that the path is really taken, and what happens at its edges: dead
+%% callers, timeouts, connections the server closed, names, redirects that
+%% leave plain HTTP, compressed bodies, and messages never left behind.
+-module(erqwest_direct_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-compile([export_all, nowarn_export_all]).
+
+all() ->
+    [{group, parity}, {group, path}, {group, lifecycle}, {group, edges}].
+
+groups() ->
+    [{parity, [parallel], [get_and_head, post_bodies, headers_and_query, client_defaults,
+                           redirects_303_302_307, redirect_credentials_and_referer,
+                           redirect_limit, compressed_bodies, errors]},
+     {path, [], [no_task_is_used, fallbacks_still_work, pooled_connection_reused]},
+     {lifecycle, [], [caller_killed_while_waiting, timeout_leaves_no_message,
+                      read_timeout, stale_keep_alive_is_resent, close_client_in_flight,
+                      many_requests_leave_mailbox_empty]},
+     {edges, [], [names_are_looked_up_once, redirect_to_https_goes_to_reqwest,
+                  large_body_in_several_calls, large_request_body_falls_back]}].
+
+init_per_suite(Config) ->
+    {ok, _} = application:ensure_all_started(erqwest),
+    {ok, _} = application:ensure_all_started(ssl),
+    Config.
+
+end_per_suite(_Config) ->
+    application:stop(erqwest).
+
+%%% helpers
+
+handler(#{path := <<"/echo", _/binary>>, method := M, body := B}) ->
+    {200, [{"x-method", M}, {"content-type", "text/plain"}], B};
+handler(#{path := <<"/r303">>}) -> {303, [{"location", "/echo/after303"}], <<"see">>};
+handler(#{path := <<"/r302">>}) -> {302, [{"location", "/echo/after302"}], <<>>};
+handler(#{path := <<"/r307">>}) -> {307, [{"location", "/echo/after307"}], <<>>};
+handler(#{path := <<"/loop/", N/binary>>}) ->
+    Next = integer_to_binary(binary_to_integer(N) + 1),
+    {302, [{"location", <<"/loop/", Next/binary>>}], <<>>};
+handler(#{path := <<"/gzip">>}) ->
+    {200, [{"content-encoding", "gzip"}], zlib:gzip(<<"plain text, squeezed">>)};
+handler(#{path := <<"/badgzip">>}) ->
+    {200, [{"content-encoding", "gzip"}], <<"not gzip at all">>};
+handler(#{path := <<"/big">>}) ->
+    {200, [], binary:copy(<<"0123456789abcdef">>, 1 bsl 18)};
+handler(_) ->
+    {200, [{"x-dup", "a"}, {"x-dup", "b"}], <<"ok">>}.
+
+with_server(Fun) -> with_server(fun handler/1, Fun).
+
+with_server(Handler, Fun) ->
+    {ok, S} = erqwest_test_server:start(Handler),
+    try Fun(S) after erqwest_test_server:stop(S) end.
+
+url(S, Path) -> erqwest_test_server:url(S, Path).
+
+%% The answer through reqwest, as erqwest:req/2 gave it before this path.
+via_reqwest(C, Opts) ->
+    Ref = make_ref(),
+    _ = erqwest_async:req(C, self(), Ref, Opts),
+    receive
+        {erqwest_response, Ref, reply, Resp} -> {ok, Resp};
+        {erqwest_response, Ref, error, Err} -> {error, Err}
+    after 5000 -> error(no_answer)
+    end.
+
+%% Sends `Opts' both ways on server `S' and checks the two requests on the
+%% wire and the two answers; returns the direct answer.
+same(C, S, Opts) ->
+    Before = length(erqwest_test_server:requests(S)),
+    Direct = erqwest:req(C, Opts),
+    Mid = length(erqwest_test_server:requests(S)),
+    Reqwest = via_reqwest(C, Opts),
+    All = erqwest_test_server:requests(S),
+    {DirectReqs, ReqwestReqs} = lists:split(Mid - Before, lists:nthtail(Before, All)),
+    ?assertEqual([Raw || #{raw := Raw} <- ReqwestReqs], [Raw || #{raw := Raw} <- DirectReqs]),
+    ?assertEqual(comparable(Reqwest), comparable(Direct)),
+    Direct.
+
+%% Error reasons are each path's own words; codes must agree.
+comparable({error, #{code := Code}}) -> {error, Code};
+comparable(Ok) -> Ok.
+
+%%% parity
+
+get_and_head(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        {ok, #{status := 200, body := <<"ok">>, headers := H}} =
+            same(C, S, #{method => get, url => url(S, "/")}),
+        ?assertEqual([<<"a">>, <<"b">>], proplists:get_all_values(<<"x-dup">>, H)),
+        {ok, #{status := 200, body := <<>>}} = same(C, S, #{method => head, url => url(S, "/")}),
+        {ok, _} = same(C, S, #{method => delete, url => url(S, "/echo")}),
+        {ok, _} = same(C, S, #{method => options, url => url(S, "/echo")})
+    end).
+
+post_bodies(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        {ok, #{body := <<"hello">>}} =
+            same(C, S, #{method => post, url => url(S, "/echo"), body => <<"hello">>}),
+        {ok, #{body := <<>>}} = same(C, S, #{method => post, url => url(S, "/echo"), body => <<>>}),
+        {ok, _} = same(C, S, #{method => post, url => url(S, "/echo")}),
+        {ok, _} = same(C, S, #{method => put, url => url(S, "/echo"),
+                               body => binary:copy(<<"x">>, 100000)}),
+        {ok, _} = same(C, S, #{method => patch, url => url(S, "/echo"), body => <<"p">>,
+                               headers => [{<<"content-type">>, <<"text/plain">>}]})
+    end).
+
+headers_and_query(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        {ok, _} = same(C, S, #{method => get, url => url(S, "/echo/a%20b?x=1&y=%C3%A9#frag"),
+                               headers => [{<<"X-One">>, <<"1">>}, {<<"x-two">>, <<"2">>},
+                                           {<<"x-one">>, <<"again">>},
+                                           {<<"accept">>, <<"text/html">>},
+                                           {<<"user-agent">>, <<"mine">>},
+                                           {<<"host">>, <<"example.test">>}]}),
+        {ok, _} = same(C, S, #{method => get, url => url(S, "/echo"),
+                               headers => [{<<"x-latin1">>, <<"caf", 233>>}]})
+    end).
+
+client_defaults(_Config) ->
+    with_server(fun(S) ->
+        C1 = erqwest:make_client(#{user_agent => <<"agent/1">>,
+                                   default_headers => [{<<"x-default">>, <<"d">>},
+                                                       {<<"accept">>, <<"a/b">>}]}),
+        {ok, _} = same(C1, S, #{method => get, url => url(S, "/")}),
+        {ok, _} = same(C1, S, #{method => get, url => url(S, "/"),
+                                headers => [{<<"x-default">>, <<"mine">>}]}),
+        C2 = erqwest:make_client(#{gzip => false, brotli => false, deflate => true,
+                                   zstd => false, tcp_nodelay => false}),
+        {ok, _} = same(C2, S, #{method => get, url => url(S, "/")}),
+        C3 = erqwest:make_client(#{follow_redirects => false}),
+        {ok, #{status := 303}} = same(C3, S, #{method => get, url => url(S, "/r303")})
+    end).
+
+redirects_303_302_307(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        Post = fun(Path) -> #{method => post, url => url(S, Path), body => <<"payload">>,
+                              headers => [{<<"content-type">>, <<"text/plain">>}]} end,
+        {ok, #{status := 200, body := <<>>, url := U303}} = same(C, S, Post("/r303")),
+        ?assertEqual(url(S, "/echo/after303"), U303),
+        {ok, #{headers := H302}} = same(C, S, Post("/r302")),
+        ?assertEqual(<<"GET">>, proplists:get_value(<<"x-method">>, H302)),
+        {ok, #{body := <<"payload">>, headers := H307}} = same(C, S, Post("/r307")),
+        ?assertEqual(<<"POST">>, proplists:get_value(<<"x-method">>, H307))
+    end).
+
+redirect_credentials_and_referer(_Config) ->
+    with_server(fun(Other) ->
+        OtherUrl = url(Other, "/echo/elsewhere"),
+        Handler = fun(#{path := <<"/away">>}) -> {302, [{"location", OtherUrl}], <<>>};
+                     (#{path := <<"/near">>}) -> {302, [{"location", "/echo/near"}], <<>>};
+                     (Req) -> handler(Req)
+                  end,
+        with_server(Handler, fun(S) ->
+            C = erqwest:make_client(),
+            Auth = [{<<"authorization">>, <<"Bearer secret">>}, {<<"cookie">>, <<"a=b">>}],
+            {ok, _} = same(C, S, #{method => get, url => url(S, "/near"), headers => Auth}),
+            #{headers := Near} = lists:last(erqwest_test_server:requests(S)),
+            ?assertEqual(<<"Bearer secret">>, proplists:get_value(<<"authorization">>, Near)),
+            ?assertEqual(url(S, "/near"), proplists:get_value(<<"referer">>, Near)),
+            Before = length(erqwest_test_server:requests(Other)),
+            {ok, #{status := 200}} = erqwest:get(C, url(S, "/away"), #{headers => Auth}),
+            [#{headers := Away}] = lists:nthtail(Before, erqwest_test_server:requests(Other)),
+            ?assertEqual(undefined, proplists:get_value(<<"authorization">>, Away)),
+            ?assertEqual(undefined, proplists:get_value(<<"cookie">>, Away)),
+            ?assertEqual(url(S, "/away"), proplists:get_value(<<"referer">>, Away))
+        end)
+    end).
+
+redirect_limit(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(#{follow_redirects => 3}),
+        {error, #{code := redirect}} = same(C, S, #{method => get, url => url(S, "/loop/0")}),
+        %% Three followed, the fourth refused: 4 requests each way.
+        ?assertEqual(8, length(erqwest_test_server:requests(S)))
+    end).
+
+compressed_bodies(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        {ok, #{body := <<"plain text, squeezed">>, headers := H}} =
+            same(C, S, #{method => get, url => url(S, "/gzip")}),
+        ?assertEqual(undefined, proplists:get_value(<<"content-encoding">>, H)),
+        ?assertEqual(undefined, proplists:get_value(<<"content-length">>, H)),
+        {error, #{code := body}} = same(C, S, #{method => get, url => url(S, "/badgzip")}),
+        Off = erqwest:make_client(#{gzip => false}),
+        {ok, #{headers := HOff}} = same(Off, S, #{method => get, url => url(S, "/gzip")}),
+        ?assertEqual(<<"gzip">>, proplists:get_value(<<"content-encoding">>, HOff))
+    end).
+
+errors(_Config) ->
+    C = erqwest:make_client(),
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Port} = inet:port(L),
+    ok = gen_tcp:close(L),
+    Url = iolist_to_binary(["http://127.0.0.1:", integer_to_list(Port), "/"]),
+    {error, #{code := connect}} = erqwest:get(C, Url),
+    {error, #{code := connect}} = via_reqwest(C, #{method => get, url => Url}),
+    {error, #{code := url}} = erqwest:get(C, <<"http://[::1/">>),
+    {error, #{code := request}} = erqwest:get(C, <<"http://127.0.0.1:1/">>,
+                                              #{headers => [{<<"bad header">>, <<"v">>}]}),
+    ?assertError(badarg, erqwest:get(C, Url, #{unknown_option => 1})),
+    Garbage = fun(_) -> {raw_close, <<"NOT HTTP AT ALL\r\n\r\n">>} end,
+    with_server(Garbage, fun(S) ->
+        {error, #{code := request}} = same(C, S, #{method => get, url => url(S, "/")})
+    end).
+
+%%% path
+
+%% While the server holds the response, no reqwest handle or task exists
+%% for a direct request; one does for the async path.
+no_task_is_used(_Config) ->
+    Self = self(),
+    Hold = fun(_) -> {custom, fun(Sock, Req) ->
+        Self ! {held, self()},
+        receive go -> ok end,
+        erqwest_test_server:send_response({gen_tcp, Sock}, {200, [], <<"late">>}, Req),
+        keep
+    end} end,
+    with_server(Hold, fun(S) ->
+        C = erqwest:make_client(),
+        Caller = spawn_link(fun() -> Self ! {done, erqwest:get(C, url(S, "/"))} end),
+        ConnPid = receive {held, P} -> P end,
+        ?assertEqual({0, 0}, erqwest_nif:live_resources()),
+        ConnPid ! go,
+        receive {done, {ok, #{body := <<"late">>}}} -> ok after 5000 -> error(no_answer) end,
+        unlink(Caller)
+    end).
+
+fallbacks_still_work(_Config) ->
+    with_server(fun(S) ->
+        Cookies = erqwest:make_client(#{cookie_store => true}),
+        {ok, #{body := <<"ok">>}} = erqwest:get(Cookies, url(S, "/")),
+        C = erqwest:make_client(),
+        {ok, #{body := H}} = erqwest:get(C, url(S, "/"), #{response_body => stream}),
+        {ok, <<"ok">>} = erqwest:read(H),
+        {ok, #{body := <<"ab">>}} = erqwest:post(C, url(S, "/echo"), #{body => [<<"a">>, "b"]}),
+        {ok, #{body := <<"{\"a\":1}">>}} = erqwest:post(C, url(S, "/echo"), #{json => #{a => 1}})
+    end).
+
+pooled_connection_reused(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        [{ok, _} = erqwest:get(C, url(S, "/")) || _ <- lists:seq(1, 50)],
+        ?assertEqual(1, erqwest_test_server:connections(S)),
+        %% The async path has a pool of its own.
+        {ok, _} = via_reqwest(C, #{method => get, url => url(S, "/")}),
+        ?assertEqual(2, erqwest_test_server:connections(S))
+    end).
+
+%%% lifecycle
+
+stall(_) -> {custom, fun(_Sock, _Req) -> timer:sleep(2000), close end}.
+
+caller_killed_while_waiting(_Config) ->
+    with_server(fun stall/1, fun(S) ->
+        C = erqwest:make_client(),
+        Pid = spawn(fun() -> erqwest:get(C, url(S, "/")) end),
+        ok = wait_until(fun() -> erqwest_test_server:open_connections(S) =:= 1 end),
+        exit(Pid, kill),
+        erlang:garbage_collect(),
+        %% The call's resource went with the process: its socket is closed.
+        ?assertEqual(ok, erqwest_test_server:wait_closed(S, 0))
+    end),
+    with_server(fun(S) ->
+        {ok, #{status := 200}} = erqwest:get(erqwest:make_client(), url(S, "/"))
+    end).
+
+timeout_leaves_no_message(_Config) ->
+    with_server(fun stall/1, fun(S) ->
+        C = erqwest:make_client(),
+        T0 = erlang:monotonic_time(millisecond),
+        {error, #{code := timeout}} = erqwest:get(C, url(S, "/"), #{timeout => 100}),
+        ?assert(erlang:monotonic_time(millisecond) - T0 < 1000),
+        ?assertEqual(ok, erqwest_test_server:wait_closed(S, 0)),
+        Client2 = erqwest:make_client(#{timeout => 50}),
+        {error, #{code := timeout}} = erqwest:get(Client2, url(S, "/")),
+        ?assertEqual(none, any_message(200))
+    end).
+
+read_timeout(_Config) ->
+    with_server(fun stall/1, fun(S) ->
+        C = erqwest:make_client(#{read_timeout => 100}),
+        {error, #{code := timeout}} = erqwest:get(C, url(S, "/")),
+        ?assertEqual(none, any_message(100))
+    end).
+
+any_message(After) ->
+    receive M -> {message, M} after After -> none end.
+
+%% The server answers without `connection: close' and then closes: the
+%% next request finds the pooled connection dead and goes on a new one.
+stale_keep_alive_is_resent(_Config) ->
+    Resp = <<"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok">>,
+    with_server(fun(_) -> {raw_close, Resp} end, fun(S) ->
+        C = erqwest:make_client(),
+        [{ok, #{body := <<"ok">>}} = erqwest:get(C, url(S, "/")) || _ <- lists:seq(1, 20)],
+        ?assertEqual(20, erqwest_test_server:connections(S))
+    end).
+
+close_client_in_flight(_Config) ->
+    Self = self(),
+    Slow = fun(_) -> {custom, fun(Sock, Req) ->
+        timer:sleep(200),
+        erqwest_test_server:send_response({gen_tcp, Sock}, {200, [], <<"late">>}, Req),
+        keep
+    end} end,
+    with_server(Slow, fun(S) ->
+        C = erqwest:make_client(),
+        spawn_link(fun() -> Self ! {done, erqwest:get(C, url(S, "/"))} end),
+        ok = wait_until(fun() -> erqwest_test_server:open_connections(S) =:= 1 end),
+        ok = erqwest:close_client(C),
+        receive {done, {ok, #{body := <<"late">>}}} -> ok after 5000 -> error(no_answer) end,
+        %% Not put back in a closed client's pool.
+        ?assertEqual(ok, erqwest_test_server:wait_closed(S, 0)),
+        ?assertError(badarg, erqwest:get(C, url(S, "/")))
+    end).
+
+many_requests_leave_mailbox_empty(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        [{ok, _} = erqwest:get(C, url(S, P)) || _ <- lists:seq(1, 100),
+                                                P <- ["/", "/gzip", "/r302", "/big"]],
+        ?assertEqual(none, any_message(100))
+    end).
+
+%%% edges
+
+names_are_looked_up_once(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        Url = iolist_to_binary(["http://localhost:", integer_to_list(erqwest_test_server:port(S)),
+                                "/"]),
+        [{ok, #{status := 200}} = erqwest:get(C, Url) || _ <- lists:seq(1, 10)],
+        ?assertEqual(1, erqwest_test_server:connections(S)),
+        #{headers := H} = lists:last(erqwest_test_server:requests(S)),
+        ?assertMatch(<<"localhost:", _/binary>>, proplists:get_value(<<"host">>, H)),
+        Bad = <<"http://no-such-host.invalid/">>,
+        {error, #{code := connect}} = erqwest:get(C, Bad),
+        {error, #{code := connect}} = via_reqwest(C, #{method => get, url => Bad})
+    end).
+
+redirect_to_https_goes_to_reqwest(Config) ->
+    Certs = erqwest_test_certs:make(filename:join(?config(priv_dir, Config), "certs")),
+    #{server_cert := Cert, server_key := Key, ca := Ca} = Certs,
+    {ok, Tls} = erqwest_test_server:start(fun(#{headers := H}) ->
+                                              {200, [], proplists:get_value(<<"referer">>, H, <<"none">>)}
+                                          end, #{tls => [{certfile, Cert}, {keyfile, Key}]}),
+    try
+        Target = erqwest_test_server:url(Tls, "/secure"),
+        with_server(fun(_) -> {302, [{"location", Target}], <<>>} end, fun(S) ->
+            C = erqwest:make_client(#{additional_root_certs => [erqwest_test_certs:der(Ca)]}),
+            {ok, #{status := 200, url := Target, body := Referer}} = erqwest:get(C, url(S, "/go")),
+            ?assertEqual(url(S, "/go"), Referer),
+            ?assertEqual(none, any_message(100))
+        end)
+    after
+        erqwest_test_server:stop(Tls)
+    end.
+
+%% 4 MB: no NIF call reads more than its share (128 KB or 200 us, then at
+%% most one more of hyper's frames), so the body takes many calls, each
+%% well inside the 1 ms budget; a small body takes one call after the
+%% start. The protocol of erqwest_direct, driven by hand.
+large_body_in_several_calls(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        {ok, _} = erqwest:get(C, url(S, "/")),
+        {{ok, #{body := <<"ok">>}}, Small} = drive(C, #{method => get, url => url(S, "/")}),
+        ?assert(length(Small) =< 2, Small),
+        Big = binary:copy(<<"0123456789abcdef">>, 1 bsl 18),
+        {{ok, #{body := Big}}, Times} = drive(C, #{method => get, url => url(S, "/big")}),
+        ct:pal("4 MB body: ~p NIF calls, ~p us median, ~p us max",
+               [length(Times), lists:nth(length(Times) div 2 + 1, lists:sort(Times)),
+                lists:max(Times)]),
+        ?assert(length(Times) >= 16, length(Times)),
+        ?assert(lists:nth(length(Times) div 2 + 1, lists:sort(Times)) < 1000)
+    end).
+
+%% The answer and the wall-clock time of each NIF call it took.
+drive(C, Opts) ->
+    Ref = make_ref(),
+    drive(timed(fun() -> erqwest_nif:direct_req(C, Ref, Opts) end), Ref, []).
+
+drive({{wait, Call, Ms}, T}, Ref, Acc) ->
+    receive {select, _, Ref, _} -> ok after Ms -> error(timeout) end,
+    drive(timed(fun() -> erqwest_nif:direct_poll(Call, Ref) end), Ref, [T | Acc]);
+drive({{again, Call}, T}, Ref, Acc) ->
+    drive(timed(fun() -> erqwest_nif:direct_poll(Call, Ref) end), Ref, [T | Acc]);
+drive({Answer, T}, _Ref, Acc) ->
+    {Answer, lists:reverse([T | Acc])}.
+
+timed(F) ->
+    T0 = erlang:monotonic_time(microsecond),
+    R = F(),
+    {R, erlang:monotonic_time(microsecond) - T0}.
+
+large_request_body_falls_back(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        Big = binary:copy(<<"y">>, 1 bsl 20),
+        {ok, #{body := Big}} = same(C, S, #{method => post, url => url(S, "/echo"), body => Big})
+    end).
+
+wait_until(F) -> wait_until(F, 100).
+wait_until(_F, 0) -> timeout;
+wait_until(F, N) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(20), wait_until(F, N - 1)
+    end.
