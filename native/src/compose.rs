@@ -58,6 +58,10 @@ pub enum Body {
     Json(Vec<u8>),
     Form(pairs::Pairs),
     Multipart(Vec<multipart::PartSpec>),
+    /// A multipart body with its files open ([`Wire::open_files`]).
+    /// Boxed: the form is larger than the other bodies, and every
+    /// request carries room for one.
+    Opened(Box<reqwest::multipart::Form>),
 }
 
 /// The request options of this module, as decoded.
@@ -176,15 +180,29 @@ impl Wire {
         if self.auth.is_some() {
             headers.remove(reqwest::header::AUTHORIZATION);
         }
-        if matches!(self.body, Some(Body::Multipart(_))) {
+        if matches!(self.body, Some(Body::Multipart(_) | Body::Opened(_))) {
             headers.remove(reqwest::header::CONTENT_TYPE);
         }
     }
 
+    /// Opens a multipart body's files, the one wait in building a
+    /// request: done first and apart, so that a request builder's future
+    /// holds nothing else across it.
+    pub async fn open_files(&mut self) -> Result<(), Error> {
+        if let Some(Body::Multipart(parts)) = &mut self.body {
+            let parts = std::mem::take(parts);
+            // Boxed: opening files makes this future over a kilobyte, which
+            // would otherwise be part of every request's task.
+            let form = Box::pin(multipart::form(parts)).await?;
+            self.body = Some(Body::Opened(Box::new(form)));
+        }
+        Ok(())
+    }
+
     /// Applies query, body and auth to a request being built, after its
-    /// headers; `content_type_set` says whether the caller set one (then a
-    /// JSON or form body keeps it).
-    pub async fn apply(
+    /// headers and [`Wire::open_files`]; `content_type_set` says whether
+    /// the caller set one (then a JSON or form body keeps it).
+    pub fn apply(
         self,
         mut rb: reqwest::RequestBuilder,
         content_type_set: bool,
@@ -202,7 +220,13 @@ impl Wire {
                 rb = rb.body(text);
             }
             Some(Body::Form(pairs)) => rb = rb.form(&pairs),
-            Some(Body::Multipart(parts)) => rb = rb.multipart(multipart::form(parts).await?),
+            Some(Body::Opened(form)) => rb = rb.multipart(*form),
+            Some(Body::Multipart(_)) => {
+                return Err(Error::new(
+                    crate::error::Code::Unknown,
+                    "multipart files not opened",
+                ))
+            }
         }
         if let Some(a) = &self.auth {
             rb = a.apply(rb);

@@ -239,10 +239,7 @@ fn start<'a>(
         Replier::new(pid, reference, progress).decode_with(spec.compose.decoding(client.compose()));
     let live = Live::new(&LIVE_TASKS);
     let state = client.resilience().clone();
-    rt.spawn(async move {
-        let _live = live;
-        task::drive(http, state, spec, rx, out).await;
-    });
+    rt.spawn(task::drive(http, state, Box::new(spec), rx, out, live));
     Ok(handle)
 }
 

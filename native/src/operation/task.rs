@@ -271,7 +271,7 @@ async fn follow(ctx: &Ctx, spec: Spec, mut mode: Mode, out: &mut Replier) -> Res
         url,
         mut headers,
         body,
-        compose,
+        mut compose,
     } = spec.checked?;
     compose.strip_replaced(&mut headers);
     let content_type_set = headers.contains_key(reqwest::header::CONTENT_TYPE);
@@ -279,7 +279,8 @@ async fn follow(ctx: &Ctx, spec: Spec, mut mode: Mode, out: &mut Replier) -> Res
     if let Some(b) = body {
         rb = rb.body(b);
     }
-    rb = compose.apply(rb, content_type_set).await?;
+    compose.open_files().await?;
+    rb = compose.apply(rb, content_type_set)?;
     let resp = ctx
         .send(rb)
         .await

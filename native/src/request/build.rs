@@ -5,6 +5,7 @@
 //! lives in one place, and so that other tasks (retries, event streams)
 //! can build the same request again.
 
+use std::future::Future;
 use std::time::Duration;
 
 use super::{Checked, RequestBody};
@@ -20,8 +21,24 @@ pub(crate) struct Built {
 
 /// Builds the request on `http` (whose defaults, such as its timeout and
 /// default headers, then apply). Async because a multipart body opens its
-/// files here, on the runtime.
-pub(crate) async fn build(
+/// files here, on the runtime; that wait comes first, so that nothing but
+/// the arguments is held across it. Not an `async fn`, which would keep
+/// its arguments twice (rust-lang/rust#62958): this future is part of
+/// every request's task.
+#[allow(clippy::manual_async_fn)] // on purpose, see above
+pub(crate) fn build(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    mut checked: Checked,
+    timeout: Option<Duration>,
+) -> impl Future<Output = Result<Built, Error>> + '_ {
+    async move {
+        checked.compose.open_files().await?;
+        build_opened(http, method, checked, timeout)
+    }
+}
+
+fn build_opened(
     http: &reqwest::Client,
     method: reqwest::Method,
     checked: Checked,
@@ -52,7 +69,7 @@ pub(crate) async fn build(
             upload = Some(tx);
         }
     }
-    rb = compose.apply(rb, content_type_set).await?;
+    rb = compose.apply(rb, content_type_set)?;
     let request = rb.build().map_err(|e| {
         // A header value reqwest refused (a bearer token with a newline,
         // say) is a bad request, as a bad header is.

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -16,6 +17,7 @@ use super::{BodyMode, Spec, FOREVER};
 use crate::body;
 use crate::error::Error;
 use crate::inbox::{Command, Receiver};
+use crate::live::Live;
 use crate::reply::{Head, Replier};
 use crate::resilience::{ClientState, Plan};
 
@@ -23,68 +25,107 @@ use crate::resilience::{ClientState, Plan};
 const POOL_YIELDS: usize = 2;
 
 /// Runs one request until its final message is sent (by `out`, or by its
-/// destructor if the task is dropped first).
-pub(super) async fn drive(
+/// destructor if the task is dropped first); `live` counts the task until
+/// its future is dropped.
+///
+/// Not an `async fn`, which would keep its arguments twice in the task
+/// (rust-lang/rust#62958); and the request is built here, so that `run`
+/// is not given the whole spec to keep too. Every byte of this future is
+/// paid for each request in flight (bench/README.md).
+#[allow(clippy::manual_async_fn)] // on purpose, see above
+pub(super) fn drive(
     http: reqwest::Client,
-    state: std::sync::Arc<ClientState>,
-    mut spec: Spec,
+    state: Arc<ClientState>,
+    spec: Box<Spec>,
     mut cmds: Receiver,
     mut out: Replier,
-) {
-    // Retries, hedging, limits and timings (resilience/).
-    let plan = Plan::new(state, std::mem::take(&mut spec.resilience));
-    if let Err(e) = run(&http, &plan, spec, &mut cmds, &mut out).await {
-        if !out.is_done() {
-            plan.send_error(&mut out, &e);
+    live: Live,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _live = live;
+        let Spec {
+            method,
+            checked,
+            response_body: mode,
+            timeout,
+            resilience,
+            ..
+        } = unbox(spec);
+        // Retries, hedging, limits and timings (resilience/).
+        let plan = Plan::new(state, resilience);
+        // In a future of its own: a `match` on `checked` here would keep
+        // it in this one to the end (rustc keeps a scrutinee's room).
+        let built = async { build(&http, method, checked?, timeout).await }.await;
+        if let Err(e) = run(&http, &plan, built, mode, &mut cmds, &mut out).await {
+            if !out.is_done() {
+                plan.send_error(&mut out, &e);
+            }
         }
     }
 }
 
-async fn run(
-    http: &reqwest::Client,
-    plan: &Plan,
-    spec: Spec,
-    cmds: &mut Receiver,
-    out: &mut Replier,
-) -> Result<(), Error> {
-    let Built { request, upload } = build(http, spec.method, spec.checked?, spec.timeout).await?;
-    let fut = plan.execute(http, request);
-    tokio::pin!(fut);
-    // An upload cut short by an early reply stays open until the response
-    // is read: aborting it earlier could close the connection under it.
-    let (mut resp, _unfinished_upload) = match upload {
-        Some(tx) => upload_phase(fut.as_mut(), tx, cmds, out).await?,
-        None => (
-            await_response(fut.as_mut(), cmds, spec.response_body).await?,
-            None,
-        ),
-    };
-    let mut head = Head::take(&mut resp);
-    match spec.response_body {
-        BodyMode::Complete => {
-            let body = collect(resp, cmds).await?;
-            head.meta = plan.meta(true);
-            plan.release();
-            // hyper-util puts an HTTP/1 connection back in the pool from a
-            // task of its own, woken once the body is done: letting it run
-            // first keeps the caller's next request from finding no idle
-            // connection and opening another one. One yield was often not
-            // enough (the connection task still had to mark itself ready);
-            // two gave one connection per worker (bench/README.md).
-            if head.version < reqwest::Version::HTTP_2 {
-                for _ in 0..POOL_YIELDS {
-                    tokio::task::yield_now().await;
+/// Frees the box now: `*spec` in the task itself would free it only with
+/// the task, the box being one of its arguments.
+fn unbox(spec: Box<Spec>) -> Spec {
+    *spec
+}
+
+/// Not an `async fn` either, for the reason given at `drive`.
+#[allow(clippy::manual_async_fn)] // on purpose, see above
+fn run<'a>(
+    http: &'a reqwest::Client,
+    plan: &'a Plan,
+    built: Result<Built, Error>,
+    mode: BodyMode,
+    cmds: &'a mut Receiver,
+    out: &'a mut Replier,
+) -> impl Future<Output = Result<(), Error>> + 'a {
+    async move {
+        let Built { request, upload } = built?;
+        // An upload cut short by an early reply stays open until the
+        // response is read: aborting it earlier could close the connection
+        // under it.
+        let fut = plan.execute(http, request);
+        tokio::pin!(fut);
+        let (resp, _unfinished_upload) = match upload {
+            Some(tx) => upload_phase(fut.as_mut(), tx, cmds, out).await?,
+            None => (await_response(fut.as_mut(), cmds, mode).await?, None),
+        };
+        let (mut head, resp) = take_head(resp);
+        match mode {
+            BodyMode::Complete => {
+                let body = collect(resp, cmds).await?;
+                head.meta = plan.meta(true);
+                plan.release();
+                // hyper-util puts an HTTP/1 connection back in the pool from
+                // a task of its own, woken once the body is done: letting it
+                // run first keeps the caller's next request from finding no
+                // idle connection and opening another one. One yield was
+                // often not enough (the connection task still had to mark
+                // itself ready); two gave one connection per worker
+                // (bench/README.md).
+                if head.version < reqwest::Version::HTTP_2 {
+                    for _ in 0..POOL_YIELDS {
+                        tokio::task::yield_now().await;
+                    }
                 }
+                out.reply(&head, Some(body));
+                Ok(())
             }
-            out.reply(&head, Some(body));
-            Ok(())
-        }
-        BodyMode::Stream => {
-            head.meta = plan.meta(false);
-            out.reply(&head, None);
-            read_phase(resp, cmds, out, plan).await
+            BodyMode::Stream => {
+                head.meta = plan.meta(false);
+                out.reply(&head, None);
+                read_phase(resp, cmds, out, plan).await
+            }
         }
     }
+}
+
+/// Apart from `run`: a local borrowed there would keep its room in the
+/// future after being moved on (rustc's layout is conservative).
+fn take_head(mut resp: reqwest::Response) -> (Head, reqwest::Response) {
+    let head = Head::take(&mut resp);
+    (head, resp)
 }
 
 fn cancelled() -> Error {
@@ -177,75 +218,86 @@ where
     }
 }
 
-/// Reads the whole body, still listening for `cancel`.
-async fn collect(mut resp: reqwest::Response, cmds: &mut Receiver) -> Result<Bytes, Error> {
-    let mut parts = Parts::with_capacity(resp.content_length().unwrap_or(0));
-    loop {
-        tokio::select! {
-            biased;
-            c = cmds.recv() => if let Some(Command::Cancel) = c {
-                return Err(cancelled());
-            },
-            r = resp.chunk() => match r.map_err(|e| Error::from_reqwest(&e))? {
-                Some(b) => parts.push(b),
-                None => return Ok(parts.take()),
-            },
+/// Reads the whole body, still listening for `cancel`. Not an `async fn`,
+/// for the reason given at `drive`.
+#[allow(clippy::manual_async_fn)] // on purpose, see above
+fn collect(
+    mut resp: reqwest::Response,
+    cmds: &mut Receiver,
+) -> impl Future<Output = Result<Bytes, Error>> + '_ {
+    async move {
+        let mut parts = Parts::with_capacity(resp.content_length().unwrap_or(0));
+        loop {
+            tokio::select! {
+                biased;
+                c = cmds.recv() => if let Some(Command::Cancel) = c {
+                    return Err(cancelled());
+                },
+                r = resp.chunk() => match r.map_err(|e| Error::from_reqwest(&e))? {
+                    Some(b) => parts.push(b),
+                    None => return Ok(parts.take()),
+                },
+            }
         }
     }
 }
 
-/// Serves `read` calls until the body ends.
-async fn read_phase(
+/// Serves `read` calls until the body ends. Not an `async fn` either.
+#[allow(clippy::manual_async_fn)] // on purpose, see above
+fn read_phase<'a>(
     mut resp: reqwest::Response,
-    cmds: &mut Receiver,
-    out: &mut Replier,
-    plan: &Plan,
-) -> Result<(), Error> {
-    let mut reads: VecDeque<(usize, Option<Duration>)> = VecDeque::new();
-    loop {
-        let (length, period) = match reads.pop_front() {
-            Some(r) => r,
-            None => match cmds.recv().await {
-                Some(Command::Read { length, period }) => (length, period),
-                Some(Command::Cancel) | None => return Err(cancelled()),
-                Some(_) => continue,
-            },
-        };
-        let deadline = period.map(|p| Instant::now() + p);
-        let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + FOREVER));
-        tokio::pin!(sleep);
-        // Sized up front: growing by doubling from record-sized chunks
-        // copied each piece several times (bench/README.md).
-        let expected = resp
-            .content_length()
-            .map_or(length, |n| n.min(length as u64) as usize);
-        let mut parts = Parts::with_capacity(expected as u64);
+    cmds: &'a mut Receiver,
+    out: &'a mut Replier,
+    plan: &'a Plan,
+) -> impl Future<Output = Result<(), Error>> + 'a {
+    async move {
+        let mut reads: VecDeque<(usize, Option<Duration>)> = VecDeque::new();
         loop {
-            tokio::select! {
-                biased;
-                c = cmds.recv() => match c {
+            let (length, period) = match reads.pop_front() {
+                Some(r) => r,
+                None => match cmds.recv().await {
+                    Some(Command::Read { length, period }) => (length, period),
                     Some(Command::Cancel) | None => return Err(cancelled()),
-                    Some(Command::Read { length, period }) => reads.push_back((length, period)),
-                    Some(_) => {}
+                    Some(_) => continue,
                 },
-                _ = &mut sleep, if deadline.is_some() => {
-                    out.chunk(parts.take());
-                    break;
-                }
-                r = resp.chunk() => match r.map_err(|e| Error::from_reqwest(&e))? {
-                    Some(b) => {
-                        parts.push(b);
-                        if parts.len >= length {
-                            out.chunk(parts.take());
-                            break;
+            };
+            let deadline = period.map(|p| Instant::now() + p);
+            let sleep =
+                tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + FOREVER));
+            tokio::pin!(sleep);
+            // Sized up front: growing by doubling from record-sized chunks
+            // copied each piece several times (bench/README.md).
+            let expected = resp
+                .content_length()
+                .map_or(length, |n| n.min(length as u64) as usize);
+            let mut parts = Parts::with_capacity(expected as u64);
+            loop {
+                tokio::select! {
+                    biased;
+                    c = cmds.recv() => match c {
+                        Some(Command::Cancel) | None => return Err(cancelled()),
+                        Some(Command::Read { length, period }) => reads.push_back((length, period)),
+                        Some(_) => {}
+                    },
+                    _ = &mut sleep, if deadline.is_some() => {
+                        out.chunk(parts.take());
+                        break;
+                    }
+                    r = resp.chunk() => match r.map_err(|e| Error::from_reqwest(&e))? {
+                        Some(b) => {
+                            parts.push(b);
+                            if parts.len >= length {
+                                out.chunk(parts.take());
+                                break;
+                            }
                         }
-                    }
-                    None => {
-                        plan.release();
-                        out.fin(parts.take());
-                        return Ok(());
-                    }
-                },
+                        None => {
+                            plan.release();
+                            out.fin(parts.take());
+                            return Ok(());
+                        }
+                    },
+                }
             }
         }
     }
@@ -296,6 +348,23 @@ impl Parts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The size of the future returned by `f`.
+    fn future_size<F, A, B, C, D, E, G, R>(_: &F) -> usize
+    where
+        F: FnOnce(A, B, C, D, E, G) -> R,
+    {
+        std::mem::size_of::<R>()
+    }
+
+    /// Each request in flight holds this future: it was 8.5 KB before the
+    /// changes that this bound keeps (bench/README.md), and about 1.8 KB
+    /// after. The rest is room for other compiler versions.
+    #[test]
+    fn the_task_future_stays_small() {
+        let size = future_size(&drive);
+        assert!(size <= 2048, "the request task's future is {size} bytes");
+    }
 
     #[test]
     fn parts_keep_a_single_chunk_without_copying() {

@@ -66,6 +66,42 @@ impl Limits {
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether no limit is set, so that nothing ever queues.
+    pub fn is_unlimited(&self) -> bool {
+        self.total.is_none() && self.per_host.is_none()
+    }
+
+    /// A place in flight at once, for a client that [`is_unlimited`]: what
+    /// [`enter`] gives there, without its queue and its timer.
+    ///
+    /// [`is_unlimited`]: Limits::is_unlimited
+    /// [`enter`]: Limits::enter
+    pub fn enter_unlimited(self: &Arc<Self>, host: String) -> Slot {
+        debug_assert!(self.is_unlimited());
+        {
+            let mut c = self.counts();
+            c.in_flight += 1;
+            // Looked up first: a key is only allocated for a new host.
+            match c.hosts.get_mut(&host) {
+                Some(h) => h.in_flight += 1,
+                None => {
+                    c.hosts.insert(
+                        host.clone(),
+                        Host {
+                            in_flight: 1,
+                            ..Host::default()
+                        },
+                    );
+                }
+            }
+        }
+        Slot {
+            limits: self.clone(),
+            host,
+            _permits: (None, None),
+        }
+    }
+
     /// Waits for room for a request to `host` (per-host limit first, then
     /// the client's), at most until `deadline`.
     pub async fn enter(
@@ -246,6 +282,27 @@ mod tests {
             assert_eq!(l.info().queued, 0);
             drop(held);
             assert_eq!(l.info(), Info::default());
+        });
+    }
+
+    #[test]
+    fn an_unlimited_entry_counts_as_a_queued_one_does() {
+        rt().block_on(async {
+            let l = Arc::new(Limits::new(None, None));
+            assert!(l.is_unlimited());
+            let a = l.enter_unlimited("h:1".into());
+            let b = l
+                .enter("h:1", deadline(Some(Duration::ZERO)))
+                .await
+                .unwrap();
+            let c = l.enter_unlimited("o:1".into());
+            let info = l.info();
+            assert_eq!((info.in_flight, info.queued), (3, 0));
+            assert_eq!(info.hosts, vec![("h:1".into(), 2, 0), ("o:1".into(), 1, 0)]);
+            drop((a, b, c));
+            assert_eq!(l.info(), Info::default());
+            assert!(!Limits::new(Some(1), None).is_unlimited());
+            assert!(!Limits::new(None, Some(1)).is_unlimited());
         });
     }
 

@@ -19,6 +19,7 @@ pub mod retry;
 pub mod timings;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -283,10 +284,48 @@ impl Plan {
         self.record.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Connects are timed for this request (its attempts need a slot).
+    fn times_connects(&self) -> bool {
+        self.timings && self.state.times_connects
+    }
+
     /// Waits for room under the limits, then makes attempts until one's
     /// outcome is final. Dropping the future (a cancel) drops the queue
     /// place, the attempt in flight or the wait between attempts at once.
-    pub async fn execute(
+    ///
+    /// Not an `async fn`, which would keep the request twice in the
+    /// future (rust-lang/rust#62958), a future every request's task holds.
+    #[allow(clippy::manual_async_fn)] // on purpose, see above
+    pub fn execute<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        request: reqwest::Request,
+    ) -> impl Future<Output = Result<reqwest::Response, Error>> + 'a {
+        async move {
+            let single = self.retry.is_none() && self.hedge.is_none() && !self.times_connects();
+            if single && self.state.limits.is_unlimited() {
+                // What `execute_rounds` comes to with nothing to queue for,
+                // retry, race or time: one attempt, recorded the same way.
+                let slot = self.state.limits.enter_unlimited(host_key(request.url()));
+                {
+                    let mut r = self.rec();
+                    r.queued = self.start.elapsed();
+                    r.slot = Some(slot);
+                    r.attempts += 1;
+                }
+                let result = http.execute(request).await;
+                return self.finish_round(hedge::Round {
+                    result,
+                    connect: None,
+                });
+            }
+            // Boxed: queues, retries and races make a future of over 2 KB,
+            // which would otherwise be part of every request's task.
+            Box::pin(self.execute_rounds(http, request)).await
+        }
+    }
+
+    async fn execute_rounds(
         &self,
         http: &reqwest::Client,
         request: reqwest::Request,
@@ -375,8 +414,15 @@ impl Plan {
             }
         }
         let started = || self.rec().attempts += 1;
-        let timed = self.timings && self.state.times_connects;
-        hedge::race(http, request, spares, delay, timed, &started).await
+        hedge::race(
+            http,
+            request,
+            spares,
+            delay,
+            self.times_connects(),
+            &started,
+        )
+        .await
     }
 
     fn finish_round(&self, round: hedge::Round) -> Result<reqwest::Response, Error> {
