@@ -246,6 +246,10 @@ feature(Name) when is_atom(Name) ->
 %% its `body' is a handle for {@link read/2}. With `body => stream' the
 %% answer is `{handle, H}' once the request body can be sent (or `{ok, _}'
 %% if the server answered at once).
+%%
+%% A plain-HTTP/1.1 request that needs nothing of reqwest's is answered on
+%% the calling process's own scheduler (the module `erqwest_direct', see
+%% the README's "Where a request runs"); the answer is the same either way.
 -spec req(client() | atom(), req_opts()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 req(Client, Opts) ->
     case direct(Opts) andalso erqwest_direct:req(get_client(Client), Opts) of
@@ -255,7 +259,8 @@ req(Client, Opts) ->
     end.
 
 %% Whether the request may be answered on this scheduler (erqwest_direct):
-%% complete bodies given as one small binary.
+%% complete bodies, given as a binary, and options small enough for a
+%% normal scheduler; the NIF decides the rest.
 direct(#{body := stream}) -> false;
 direct(#{response_body := stream}) -> false;
 direct(#{body := Body}) when not is_binary(Body) -> false;
