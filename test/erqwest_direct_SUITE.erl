@@ -26,7 +26,8 @@ groups() ->
                       read_timeout, stale_keep_alive_is_resent, close_client_in_flight,
                       many_requests_leave_mailbox_empty]},
      {edges, [], [names_are_looked_up_once, redirect_to_https_goes_to_reqwest,
-                  large_body_in_several_calls, large_request_body_falls_back]}].
+                  large_body_in_several_calls, large_unannounced_body_is_joined_on_the_runtime,
+                  large_request_body_falls_back]}].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erqwest),
@@ -52,8 +53,25 @@ handler(#{path := <<"/badgzip">>}) ->
     {200, [{"content-encoding", "gzip"}], <<"not gzip at all">>};
 handler(#{path := <<"/big">>}) ->
     {200, [], binary:copy(<<"0123456789abcdef">>, 1 bsl 18)};
+handler(#{path := <<"/chunked/", N/binary>>}) ->
+    %% N chunks of 64 KB and no content-length.
+    {raw, ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+           erqwest_test_server:chunked([chunk(I) || I <- lists:seq(1, binary_to_integer(N))])]};
+handler(#{path := <<"/chunked-gzip">>}) ->
+    {raw, ["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-encoding: gzip\r\n\r\n",
+           erqwest_test_server:chunked(split(zlib:gzip(noise()), 65536))]};
 handler(_) ->
     {200, [{"x-dup", "a"}, {"x-dup", "b"}], <<"ok">>}.
+
+chunk(I) -> binary:copy(<<I:32>>, 16384).
+
+%% 2 MB that gzip cannot shrink, the same on every call.
+noise() ->
+    rand:seed(exsss, {1, 2, 3}),
+    rand:bytes(2 bsl 20).
+
+split(B, N) when byte_size(B) =< N -> [B];
+split(B, N) -> <<H:N/binary, T/binary>> = B, [H | split(T, N)].
 
 with_server(Fun) -> with_server(fun handler/1, Fun).
 
@@ -390,18 +408,54 @@ large_body_in_several_calls(_Config) ->
         ?assert(lists:nth(length(Times) div 2 + 1, lists:sort(Times)) < 1000)
     end).
 
+%% A body without content-length grows in one buffer only up to 1 MB;
+%% after that its frames are kept apart and joined by a runtime task, so
+%% that no NIF call copies all that came before. The answer then comes as
+%% a message, and is the same as reqwest's; a 4 MB body that announced
+%% its size is answered by the NIF itself.
+large_unannounced_body_is_joined_on_the_runtime(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        {ok, _} = erqwest:get(C, url(S, "/")),
+        Small = iolist_to_binary([chunk(I) || I <- lists:seq(1, 8)]),
+        {{ok, #{body := Small}}, by_nif} = drive_how(C, #{method => get, url => url(S, "/chunked/8")}),
+        Big = iolist_to_binary([chunk(I) || I <- lists:seq(1, 128)]),
+        {{ok, #{body := Big}}, by_message} = drive_how(C, #{method => get, url => url(S, "/chunked/128")}),
+        {{ok, #{body := <<_:(4 bsl 20)/binary>>}}, by_nif} = drive_how(C, #{method => get, url => url(S, "/big")}),
+        %% Joined, then decoded, on the runtime.
+        Noise = noise(),
+        {{ok, #{body := Noise} = Resp}, by_message} =
+            drive_how(C, #{method => get, url => url(S, "/chunked-gzip")}),
+        {ok, Resp} = same(C, S, #{method => get, url => url(S, "/chunked-gzip")}),
+        {ok, #{body := Big}} = same(C, S, #{method => get, url => url(S, "/chunked/128")})
+    end).
+
 %% The answer and the wall-clock time of each NIF call it took.
 drive(C, Opts) ->
+    {Answer, Times, _How} = drive3(C, Opts),
+    {Answer, Times}.
+
+%% The answer, and whether the last NIF call gave it or a message did.
+drive_how(C, Opts) ->
+    {Answer, _Times, How} = drive3(C, Opts),
+    {Answer, How}.
+
+drive3(C, Opts) ->
     Ref = make_ref(),
     drive(timed(fun() -> erqwest_nif:direct_req(C, Ref, Opts) end), Ref, []).
 
 drive({{wait, Call, Ms}, T}, Ref, Acc) ->
-    receive {select, _, Ref, _} -> ok after Ms -> error(timeout) end,
-    drive(timed(fun() -> erqwest_nif:direct_poll(Call, Ref) end), Ref, [T | Acc]);
+    receive
+        {select, _, Ref, _} ->
+            drive(timed(fun() -> erqwest_nif:direct_poll(Call, Ref) end), Ref, [T | Acc]);
+        {erqwest_response, Ref, reply, Resp} -> {{ok, Resp}, lists:reverse([T | Acc]), by_message};
+        {erqwest_response, Ref, error, Err} -> {{error, Err}, lists:reverse([T | Acc]), by_message}
+    after Ms -> error(timeout)
+    end;
 drive({{again, Call}, T}, Ref, Acc) ->
     drive(timed(fun() -> erqwest_nif:direct_poll(Call, Ref) end), Ref, [T | Acc]);
 drive({Answer, T}, _Ref, Acc) ->
-    {Answer, lists:reverse([T | Acc])}.
+    {Answer, lists:reverse([T | Acc]), by_nif}.
 
 timed(F) ->
     T0 = erlang:monotonic_time(microsecond),

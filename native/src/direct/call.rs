@@ -1,6 +1,6 @@
 //! A whole direct request: its hops (redirects followed here, as reqwest
 //! would), its deadlines, and the runtime task that answers instead when
-//! the body must be decoded or a hop leaves plain HTTP.
+//! the body must be decoded or joined, or a hop leaves plain HTTP.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +12,7 @@ use reqwest::Url;
 use super::conn::Body;
 use super::exchange::{Exchange, Step};
 use super::fd::{Fd, Interest};
+use super::received::Collected;
 use super::redirect::{self, Chain, Next, Template};
 use super::tasks::{self, Gate, Resolver};
 use super::{Target, Transport};
@@ -107,17 +108,21 @@ impl Flow {
             match hop.advance() {
                 Step::Done(head, body) => {
                     self.hop = None;
-                    if tasks::compressed(self.t.accept, &head) {
-                        self.task = Some(tasks::decode(
-                            &self.rt,
-                            self.gate.clone(),
-                            self.t.accept,
-                            head,
-                            body,
-                        ));
-                        return Outcome::Parked;
-                    }
-                    return Outcome::Reply(head, body);
+                    let decode = tasks::compressed(self.t.accept, &head);
+                    return match body {
+                        Collected::Whole(body) if !decode => Outcome::Reply(head, body),
+                        body => {
+                            let accept = decode.then_some(self.t.accept);
+                            self.task = Some(tasks::complete(
+                                &self.rt,
+                                self.gate.clone(),
+                                accept,
+                                head,
+                                body,
+                            ));
+                            Outcome::Parked
+                        }
+                    };
                 }
                 Step::Redirect(head) => {
                     self.hop = None;

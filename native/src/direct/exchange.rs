@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
 use super::conn::{Body, Conn, Flag, ResponseFuture};
 use super::fd::{Fd, Interest};
+use super::received::{Collected, Received};
 use super::{Target, Transport};
 use crate::error::{Code, Error};
 use crate::reply::Head;
@@ -21,9 +21,6 @@ use crate::reply::Head;
 /// read, see `io::RECV_MAX`).
 const READ_PER_CALL: usize = 128 * 1024;
 const TIME_PER_CALL: Duration = Duration::from_micros(200);
-
-/// Bodies are gathered into a buffer of their announced size, up to this.
-const MAX_HINT: usize = 64 * 1024 * 1024;
 
 /// Whether a response with this head is a redirect that will be followed.
 pub(crate) type Follows = fn(&Transport, u16, &reqwest::header::HeaderMap, &str) -> bool;
@@ -40,14 +37,14 @@ enum Stage {
     Body {
         head: Head,
         body: Incoming,
-        parts: BytesMut,
+        parts: Received,
     },
     Failed(Error),
     Done,
 }
 
 pub(crate) enum Step {
-    Done(Head, Bytes),
+    Done(Head, Collected),
     /// The head of a redirect that is followed: its body is not read (nor
     /// is the connection kept), as reqwest does.
     Redirect(Head),
@@ -246,16 +243,14 @@ impl Exchange {
                             self.conn = None;
                             return Step::Redirect(head);
                         }
-                        let hint = head
+                        let announced = head
                             .headers
                             .get(reqwest::header::CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-                            .unwrap_or(0)
-                            .min(MAX_HINT);
+                            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
                         self.stage = Stage::Body {
                             head,
                             body: resp.into_body(),
-                            parts: BytesMut::with_capacity(hint),
+                            parts: Received::new(announced),
                         };
                         continue;
                     }
@@ -281,7 +276,7 @@ impl Exchange {
                         Poll::Ready(Some(Ok(frame))) => {
                             if let Ok(data) = frame.into_data() {
                                 read += data.len();
-                                parts.extend_from_slice(&data);
+                                parts.push(data);
                             }
                         }
                         Poll::Ready(Some(Err(e))) => {
@@ -292,7 +287,7 @@ impl Exchange {
                         }
                         Poll::Ready(None) => {
                             self.finish(&mut cx);
-                            return Step::Done(head, parts.freeze());
+                            return Step::Done(head, parts.finish());
                         }
                         Poll::Pending => {
                             if read > 0 {

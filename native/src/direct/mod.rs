@@ -18,6 +18,7 @@ mod connect;
 mod exchange;
 mod fd;
 mod io;
+mod received;
 mod redirect;
 mod tasks;
 

@@ -1,8 +1,8 @@
 //! The parts of a direct request that run on the runtime: looking up a
-//! name and connecting, decoding a compressed body, and a redirect to
-//! where the direct path does not go (HTTPS), handed to reqwest. Each
-//! tells the waiting process by message, through a [`Gate`] that the
-//! process can close first.
+//! name and connecting, joining a large body and decoding a compressed
+//! one, and a redirect to where the direct path does not go (HTTPS),
+//! handed to reqwest. Each tells the waiting process by message, through
+//! a [`Gate`] that the process can close first.
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
@@ -17,6 +17,7 @@ use rustler::{Encoder, Env, LocalPid, OwnedBinary, Term};
 use tokio::sync::oneshot;
 
 use super::exchange::Connected;
+use super::received::Collected;
 use super::redirect::Template;
 use super::{Accept, Transport};
 use crate::atoms;
@@ -190,16 +191,21 @@ pub(crate) fn compressed(accept: Accept, head: &Head) -> bool {
     }
 }
 
-/// Decodes a complete body on the runtime and answers with it.
-pub(crate) fn decode(
+/// Finishes a complete body on the runtime and answers with it: joins
+/// its pieces, then decodes it when `accept` is given.
+pub(crate) fn complete(
     rt: &tokio::runtime::Handle,
     gate: Arc<Gate>,
-    accept: Accept,
+    accept: Option<Accept>,
     head: Head,
-    body: Bytes,
+    body: Collected,
 ) -> tokio::task::AbortHandle {
     rt.spawn(async move {
-        let r = decoded(accept, head, body).await;
+        let body = body.join();
+        let r = match accept {
+            Some(accept) => decoded(accept, head, body).await,
+            None => Ok((head, body)),
+        };
         gate.answer(r);
     })
     .abort_handle()
