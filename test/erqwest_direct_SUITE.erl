@@ -408,11 +408,10 @@ large_body_in_several_calls(_Config) ->
         ?assert(lists:nth(length(Times) div 2 + 1, lists:sort(Times)) < 1000)
     end).
 
-%% A body without content-length grows in one buffer only up to 1 MB;
-%% after that its frames are kept apart and joined by a runtime task, so
-%% that no NIF call copies all that came before. The answer then comes as
-%% a message, and is the same as reqwest's; a 4 MB body that announced
-%% its size is answered by the NIF itself.
+%% A body grows in one buffer only up to 1 MB; after that its frames are
+%% kept apart and joined by a runtime task, so that no NIF call copies
+%% all that came before. The answer then comes as a message, and is the
+%% same as reqwest's, with or without a content-length.
 large_unannounced_body_is_joined_on_the_runtime(_Config) ->
     with_server(fun(S) ->
         C = erqwest:make_client(),
@@ -421,7 +420,9 @@ large_unannounced_body_is_joined_on_the_runtime(_Config) ->
         {{ok, #{body := Small}}, by_nif} = drive_how(C, #{method => get, url => url(S, "/chunked/8")}),
         Big = iolist_to_binary([chunk(I) || I <- lists:seq(1, 128)]),
         {{ok, #{body := Big}}, by_message} = drive_how(C, #{method => get, url => url(S, "/chunked/128")}),
-        {{ok, #{body := <<_:(4 bsl 20)/binary>>}}, by_nif} = drive_how(C, #{method => get, url => url(S, "/big")}),
+        {{ok, #{body := <<_:(4 bsl 20)/binary>>}}, by_message} = drive_how(C, #{method => get, url => url(S, "/big")}),
+        {{ok, #{body := <<_:65536/binary>>}}, by_nif} =
+            drive_how(C, #{method => post, url => url(S, "/echo"), body => binary:copy(<<"z">>, 65536)}),
         %% Joined, then decoded, on the runtime.
         Noise = noise(),
         {{ok, #{body := Noise} = Resp}, by_message} =
@@ -462,11 +463,19 @@ timed(F) ->
     R = F(),
     {R, erlang:monotonic_time(microsecond) - T0}.
 
+%% Bodies up to 64 KB are written from the NIF call; larger ones go
+%% through reqwest, with the same answer.
 large_request_body_falls_back(_Config) ->
     with_server(fun(S) ->
         C = erqwest:make_client(),
+        Post = fun(B) -> #{method => post, url => url(S, "/echo"), body => B} end,
+        Limit = binary:copy(<<"x">>, 65536),
+        {{ok, #{body := Limit}}, _} = drive(C, Post(Limit)),
+        Over = <<Limit/binary, "x">>,
+        fallback = erqwest_nif:direct_req(C, make_ref(), Post(Over)),
+        {ok, #{body := Over}} = same(C, S, Post(Over)),
         Big = binary:copy(<<"y">>, 1 bsl 20),
-        {ok, #{body := Big}} = same(C, S, #{method => post, url => url(S, "/echo"), body => Big})
+        {ok, #{body := Big}} = same(C, S, Post(Big))
     end).
 
 wait_until(F) -> wait_until(F, 100).

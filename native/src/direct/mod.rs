@@ -41,8 +41,9 @@ use redirect::Template;
 pub(crate) use fd::open_type;
 
 /// Request bodies larger than this go through reqwest: writing them from
-/// a NIF call could hold the scheduler too long.
-const MAX_BODY: usize = 256 * 1024;
+/// a NIF call could hold the scheduler too long (a send on loopback also
+/// runs the receiver's side of TCP: 256 KB took 0.7-1.4 ms).
+const MAX_BODY: usize = 64 * 1024;
 
 /// The codecs a client asks for and decodes.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,84 +1,177 @@
 //! A response body as it comes in over several NIF calls.
 //!
-//! One buffer while the body fits the size it announced (or, without
-//! one, while it is small); past that the frames are kept as hyper gave
-//! them. Growing a single buffer would copy everything received so far
-//! inside one NIF call (tens of ms at a hundred MB), so a body that
-//! outgrows its buffer is joined on the runtime instead
-//! (`tasks::complete`).
+//! One buffer while the body is small. Past that, each frame is copied
+//! into blocks of [`BLOCK`] bytes from the system allocator and dropped
+//! at once (so hyper reuses its read buffer), and the blocks are joined on
+//! the runtime (`tasks::complete`). Why not simpler:
+//! - growing one buffer copies everything received so far inside one NIF
+//!   call (tens of ms at a hundred MB);
+//! - keeping hyper's frames fills the scheduler thread's mimalloc heap,
+//!   and when the runtime frees them mimalloc hands the release of those
+//!   pages back to the scheduler thread: 70-76 ms inside a later NIF call
+//!   after a 256 MB body (bench NIF rows, 2026-12-02). glibc's allocator
+//!   returns a block's memory in the thread that frees it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::ptr::NonNull;
 
 use bytes::{Bytes, BytesMut};
 
-/// Announced sizes are trusted up to this much buffer.
-const MAX_HINT: usize = 64 * 1024 * 1024;
+/// The one buffer holds at most this much; it may grow (and be copied)
+/// inside a NIF call up to this size.
+const INLINE: usize = 1024 * 1024;
 
-/// A buffer may grow (and be copied) inside a NIF call up to this size.
-const GROW_INLINE: usize = 1024 * 1024;
+/// The size of each block after the buffer.
+const BLOCK: usize = 1024 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct Received {
     buf: BytesMut,
-    /// Everything after the buffer filled up, in order; the buffer's
-    /// contents are its first piece.
-    pieces: Vec<Bytes>,
+    /// Set once the body outgrew the buffer (boxed: most bodies do not).
+    rest: Option<Box<Pieces>>,
 }
 
 /// The whole body: in one piece, or in pieces still to be joined.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Collected {
     Whole(Bytes),
-    Pieces(Vec<Bytes>),
+    Pieces(Pieces),
+}
+
+/// The buffer's contents, then the blocks, in order.
+#[derive(Debug)]
+pub(crate) struct Pieces {
+    head: Bytes,
+    blocks: Vec<Block>,
 }
 
 impl Received {
     /// `announced` is the response's `content-length`, if it had one.
     pub(crate) fn new(announced: Option<usize>) -> Self {
         Received {
-            buf: BytesMut::with_capacity(announced.unwrap_or(0).min(MAX_HINT)),
-            pieces: Vec::new(),
+            buf: BytesMut::with_capacity(announced.unwrap_or(0).min(INLINE)),
+            rest: None,
         }
     }
 
     pub(crate) fn push(&mut self, data: Bytes) {
-        if self.pieces.is_empty() {
-            let room = self.buf.capacity().max(GROW_INLINE);
-            if self.buf.len() + data.len() <= room {
-                self.buf.extend_from_slice(&data);
-                return;
+        let rest = match &mut self.rest {
+            Some(rest) => rest,
+            None => {
+                let room = self.buf.capacity().max(INLINE);
+                if self.buf.len() + data.len() <= room {
+                    self.buf.extend_from_slice(&data);
+                    return;
+                }
+                self.rest.insert(Box::new(Pieces {
+                    head: self.buf.split().freeze(),
+                    blocks: Vec::new(),
+                }))
             }
-            if !self.buf.is_empty() {
-                self.pieces.push(self.buf.split().freeze());
-            }
-        }
-        if !data.is_empty() {
-            self.pieces.push(data);
-        }
+        };
+        rest.append(&data);
     }
 
     pub(crate) fn finish(self) -> Collected {
-        if self.pieces.is_empty() {
-            Collected::Whole(self.buf.freeze())
-        } else {
-            Collected::Pieces(self.pieces)
+        match self.rest {
+            None => Collected::Whole(self.buf.freeze()),
+            Some(rest) => Collected::Pieces(*rest),
         }
     }
 }
 
+impl Pieces {
+    fn append(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.blocks.last().is_none_or(|b| b.room() == 0) {
+                self.blocks.push(Block::new());
+            }
+            let Some(block) = self.blocks.last_mut() else {
+                return;
+            };
+            let n = block.room().min(data.len());
+            block.extend(&data[..n]);
+            data = &data[n..];
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.head.len() + self.blocks.iter().map(|b| b.len).sum::<usize>()
+    }
+
+    /// One contiguous body: a copy of everything, which is why it runs
+    /// on the runtime; the blocks are freed there too.
+    pub(crate) fn join(self) -> Bytes {
+        let mut all = BytesMut::with_capacity(self.len());
+        all.extend_from_slice(&self.head);
+        for b in &self.blocks {
+            all.extend_from_slice(b.as_slice());
+        }
+        all.freeze()
+    }
+}
+
 impl Collected {
-    /// One contiguous body: a copy of everything when it came in pieces,
-    /// which is why that runs on the runtime.
     pub(crate) fn join(self) -> Bytes {
         match self {
             Collected::Whole(b) => b,
-            Collected::Pieces(pieces) => {
-                let len = pieces.iter().map(Bytes::len).sum();
-                let mut all = BytesMut::with_capacity(len);
-                for p in &pieces {
-                    all.extend_from_slice(p);
-                }
-                all.freeze()
-            }
+            Collected::Pieces(p) => p.join(),
         }
+    }
+}
+
+/// [`BLOCK`] bytes from the system allocator, filled from the front.
+struct Block {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// Safe: BLOCK is non-zero and a valid size for alignment 1.
+const BLOCK_LAYOUT: Layout = unsafe { Layout::from_size_align_unchecked(BLOCK, 1) };
+
+// Safe: a block owns its memory alone, and the system allocator frees
+// from any thread.
+unsafe impl Send for Block {}
+
+impl Block {
+    fn new() -> Block {
+        // Safe: the layout has a non-zero size.
+        let raw = unsafe { System.alloc(BLOCK_LAYOUT) };
+        match NonNull::new(raw) {
+            Some(ptr) => Block { ptr, len: 0 },
+            None => std::alloc::handle_alloc_error(BLOCK_LAYOUT),
+        }
+    }
+
+    fn room(&self) -> usize {
+        BLOCK - self.len
+    }
+
+    fn extend(&mut self, data: &[u8]) {
+        let n = data.len().min(self.room());
+        // Safe: `n` bytes fit after `len`, and `data` is not in the block.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(self.len), n);
+        }
+        self.len += n;
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // Safe: the first `len` bytes were written by `extend`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // Safe: allocated by `System` with this layout.
+        unsafe { System.dealloc(self.ptr.as_ptr(), BLOCK_LAYOUT) }
+    }
+}
+
+impl std::fmt::Debug for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Block({} of {BLOCK})", self.len)
     }
 }
 
@@ -107,44 +200,55 @@ mod tests {
 
     #[test]
     fn a_small_body_stays_in_one_buffer() {
-        let c = feed(None, &[10, 0, 20]);
-        assert_eq!(c, Collected::Whole(Bytes::from(expected(30))));
-    }
-
-    #[test]
-    fn an_announced_size_is_one_buffer_however_large() {
-        let mb = 1024 * 1024;
-        match feed(Some(3 * mb), &[mb, mb, mb]) {
-            Collected::Whole(b) => assert_eq!(b.as_ref(), expected(3 * mb).as_slice()),
-            other => panic!("in pieces: {} bytes", other.join().len()),
+        match feed(None, &[10, 0, 20]) {
+            Collected::Whole(b) => assert_eq!(b.as_ref(), expected(30).as_slice()),
+            Collected::Pieces(p) => panic!("in pieces: {p:?}"),
         }
     }
 
     #[test]
-    fn an_unannounced_large_body_is_kept_in_pieces_in_order() {
-        let frames = [300_000, 300_000, 300_000, 300_000, 800_000, 0, 5];
-        let c = feed(None, &frames);
-        let Collected::Pieces(ref p) = c else {
-            panic!("one buffer")
+    fn an_announced_size_up_to_inline_is_one_buffer() {
+        let kb = 1024;
+        match feed(Some(1024 * kb), &[512 * kb, 256 * kb, 256 * kb]) {
+            Collected::Whole(b) => assert_eq!(b.as_ref(), expected(1024 * kb).as_slice()),
+            Collected::Pieces(p) => panic!("in pieces: {p:?}"),
+        }
+    }
+
+    #[test]
+    fn a_large_body_goes_to_blocks_in_order() {
+        let mb = 1024 * 1024;
+        for announced in [None, Some(3 * mb), Some(100)] {
+            let frames = [300_000, 300_000, 300_000, 300_000, 0, 5, 2 * mb + 7];
+            let total: usize = frames.iter().sum();
+            let Collected::Pieces(p) = feed(announced, &frames) else {
+                panic!("one buffer for {announced:?}")
+            };
+            // The buffer takes frames while it has room (it may have grown
+            // past 1 MB when it last grew); the rest fills whole blocks.
+            assert!((900_000..=1_200_000).contains(&p.head.len()), "{p:?}");
+            assert_eq!(p.len(), total);
+            let last = p.blocks.len() - 1;
+            assert!(p.blocks[..last].iter().all(|b| b.len == BLOCK), "{p:?}");
+            assert_eq!(p.join().as_ref(), expected(total).as_slice());
+        }
+    }
+
+    #[test]
+    fn a_frame_larger_than_a_block_is_split() {
+        let mut p = Pieces {
+            head: Bytes::new(),
+            blocks: Vec::new(),
         };
-        // The buffer takes frames while it has room (it may have grown
-        // past 1 MB when it last grew); what comes after, as it came.
-        let lens: Vec<usize> = p.iter().map(Bytes::len).collect();
-        assert_eq!(lens[1..], [800_000, 5], "{lens:?}");
-        assert!((900_000..=1_200_000).contains(&lens[0]), "{lens:?}");
-        assert_eq!(c.join().as_ref(), expected(2_000_005).as_slice());
+        let data: Vec<u8> = (0..(3 * BLOCK + 1)).map(|i| (i % 251) as u8).collect();
+        p.append(&data);
+        assert_eq!(p.blocks.len(), 4);
+        assert_eq!(p.join().as_ref(), data.as_slice());
     }
 
     #[test]
-    fn a_body_longer_than_announced_still_arrives_whole() {
-        let c = feed(Some(100), &[60, 60, 2_000_000]);
-        assert!(matches!(c, Collected::Pieces(_)));
-        assert_eq!(c.join().as_ref(), expected(2_000_120).as_slice());
-    }
-
-    #[test]
-    fn an_absurd_announced_size_buffers_at_most_the_hint() {
+    fn an_absurd_announced_size_buffers_at_most_inline() {
         let r = Received::new(Some(usize::MAX));
-        assert_eq!(r.buf.capacity(), MAX_HINT);
+        assert_eq!(r.buf.capacity(), INLINE);
     }
 }
