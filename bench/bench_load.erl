@@ -509,10 +509,53 @@ nif_times(#{base := Base, iters := Iters, big_iters := Big, download := Download
     Floor = [{"(floor) nothing", [time_call(fun() -> ok end) || _ <- lists:seq(1, Iters)]},
              {"(floor) feature/1, a trivial NIF", [time_call(fun() -> erqwest_nif:feature(gzip) end)
                                                    || _ <- lists:seq(1, Iters)]}],
-    Floor ++ Reqs ++ [{"send, 64 KB binary", time_sends(C, Sink, binary:part(Body8M, 0, 65536), Iters)},
+    Body64K = binary:part(Body8M, 0, 64 * 1024),
+    Direct = [{"direct path, every call: POST 10 B", time_direct(C, #{method => post, url => Echo, body => <<"0123456789">>}, Iters)},
+              {"direct path, every call: POST 64 KB", time_direct(C, #{method => post, url => Sink, body => Body64K}, Big)},
+              {"direct path, every call: GET " ++ file_label(Download), time_direct(C, #{method => get, url => Download}, 2)}],
+    Floor ++ Reqs ++ Direct ++ [{"send, 64 KB binary", time_sends(C, Sink, binary:part(Body8M, 0, 65536), Iters)},
              {"send, 8 MB binary", time_sends(C, Sink, Body8M, Big)},
              {"read", time_reads(C, Download, Iters)},
              {"cancel", [time_cancel(C, Download) || _ <- lists:seq(1, Iters div 4)]}].
+
+%% Every NIF call of N requests on erqwest:req/2's direct path, as
+%% erqwest_direct makes them: the start, then a poll per readiness message
+%% or `again'. A body decoded or joined on the runtime answers by message.
+time_direct(C, Opts, N) ->
+    lists:append([direct_calls(C, Opts) || _ <- lists:seq(1, N)]).
+
+direct_calls(C, Opts) ->
+    Ref = make_ref(),
+    {T, Step} = timed_call(fun() -> erqwest_nif:direct_req(C, Ref, Opts) end),
+    direct_steps(Step, Ref, [T]).
+
+direct_steps({wait, Call, _}, Ref, Acc) ->
+    receive
+        {select, _, Ref, _} -> direct_poll(Call, Ref, Acc);
+        {erqwest_response, Ref, reply, #{status := 200}} -> Acc;
+        {erqwest_response, Ref, Tag, What} -> error({direct_case_failed, Tag, What})
+    after 60000 -> error(direct_case_timeout)
+    end;
+direct_steps({again, Call}, Ref, Acc) ->
+    direct_poll(Call, Ref, Acc);
+direct_steps({ok, #{status := 200}}, _Ref, Acc) ->
+    Acc;
+direct_steps(Other, _Ref, _Acc) ->
+    error({direct_case_failed, Other}).
+
+direct_poll(Call, Ref, Acc) ->
+    {T, Step} = timed_call(fun() -> erqwest_nif:direct_poll(Call, Ref) end),
+    direct_steps(Step, Ref, [T | Acc]).
+
+%% ".../files/268435456.bin" -> "256 MB file"
+file_label(Url) ->
+    [Bytes | _] = string:split(lists:last(string:split(binary_to_list(Url), "/", all)), "."),
+    integer_to_list(list_to_integer(Bytes) div (1024 * 1024)) ++ " MB file".
+
+timed_call(F) ->
+    T0 = erlang:monotonic_time(nanosecond),
+    R = F(),
+    {erlang:monotonic_time(nanosecond) - T0, R}.
 
 time_call(F) ->
     T0 = erlang:monotonic_time(nanosecond),
