@@ -6,7 +6,8 @@
 %% auth, a base URL, decoded JSON replies), a paginated listing,
 %% server-sent events and NDJSON (an event per message, then in batches),
 %% two errors, a retried request, a hedged one, timings and a client's
-%% queue counts, printing each request and reply.
+%% queue counts, printing each request and reply; last, one request at a
+%% time through `erqwest:req/2' (the direct path) and through reqwest.
 -module(erqwest_demo).
 
 -export([main/0]).
@@ -74,6 +75,7 @@ main() ->
     show("GET /slow with a 200 ms timeout", erqwest:get(C, Url("/slow"), #{timeout => 200})),
 
     resilience(C, Url),
+    one_at_a_time(C, Url("/echo")),
 
     erqwest_test_server:stop(Server),
     io:format("demo done~n").
@@ -187,6 +189,28 @@ resilience(C, Url) ->
          io:format("<-- timings (us) ~p~n", [Tm])
      end || _ <- [1, 2]],
     io:format("    client_info: ~p~n~n", [erqwest:client_info(T)]).
+
+%% Plain HTTP/1.1 with a binary body: erqwest:req/2 answers it on the
+%% caller's scheduler; erqwest_async always goes through reqwest's tasks.
+one_at_a_time(C, Url) ->
+    N = 2000,
+    io:format("--> ~b POSTs of 10 bytes one at a time, erqwest:req/2 (direct path) "
+              "and erqwest_async (tokio tasks through reqwest)~n", [N]),
+    Req = #{method => post, url => Url, body => <<"0123456789">>},
+    Sync = fun() -> {ok, #{status := 200}} = erqwest:req(C, Req) end,
+    Async = fun() ->
+                    Ref = make_ref(),
+                    _ = erqwest_async:req(C, self(), Ref, Req),
+                    receive {erqwest_response, Ref, reply, #{status := 200}} -> ok end
+            end,
+    [F() || F <- [Sync, Async]],                  % a connection for each path
+    {TSync, _} = timer:tc(fun() -> repeat(N, Sync) end),
+    {TAsync, _} = timer:tc(fun() -> repeat(N, Async) end),
+    io:format("<-- ~.1f us per request on the direct path, ~.1f us through reqwest "
+              "(the server runs in this VM too)~n~n", [TSync / N, TAsync / N]).
+
+repeat(0, _) -> ok;
+repeat(N, F) -> F(), repeat(N - 1, F).
 
 show(What, Result) ->
     io:format("--> ~s~n", [What]),
