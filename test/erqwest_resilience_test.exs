@@ -4,6 +4,21 @@ defmodule ErqwestResilienceTest do
   alias Erqwest.{Error, Response}
   alias Erqwest.Test.Server
 
+  # Polls `f` every 5 ms for up to 2 s.
+  defp until(f, tries \\ 400) do
+    cond do
+      f.() ->
+        :ok
+
+      tries == 0 ->
+        :timeout
+
+      true ->
+        Process.sleep(5)
+        until(f, tries - 1)
+    end
+  end
+
   # A handler answering from `steps` in order (the last one repeated),
   # counting requests in `hits`.
   defp scripted(steps) do
@@ -141,9 +156,9 @@ defmodule ErqwestResilienceTest do
       assert Erqwest.client_info(c) == %{in_flight: 0, queued: 0, hosts: %{}}
 
       t = Task.async(fn -> Erqwest.get(c, Server.url(s)) end)
-      Process.sleep(50)
       t2 = Task.async(fn -> Erqwest.get(c, Server.url(s)) end)
-      Process.sleep(50)
+      # Both slots taken (on a loaded machine the tasks may start late).
+      assert :ok = until(fn -> Erqwest.client_info(c).in_flight == 2 end)
 
       assert {:error, %Error{code: :queue_timeout}} =
                Erqwest.get(c, Server.url(s), queue_timeout: 50)
