@@ -6,11 +6,11 @@
 //! the runtime (`tasks::complete`). Why not simpler:
 //! - growing one buffer copies everything received so far inside one NIF
 //!   call (tens of ms at a hundred MB);
-//! - keeping hyper's frames fills the scheduler thread's mimalloc heap,
-//!   and when the runtime frees them mimalloc hands the release of those
-//!   pages back to the scheduler thread: 70-76 ms inside a later NIF call
-//!   after a 256 MB body (bench NIF rows, 2026-12-02). glibc's allocator
-//!   returns a block's memory in the thread that frees it.
+//! - keeping hyper's frames keeps hyper from reusing its read buffer, and
+//!   large amounts freed through mimalloc are given back to the OS later
+//!   by whichever thread allocates next, possibly a scheduler in a NIF
+//!   call (see [`Pieces::join`]); glibc's allocator returns a block's
+//!   memory in the thread that frees it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr::NonNull;
@@ -100,14 +100,23 @@ impl Pieces {
     }
 
     /// One contiguous body: a copy of everything, which is why it runs
-    /// on the runtime; the blocks are freed there too.
+    /// on the runtime; the blocks are freed there too. The body itself is
+    /// also the system allocator's: freed from mimalloc, a body this size
+    /// is given back to the OS by whichever thread next allocates from
+    /// the arena after the purge delay, which may be a scheduler inside a
+    /// NIF call (30-70 ms after a 256 MB body); glibc unmaps it in the
+    /// thread that frees it.
     pub(crate) fn join(self) -> Bytes {
-        let mut all = BytesMut::with_capacity(self.len());
-        all.extend_from_slice(&self.head);
-        for b in &self.blocks {
-            all.extend_from_slice(b.as_slice());
+        let len = self.len();
+        if len == 0 {
+            return Bytes::new();
         }
-        all.freeze()
+        let mut all = Block::with_capacity(len);
+        all.extend(&self.head);
+        for b in &self.blocks {
+            all.extend(b.as_slice());
+        }
+        Bytes::from_owner(all)
     }
 }
 
@@ -120,31 +129,44 @@ impl Collected {
     }
 }
 
-/// [`BLOCK`] bytes from the system allocator, filled from the front.
+/// Bytes from the system allocator, filled from the front.
 struct Block {
     ptr: NonNull<u8>,
     len: usize,
+    layout: Layout,
 }
-
-// Safe: BLOCK is non-zero and a valid size for alignment 1.
-const BLOCK_LAYOUT: Layout = unsafe { Layout::from_size_align_unchecked(BLOCK, 1) };
 
 // Safe: a block owns its memory alone, and the system allocator frees
 // from any thread.
 unsafe impl Send for Block {}
+unsafe impl Sync for Block {}
 
 impl Block {
     fn new() -> Block {
+        Block::with_capacity(BLOCK)
+    }
+
+    /// `cap` is at least 1 (a body's length, checked by the caller).
+    fn with_capacity(cap: usize) -> Block {
+        let layout = match Layout::from_size_align(cap.max(1), 1) {
+            Ok(l) => l,
+            // Only a size over isize::MAX, which no body in memory has.
+            Err(_) => std::alloc::handle_alloc_error(Layout::new::<u8>()),
+        };
         // Safe: the layout has a non-zero size.
-        let raw = unsafe { System.alloc(BLOCK_LAYOUT) };
+        let raw = unsafe { System.alloc(layout) };
         match NonNull::new(raw) {
-            Some(ptr) => Block { ptr, len: 0 },
-            None => std::alloc::handle_alloc_error(BLOCK_LAYOUT),
+            Some(ptr) => Block {
+                ptr,
+                len: 0,
+                layout,
+            },
+            None => std::alloc::handle_alloc_error(layout),
         }
     }
 
     fn room(&self) -> usize {
-        BLOCK - self.len
+        self.layout.size() - self.len
     }
 
     fn extend(&mut self, data: &[u8]) {
@@ -162,16 +184,22 @@ impl Block {
     }
 }
 
+impl AsRef<[u8]> for Block {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 impl Drop for Block {
     fn drop(&mut self) {
         // Safe: allocated by `System` with this layout.
-        unsafe { System.dealloc(self.ptr.as_ptr(), BLOCK_LAYOUT) }
+        unsafe { System.dealloc(self.ptr.as_ptr(), self.layout) }
     }
 }
 
 impl std::fmt::Debug for Block {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Block({} of {BLOCK})", self.len)
+        write!(f, "Block({} of {})", self.len, self.layout.size())
     }
 }
 
