@@ -2,15 +2,15 @@
 //!
 //! One buffer while the body is small. Past that, each frame is copied
 //! into blocks of [`BLOCK`] bytes from the system allocator and dropped
-//! at once (so hyper reuses its read buffer), and the blocks are joined on
-//! the runtime (`tasks::complete`). Why not simpler:
+//! at once (so that hyper can reuse its read buffer), and the blocks are
+//! joined on the runtime (`tasks::complete`). Why not simpler:
 //! - growing one buffer copies everything received so far inside one NIF
 //!   call (tens of ms at a hundred MB);
-//! - keeping hyper's frames keeps hyper from reusing its read buffer, and
-//!   large amounts freed through mimalloc are given back to the OS later
-//!   by whichever thread allocates next, possibly a scheduler in a NIF
-//!   call (see [`Pieces::join`]); glibc's allocator returns a block's
-//!   memory in the thread that frees it.
+//! - keeping hyper's frames would keep its read buffers alive, and large
+//!   amounts freed through mimalloc are given back to the OS later by
+//!   whichever thread allocates next, possibly a scheduler in a NIF call
+//!   (see [`Pieces::join`]); glibc's allocator returns a block's memory
+//!   in the thread that frees it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr::NonNull;
