@@ -243,13 +243,16 @@ impl Exchange {
                             self.conn = None;
                             return Step::Redirect(head);
                         }
-                        let announced = head
-                            .headers
-                            .get(reqwest::header::CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+                        let body = resp.into_body();
+                        // hyper's exact length: content-length, or 0 where
+                        // no body may follow (HEAD, 204, 304).
+                        let announced = body
+                            .size_hint()
+                            .exact()
+                            .and_then(|n| usize::try_from(n).ok());
                         self.stage = Stage::Body {
                             head,
-                            body: resp.into_body(),
+                            body,
                             parts: Received::new(announced),
                         };
                         continue;
