@@ -26,7 +26,7 @@ groups() ->
                       read_timeout, stale_keep_alive_is_resent, close_client_in_flight,
                       many_requests_leave_mailbox_empty]},
      {edges, [], [names_are_looked_up_once, redirect_to_https_goes_to_reqwest,
-                  large_body_in_several_calls, large_unannounced_body_is_joined_on_the_runtime,
+                  large_body_in_several_calls, large_body_is_joined_on_the_runtime,
                   large_request_body_falls_back]}].
 
 init_per_suite(Config) ->
@@ -412,7 +412,7 @@ large_body_in_several_calls(_Config) ->
 %% kept apart and joined by a runtime task, so that no NIF call copies
 %% all that came before. The answer then comes as a message, and is the
 %% same as reqwest's, with or without a content-length.
-large_unannounced_body_is_joined_on_the_runtime(_Config) ->
+large_body_is_joined_on_the_runtime(_Config) ->
     with_server(fun(S) ->
         C = erqwest:make_client(),
         {ok, _} = erqwest:get(C, url(S, "/")),

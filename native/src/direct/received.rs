@@ -46,7 +46,7 @@ pub(crate) struct Pieces {
 }
 
 impl Received {
-    /// `announced` is the response's `content-length`, if it had one.
+    /// `announced` is the body's exact length, when hyper knows it.
     pub(crate) fn new(announced: Option<usize>) -> Self {
         Received {
             buf: BytesMut::with_capacity(announced.unwrap_or(0).min(INLINE)),
@@ -95,7 +95,7 @@ impl Pieces {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.head.len() + self.blocks.iter().map(|b| b.len).sum::<usize>()
     }
 
@@ -146,7 +146,7 @@ impl Block {
         Block::with_capacity(BLOCK)
     }
 
-    /// `cap` is at least 1 (a body's length, checked by the caller).
+    /// Never zero-sized: the allocator does not take a zero size.
     fn with_capacity(cap: usize) -> Block {
         let layout = match Layout::from_size_align(cap.max(1), 1) {
             Ok(l) => l,
