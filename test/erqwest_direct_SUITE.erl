@@ -7,6 +7,8 @@
 %% that the path is really taken, and what happens at its edges: dead
 %% callers, timeouts, connections the server closed, names, redirects that
 %% leave plain HTTP, compressed bodies, and messages never left behind.
+%% The tls group does the same over HTTPS (rustls driven from the NIF
+%% calls, handshakes on the runtime).
 -module(erqwest_direct_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -15,7 +17,7 @@
 -compile([export_all, nowarn_export_all]).
 
 all() ->
-    [{group, parity}, {group, path}, {group, lifecycle}, {group, edges}].
+    [{group, parity}, {group, path}, {group, lifecycle}, {group, edges}, {group, tls}].
 
 groups() ->
     [{parity, [parallel], [get_and_head, post_bodies, headers_and_query, client_defaults,
@@ -27,7 +29,10 @@ groups() ->
                       many_requests_leave_mailbox_empty]},
      {edges, [], [names_are_looked_up_once, redirect_to_https_goes_to_reqwest,
                   large_body_in_several_calls, large_body_is_joined_on_the_runtime,
-                  large_request_body_falls_back]}].
+                  large_request_body_falls_back]},
+     {tls, [], [tls_parity, tls_takes_the_direct_path, tls_refused_certificate_is_reqwests_error,
+                tls_closed_keep_alive_is_resent, tls_large_body_in_several_calls,
+                tls_timeouts, tls_stalled_handshake_is_dropped]}].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erqwest),
@@ -36,6 +41,16 @@ init_per_suite(Config) ->
 
 end_per_suite(_Config) ->
     application:stop(erqwest).
+
+init_per_group(tls, Config) ->
+    Certs = erqwest_test_certs:make(filename:join(?config(priv_dir, Config), "certs")),
+    #{server_cert := Cert, server_key := Key, ca := Ca} = Certs,
+    [{tls, [{certfile, Cert}, {keyfile, Key}]}, {ca_der, erqwest_test_certs:der(Ca)} | Config];
+init_per_group(_, Config) ->
+    Config.
+
+end_per_group(_, _Config) ->
+    ok.
 
 %%% helpers
 
@@ -485,3 +500,138 @@ wait_until(F, N) ->
         true -> ok;
         false -> timer:sleep(20), wait_until(F, N - 1)
     end.
+
+%%% tls
+
+with_tls_server(Config, Handler, Fun) ->
+    {ok, S} = erqwest_test_server:start(Handler, #{tls => ?config(tls, Config)}),
+    try Fun(S) after erqwest_test_server:stop(S) end.
+
+tls_client(Config) -> tls_client(Config, #{}).
+
+tls_client(Config, Opts) ->
+    erqwest:make_client(Opts#{additional_root_certs => [?config(ca_der, Config)]}).
+
+%% The same bytes inside the TLS records, and the same answers, as
+%% reqwest's; by address and by name, through a redirect on the origin.
+tls_parity(Config) ->
+    with_tls_server(Config, fun handler/1, fun(S) ->
+        C = tls_client(Config),
+        ByName = iolist_to_binary(["https://localhost:", integer_to_list(erqwest_test_server:port(S)),
+                                   "/echo/named"]),
+        [{ok, _} = same(C, S, Opts)
+         || Opts <- [#{method => get, url => url(S, "/")},
+                     #{method => head, url => url(S, "/")},
+                     #{method => post, url => url(S, "/echo"), body => <<"tls body">>},
+                     #{method => get, url => url(S, "/gzip")},
+                     #{method => get, url => url(S, "/r302")},
+                     #{method => put, url => ByName, body => binary:copy(<<"x">>, 60000)}]],
+        {ok, #{status := 200, version := 'HTTP/1.1', url := After}} = erqwest:get(C, url(S, "/r303")),
+        ?assertEqual(url(S, "/echo/after303"), After)
+    end).
+
+%% While the server holds the response no reqwest task exists, and the
+%% requests share one connection, apart from the async path's own.
+tls_takes_the_direct_path(Config) ->
+    Self = self(),
+    Hold = fun(#{path := <<"/hold">>}) ->
+                   {custom, fun(Sock, Req) ->
+                       Self ! {held, self()},
+                       receive go -> ok end,
+                       erqwest_test_server:send_response({ssl, Sock}, {200, [], <<"late">>}, Req),
+                       keep
+                   end};
+              (_) -> {200, [], <<"ok">>}
+           end,
+    with_tls_server(Config, Hold, fun(S) ->
+        C = tls_client(Config),
+        [{ok, #{body := <<"ok">>}} = erqwest:get(C, url(S, "/")) || _ <- lists:seq(1, 50)],
+        ?assertEqual(1, erqwest_test_server:connections(S)),
+        Caller = spawn_link(fun() -> Self ! {done, erqwest:get(C, url(S, "/hold"))} end),
+        ConnPid = receive {held, P} -> P after 5000 -> error(not_held) end,
+        ?assertEqual({0, 0}, erqwest_nif:live_resources()),
+        ConnPid ! go,
+        receive {done, {ok, #{body := <<"late">>}}} -> ok after 5000 -> error(no_answer) end,
+        unlink(Caller),
+        ?assertEqual(1, erqwest_test_server:connections(S)),
+        {ok, _} = via_reqwest(C, #{method => get, url => url(S, "/")}),
+        ?assertEqual(2, erqwest_test_server:connections(S)),
+        ?assertEqual(none, any_message(100))
+    end).
+
+%% A handshake that fails on this path hands the request to reqwest: the
+%% error is reqwest's, word for word, and nothing is left behind.
+tls_refused_certificate_is_reqwests_error(Config) ->
+    with_tls_server(Config, fun handler/1, fun(S) ->
+        C = erqwest:make_client(),
+        Opts = #{method => get, url => url(S, "/")},
+        Ref = make_ref(),
+        %% The direct path takes it first (the handshake is under way).
+        {wait, _, _} = erqwest_nif:direct_req(C, Ref, Opts),
+        {error, #{code := connect} = Direct} = erqwest:req(C, Opts),
+        {error, Reqwest} = via_reqwest(C, Opts),
+        ?assertEqual(Reqwest, Direct),
+        flush_ref(Ref),
+        ?assertEqual(none, any_message(200))
+    end).
+
+flush_ref(Ref) ->
+    receive {_, _, Ref, _} -> flush_ref(Ref) after 500 -> ok end.
+
+%% The server closes after each answer (with close_notify): the next
+%% request finds the idle connection ended and opens another.
+tls_closed_keep_alive_is_resent(Config) ->
+    Resp = <<"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok">>,
+    with_tls_server(Config, fun(_) -> {raw_close, Resp} end, fun(S) ->
+        C = tls_client(Config),
+        [{ok, #{body := <<"ok">>}} = erqwest:get(C, url(S, "/")) || _ <- lists:seq(1, 20)],
+        ?assertEqual(20, erqwest_test_server:connections(S))
+    end).
+
+%% Records are decrypted inside the NIF calls that read them: a 4 MB body
+%% still takes many calls, as over plain HTTP.
+tls_large_body_in_several_calls(Config) ->
+    with_tls_server(Config, fun handler/1, fun(S) ->
+        C = tls_client(Config),
+        {ok, _} = erqwest:get(C, url(S, "/")),
+        Big = binary:copy(<<"0123456789abcdef">>, 1 bsl 18),
+        {{ok, #{body := Big}}, Times} = drive(C, #{method => get, url => url(S, "/big")}),
+        Sorted = lists:sort(Times),
+        ct:pal("4 MB body over TLS: ~p NIF calls, ~p us median, ~p us p90, ~p us max",
+               [length(Times), lists:nth(length(Times) div 2 + 1, Sorted),
+                lists:nth(length(Times) * 9 div 10 + 1, Sorted), lists:max(Times)]),
+        ?assert(length(Times) >= 16, length(Times)),
+        ?assert(lists:nth(length(Times) div 2 + 1, Sorted) < 1000)
+    end).
+
+tls_timeouts(Config) ->
+    Stall = fun(_) -> {custom, fun(_Sock, _Req) -> timer:sleep(2000), close end} end,
+    with_tls_server(Config, Stall, fun(S) ->
+        C = tls_client(Config),
+        {error, #{code := timeout}} = erqwest:get(C, url(S, "/"), #{timeout => 100}),
+        Read = tls_client(Config, #{read_timeout => 100}),
+        {error, #{code := timeout}} = erqwest:get(Read, url(S, "/")),
+        ?assertEqual(none, any_message(200))
+    end).
+
+%% A server that takes the connection and never answers the handshake: the
+%% request times out, and the socket is closed (the runtime's connect
+%% task stops with the request).
+tls_stalled_handshake_is_dropped(Config) ->
+    {ok, L} = gen_tcp:listen(0, [binary, {active, false}, {ip, {127, 0, 0, 1}}]),
+    {ok, Port} = inet:port(L),
+    Self = self(),
+    spawn_link(fun() ->
+        {ok, Sock} = gen_tcp:accept(L),
+        Self ! {accepted, gen_tcp:recv(Sock, 0, 5000)},
+        Self ! {after_hello, gen_tcp:recv(Sock, 0, 5000)}
+    end),
+    C = tls_client(Config),
+    Url = iolist_to_binary(["https://127.0.0.1:", integer_to_list(Port), "/"]),
+    {error, #{code := timeout}} = erqwest:get(C, Url, #{timeout => 200}),
+    receive {accepted, {ok, <<22, _/binary>>}} -> ok after 5000 -> error(no_client_hello) end,
+    receive {after_hello, Closed} -> ?assertEqual({error, closed}, Closed)
+    after 6000 -> error(not_closed)
+    end,
+    gen_tcp:close(L),
+    ?assertEqual(none, any_message(100)).

@@ -17,7 +17,7 @@ groups() ->
                           wrong_hostname, wrong_hostname_allowed, min_tls_version]},
      {identity, [parallel], [client_cert_missing, client_cert_pkcs12, client_cert_pem,
                              client_cert_pem_separate, wrong_pkcs12_password]},
-     {http2, [], [h2_over_tls_alpn, http1_only_over_tls, h2c_prior_knowledge,
+     {http2, [], [h2_over_tls_alpn, h2_origin_left_to_reqwest, http1_only_over_tls, h2c_prior_knowledge,
                   h2_post_body, h2_streamed_upload_and_download]}].
 
 init_per_suite(Config) ->
@@ -209,6 +209,26 @@ h2_over_tls_alpn(Config) ->
     C = erqwest:make_client(roots(Config)),
     {ok, #{status := 200, version := 'HTTP/2', body := <<"proto=HTTP/2.0">>}} =
         erqwest:get(C, tls_url(Config, "/")).
+
+%% erqwest:req/2's direct path offers h2 and http/1.1 as reqwest does; a
+%% server that picks h2 gets the request through reqwest (its answer comes
+%% by message), and the origin goes straight to reqwest from then on.
+h2_origin_left_to_reqwest(Config) ->
+    C = erqwest:make_client(roots(Config)),
+    Opts = #{method => get, url => tls_url(Config, "/")},
+    Ref = make_ref(),
+    {wait, Call, _} = erqwest_nif:direct_req(C, Ref, Opts),
+    receive {select, _, Ref, _} -> ok after 5000 -> error(no_handshake) end,
+    {wait, _, _} = erqwest_nif:direct_poll(Call, Ref),
+    receive
+        {erqwest_response, Ref, reply, Resp} ->
+            #{status := 200, version := 'HTTP/2', body := <<"proto=HTTP/2.0">>} = Resp
+    after 5000 -> error(no_answer)
+    end,
+    fallback = erqwest_nif:direct_req(C, make_ref(), Opts),
+    {ok, #{version := 'HTTP/2'}} = erqwest:get(C, tls_url(Config, "/")),
+    %% Another client has not learnt it yet.
+    {wait, _, _} = erqwest_nif:direct_req(erqwest:make_client(roots(Config)), make_ref(), Opts).
 
 http1_only_over_tls(Config) ->
     C = erqwest:make_client((roots(Config))#{http1_only => true}),

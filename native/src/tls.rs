@@ -41,7 +41,7 @@ impl IdentitySource {
     }
 
     /// The identity as PEM text, which is what reqwest's rustls backend reads.
-    fn to_pem(&self) -> Result<Vec<u8>, String> {
+    pub(crate) fn to_pem(&self) -> Result<Vec<u8>, String> {
         match self {
             IdentitySource::Pem(pem) => Ok(pem.clone()),
             IdentitySource::Pkcs12 { der, password } => {

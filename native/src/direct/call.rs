@@ -1,6 +1,6 @@
 //! A whole direct request: its hops (redirects followed here, as reqwest
 //! would), its deadlines, and the runtime task that answers instead when
-//! the body must be decoded or joined, or a hop leaves plain HTTP.
+//! the body must be decoded or joined, or a hop leaves this path's reach.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +15,7 @@ use super::fd::{Fd, Interest};
 use super::received::Collected;
 use super::redirect::{self, Chain, Next, Template};
 use super::tasks::{self, Gate, Resolver};
-use super::{Target, Transport};
+use super::Transport;
 use crate::error::{Code, Error};
 use crate::reply::Head;
 
@@ -72,32 +72,37 @@ impl Flow {
         flow
     }
 
-    /// The next hop on this path, or on reqwest's when it leaves plain HTTP.
+    /// The next hop on this path, or on reqwest's when it leaves this
+    /// path's reach.
     fn start_hop(&mut self) {
-        let headers = self.chain.hop_headers(&self.template);
-        match Target::of(&self.template.url) {
-            Some(target) => {
+        match self.t.route(&self.template.url) {
+            Some(route) => {
+                let headers = self.chain.hop_headers(&self.template);
                 let req = hop_request(&self.template, headers);
                 self.hop = Some(Exchange::start(
                     self.t.clone(),
-                    target,
+                    route,
                     req,
                     self.template.url.as_str().to_owned(),
                     follows,
                     self.resolver.clone(),
                 ));
             }
-            None => {
-                self.hop = None;
-                self.task = Some(tasks::handoff(
-                    &self.rt,
-                    self.gate.clone(),
-                    self.http.clone(),
-                    self.template.clone(),
-                    headers,
-                ));
-            }
+            None => self.hand_off(),
         }
+    }
+
+    /// The rest of the request goes through reqwest.
+    fn hand_off(&mut self) {
+        let headers = self.chain.hop_headers(&self.template);
+        self.hop = None;
+        self.task = Some(tasks::handoff(
+            &self.rt,
+            self.gate.clone(),
+            self.http.clone(),
+            self.template.clone(),
+            headers,
+        ));
     }
 
     pub(crate) fn advance(&mut self) -> Outcome {
@@ -141,6 +146,10 @@ impl Flow {
                 Step::Again => return Outcome::Again,
                 Step::Wait(i, fd) => return Outcome::Wait(i, fd),
                 Step::Parked => return Outcome::Parked,
+                Step::Handoff => {
+                    self.hand_off();
+                    return Outcome::Parked;
+                }
                 Step::Failed(e) => return Outcome::Error(e),
             }
         }

@@ -62,9 +62,13 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// hyper's HTTP/1 handshake does no I/O: it is ready at the first poll.
-    pub(crate) fn handshake(fd: Arc<Fd>) -> Result<Conn, String> {
+    /// `tls` is the session of an HTTPS connection, its handshake done.
+    pub(crate) fn handshake(
+        fd: Arc<Fd>,
+        tls: Option<Box<rustls::ClientConnection>>,
+    ) -> Result<Conn, String> {
         let wants = Arc::new(Wants::default());
-        let io = SockIo::new(fd.clone(), wants.clone());
+        let io = SockIo::new(fd.clone(), wants.clone(), tls);
         let mut fut = Box::pin(http1::Builder::new().handshake::<_, Body>(io));
         let waker = Waker::from(Arc::new(Flag::default()));
         let mut cx = Context::from_waker(&waker);

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::conn::{Body, Conn, Flag, ResponseFuture};
 use super::fd::{Fd, Interest};
 use super::received::{Collected, Received};
-use super::{Target, Transport};
+use super::{Route, Target, Transport};
 use crate::error::{Code, Error};
 use crate::reply::Head;
 
@@ -25,7 +25,15 @@ const TIME_PER_CALL: Duration = Duration::from_micros(200);
 /// Whether a response with this head is a redirect that will be followed.
 pub(crate) type Follows = fn(&Transport, u16, &reqwest::header::HeaderMap, &str) -> bool;
 
-pub(crate) type Connected = oneshot::Receiver<Result<std::net::TcpStream, Error>>;
+/// What a connect on the runtime gives: a socket (with its TLS session
+/// for HTTPS), or `None` when the request is reqwest's after all (the
+/// server chose HTTP/2, or the handshake failed).
+pub(crate) type Connected = oneshot::Receiver<Result<Option<Link>, Error>>;
+
+pub(crate) struct Link {
+    pub(crate) stream: std::net::TcpStream,
+    pub(crate) tls: Option<Box<rustls::ClientConnection>>,
+}
 
 enum Stage {
     /// A name being looked up and connected to on the runtime, which
@@ -53,19 +61,20 @@ pub(crate) enum Step {
     Wait(Interest, Arc<Fd>),
     /// Nothing to do until the runtime's message comes.
     Parked,
+    /// The hop is reqwest's: nothing of it was sent.
+    Handoff,
     Failed(Error),
 }
 
 pub(crate) struct Exchange {
     transport: Arc<Transport>,
-    key: String,
+    route: Route,
     conn: Option<Conn>,
     stage: Stage,
     /// Kept until it is sent (a connect comes first), and for a resend when
     /// an idle connection turns out closed before it took the request.
     request: Option<hyper::Request<Body>>,
     url: String,
-    target: Target,
     resolver: Arc<super::tasks::Resolver>,
     flag: Arc<Flag>,
     /// Whether a redirect with this status is followed (then its body is
@@ -81,15 +90,14 @@ impl Exchange {
     /// (`connect` is given the name to look up on the runtime).
     pub(crate) fn start(
         transport: Arc<Transport>,
-        target: Target,
+        route: Route,
         request: hyper::Request<Body>,
         url: String,
         follows: Follows,
         resolver: Arc<super::tasks::Resolver>,
     ) -> Self {
         let mut ex = Exchange {
-            key: target.key(),
-            target,
+            route,
             resolver,
             transport,
             conn: None,
@@ -109,7 +117,7 @@ impl Exchange {
     fn begin(&mut self) {
         let waker = Waker::from(self.flag.clone());
         let mut cx = Context::from_waker(&waker);
-        while let Some(mut conn) = self.transport.checkout(&self.key) {
+        while let Some(mut conn) = self.transport.checkout(&self.route.key) {
             if conn.ready(&mut cx) {
                 return self.send_on(conn);
             }
@@ -118,14 +126,15 @@ impl Exchange {
             .transport
             .connect_timeout
             .and_then(|t| Instant::now().checked_add(t));
-        self.stage = match &self.target {
-            Target::Addr(addr) => match super::connect::start(*addr, &self.transport, &self.url) {
-                Ok(fd) => Stage::Connecting(fd),
-                Err(e) => Stage::Failed(e),
-            },
-            Target::Name(host, port) => {
-                Stage::Resolving(self.resolver.connect(host.clone(), *port, self.url.clone()))
+        // A name is looked up, and a handshake done, on the runtime.
+        self.stage = match (&self.route.target, &self.route.tls) {
+            (Target::Addr(addr), None) => {
+                match super::connect::start(*addr, &self.transport, &self.url) {
+                    Ok(fd) => Stage::Connecting(fd),
+                    Err(e) => Stage::Failed(e),
+                }
             }
+            _ => Stage::Resolving(self.resolver.connect(&self.route, self.url.clone())),
         };
     }
 
@@ -195,8 +204,9 @@ impl Exchange {
             };
             match std::mem::replace(&mut self.stage, Stage::Done) {
                 Stage::Resolving(mut rx) => match rx.try_recv() {
-                    Ok(Ok(stream)) => match Fd::new(stream) {
-                        Some(fd) => match Conn::handshake(Arc::new(fd)) {
+                    Ok(Ok(None)) => return Step::Handoff,
+                    Ok(Ok(Some(link))) => match Fd::new(link.stream) {
+                        Some(fd) => match Conn::handshake(Arc::new(fd), link.tls) {
                             Ok(conn) => {
                                 self.send_on(conn);
                                 continue;
@@ -215,7 +225,7 @@ impl Exchange {
                     }
                 },
                 Stage::Connecting(fd) => match super::connect::finish(&fd, &self.url) {
-                    Ok(true) => match Conn::handshake(fd) {
+                    Ok(true) => match Conn::handshake(fd, None) {
                         Ok(conn) => {
                             self.send_on(conn);
                             continue;
@@ -350,7 +360,7 @@ impl Exchange {
             // One more turn lets hyper see the message end and go idle.
             let _ = self.flag.take();
             if conn.ready(cx) || (self.flag.take() && conn.ready(cx)) {
-                self.transport.checkin(&self.key, conn);
+                self.transport.checkin(&self.route.key, conn);
             }
         }
     }

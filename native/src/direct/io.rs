@@ -49,12 +49,40 @@ impl Wants {
 pub(crate) struct SockIo {
     fd: Arc<Fd>,
     wants: Arc<Wants>,
+    /// Set on an HTTPS connection: bytes go through its records.
+    tls: Option<Box<rustls::ClientConnection>>,
 }
 
 impl SockIo {
-    pub(crate) fn new(fd: Arc<Fd>, wants: Arc<Wants>) -> Self {
-        SockIo { fd, wants }
+    pub(crate) fn new(
+        fd: Arc<Fd>,
+        wants: Arc<Wants>,
+        tls: Option<Box<rustls::ClientConnection>>,
+    ) -> Self {
+        SockIo { fd, wants, tls }
     }
+
+    /// A result as hyper takes it: `WouldBlock` is pending, with the
+    /// readiness that would move it noted.
+    fn poll<T>(&self, r: io::Result<T>, want: u8) -> Poll<io::Result<T>> {
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.wants.note(want);
+                Poll::Pending
+            }
+            r => Poll::Ready(r),
+        }
+    }
+}
+
+/// `recv` into initialised bytes (rustls reads records this way).
+pub(super) fn recv_into(fd: &Fd, buf: &mut [u8]) -> io::Result<usize> {
+    // Safe: initialised bytes are valid as uninitialised ones, and `recv`
+    // writes only bytes.
+    let uninit = unsafe {
+        std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<MaybeUninit<u8>>(), buf.len())
+    };
+    recv(fd, uninit)
 }
 
 fn recv(fd: &Fd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
@@ -71,7 +99,7 @@ fn recv(fd: &Fd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     }
 }
 
-fn send(fd: &Fd, buf: &[u8]) -> io::Result<usize> {
+pub(super) fn send(fd: &Fd, buf: &[u8]) -> io::Result<usize> {
     loop {
         // MSG_NOSIGNAL: a peer that closed is an error here, not a SIGPIPE.
         let n = unsafe { libc::send(fd.raw(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
@@ -91,21 +119,17 @@ impl hyper::rt::Read for SockIo {
         _cx: &mut Context<'_>,
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(session) = &mut this.tls {
+            let r = super::tls::read(session, &this.fd, &mut buf, RECV_MAX);
+            return this.poll(r, WANT_READ);
+        }
         // Safe: `recv` only writes initialised bytes, and `advance` counts
         // no more than it wrote.
         let dst = unsafe { buf.as_mut() };
         let len = dst.len().min(RECV_MAX);
-        match recv(&self.fd, &mut dst[..len]) {
-            Ok(n) => {
-                unsafe { buf.advance(n) };
-                Poll::Ready(Ok(()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.wants.note(WANT_READ);
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        let r = recv(&this.fd, &mut dst[..len]).map(|n| unsafe { buf.advance(n) });
+        this.poll(r, WANT_READ)
     }
 }
 
@@ -115,22 +139,36 @@ impl hyper::rt::Write for SockIo {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match send(&self.fd, buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.wants.note(WANT_WRITE);
-                Poll::Pending
-            }
-            r => Poll::Ready(r),
-        }
+        let this = self.get_mut();
+        let r = match &mut this.tls {
+            Some(session) => super::tls::write(session, &this.fd, buf),
+            None => send(&this.fd, buf),
+        };
+        this.poll(r, WANT_WRITE)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+        let this = self.get_mut();
+        match &mut this.tls {
+            Some(session) => {
+                let r = super::tls::flush(session, &this.fd);
+                this.poll(r, WANT_WRITE)
+            }
+            None => Poll::Ready(Ok(())),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(session) = &mut this.tls {
+            session.send_close_notify();
+            let r = super::tls::flush(session, &this.fd);
+            if this.poll(r, WANT_WRITE).is_pending() {
+                return Poll::Pending;
+            }
+        }
         // Safe: shutting down a socket we hold.
-        unsafe { libc::shutdown(self.fd.raw(), libc::SHUT_WR) };
+        unsafe { libc::shutdown(this.fd.raw(), libc::SHUT_WR) };
         Poll::Ready(Ok(()))
     }
 }

@@ -21,8 +21,9 @@ mod io;
 mod received;
 mod redirect;
 mod tasks;
+mod tls;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -85,11 +86,8 @@ pub(crate) enum Target {
 }
 
 impl Target {
-    /// The target of a plain HTTP URL; `None` for any other scheme.
+    /// The host and port of `url`, whatever its scheme.
     fn of(url: &reqwest::Url) -> Option<Target> {
-        if url.scheme() != "http" {
-            return None;
-        }
         let host = url.host_str()?;
         let port = url.port_or_known_default()?;
         let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -98,15 +96,19 @@ impl Target {
             Err(_) => Target::Name(host.to_owned(), port),
         })
     }
+}
 
-    /// The pool's key: idle connections to a name are reused without a
-    /// lookup.
-    fn key(&self) -> String {
-        match self {
-            Target::Addr(a) => a.to_string(),
-            Target::Name(h, p) => format!("{h}:{p}"),
-        }
-    }
+/// Where a hop goes: what to connect to, the TLS to speak there, and the
+/// pool's key (idle connections to a name are reused without a lookup).
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub(crate) target: Target,
+    /// For HTTPS: the config, and the name the certificate must carry.
+    pub(crate) tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+    pub(crate) key: String,
 }
 
 /// A client's direct connections and the request defaults reqwest would add.
@@ -130,6 +132,11 @@ pub struct Transport {
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
+    /// The config of HTTPS connections on this path; `None` leaves HTTPS
+    /// to reqwest (`tls::config_for`).
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// Origins whose server chose HTTP/2: reqwest's from then on.
+    h2: Mutex<HashSet<String>>,
 }
 
 impl Transport {
@@ -181,7 +188,48 @@ impl Transport {
             timeout: c.timeout,
             connect_timeout: c.connect_timeout,
             read_timeout: c.read_timeout,
+            tls: tls::config_for(c),
+            h2: Mutex::default(),
         })
+    }
+
+    /// The route of a request to `url` on this path, or `None` when it is
+    /// reqwest's: a scheme other than HTTP, HTTPS without a config here,
+    /// or an origin that speaks HTTP/2.
+    fn route(&self, url: &reqwest::Url) -> Option<Route> {
+        let target = Target::of(url)?;
+        let addr = match &target {
+            Target::Addr(a) => a.to_string(),
+            Target::Name(h, p) => format!("{h}:{p}"),
+        };
+        match url.scheme() {
+            "http" => Some(Route {
+                target,
+                tls: None,
+                key: addr,
+            }),
+            "https" => {
+                let config = self.tls.clone()?;
+                let key = format!("https://{addr}");
+                if self.h2.lock().map_or(true, |h2| h2.contains(&key)) {
+                    return None;
+                }
+                let name = tls::server_name(url.host_str()?)?;
+                Some(Route {
+                    target,
+                    tls: Some((config, name)),
+                    key,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The server at `key` chose HTTP/2.
+    pub(crate) fn speaks_h2(&self, key: &str) {
+        if let Ok(mut h2) = self.h2.lock() {
+            h2.insert(key.to_owned());
+        }
     }
 
     fn checkout(&self, key: &str) -> Option<Conn> {
@@ -287,7 +335,7 @@ fn template(
         return Ok(None);
     }
     let checked = spec.checked?;
-    if !checked.compose.is_empty() || Target::of(&checked.url).is_none() {
+    if !checked.compose.is_empty() || t.route(&checked.url).is_none() {
         return Ok(None);
     }
     let body = match checked.body {

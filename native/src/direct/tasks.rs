@@ -1,8 +1,9 @@
 //! The parts of a direct request that run on the runtime: looking up a
-//! name and connecting, joining a large body and decoding a compressed
-//! one, and a redirect to where the direct path does not go (HTTPS),
-//! handed to reqwest. Each tells the waiting process by message, through
-//! a [`Gate`] that the process can close first.
+//! name, connecting and the TLS handshake; joining a large body and
+//! decoding a compressed one; and a hop this path does not take (HTTP/2,
+//! a failed handshake, a redirect out of its reach), handed to reqwest.
+//! Each tells the waiting process by message, through a [`Gate`] that
+//! the process can close first.
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
@@ -16,10 +17,11 @@ use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, OwnedBinary, Term};
 use tokio::sync::oneshot;
 
-use super::exchange::Connected;
+use super::exchange::{Connected, Link};
 use super::received::Collected;
 use super::redirect::Template;
-use super::{Accept, Transport};
+use super::tls::{self, Handshake};
+use super::{Accept, Route, Target, Transport};
 use crate::atoms;
 use crate::error::{Code, Error};
 use crate::reply::{encode_resp, Head};
@@ -92,7 +94,8 @@ impl Gate {
     }
 }
 
-/// Connects to names on the runtime (a lookup blocks).
+/// Connects on the runtime: names (a lookup blocks) and HTTPS (a
+/// handshake takes round trips and certificate checks).
 pub(crate) struct Resolver {
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) gate: Arc<Gate>,
@@ -100,12 +103,19 @@ pub(crate) struct Resolver {
 }
 
 impl Resolver {
-    pub(crate) fn connect(&self, host: String, port: u16, url: String) -> Connected {
-        let (tx, rx) = oneshot::channel();
+    pub(crate) fn connect(&self, route: &Route, url: String) -> Connected {
+        let (mut tx, rx) = oneshot::channel();
         let gate = self.gate.clone();
         let t = self.transport.clone();
+        let route = route.clone();
         self.rt.spawn(async move {
-            let r = connect_name(&t, &host, port, &url).await;
+            // A request given up (timed out, its caller gone) drops the
+            // receiver: the connect stops with it, where a handshake that
+            // stalls would otherwise hold its socket for ever.
+            let r = tokio::select! {
+                r = dial(&t, &route, &url) => r,
+                () = tx.closed() => return,
+            };
             if tx.send(r).is_ok() {
                 gate.wake();
             }
@@ -114,12 +124,41 @@ impl Resolver {
     }
 }
 
+async fn dial(t: &Transport, route: &Route, url: &str) -> Result<Option<Link>, Error> {
+    let tcp = match &route.target {
+        Target::Addr(addr) => connect_addr(t, *addr)
+            .await
+            .map_err(|e| super::connect::refused(url, e))?,
+        Target::Name(host, port) => connect_name(t, host, *port, url).await?,
+    };
+    let Some((config, name)) = &route.tls else {
+        let stream = tcp
+            .into_std()
+            .map_err(|e| super::connect::refused(url, e))?;
+        return Ok(Some(Link { stream, tls: None }));
+    };
+    let (stream, handshake) = tls::handshake(config.clone(), name.clone(), tcp)
+        .await
+        .map_err(|e| super::connect::refused(url, e))?;
+    match (stream, handshake) {
+        (Some(stream), Handshake::Http1(session)) => Ok(Some(Link {
+            stream,
+            tls: Some(session),
+        })),
+        (_, Handshake::Http2) => {
+            t.speaks_h2(&route.key);
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
 async fn connect_name(
     t: &Transport,
     host: &str,
     port: u16,
     url: &str,
-) -> Result<std::net::TcpStream, Error> {
+) -> Result<tokio::net::TcpStream, Error> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| {
@@ -144,7 +183,7 @@ async fn connect_name(
     ))
 }
 
-async fn connect_addr(t: &Transport, addr: SocketAddr) -> std::io::Result<std::net::TcpStream> {
+async fn connect_addr(t: &Transport, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
     let sock = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -154,9 +193,8 @@ async fn connect_addr(t: &Transport, addr: SocketAddr) -> std::io::Result<std::n
         sock.bind(SocketAddr::new(ip, 0))?;
     }
     let stream = sock.connect(addr).await?;
-    let std = stream.into_std()?;
-    super::connect::tune(&socket2::SockRef::from(&std), t);
-    Ok(std)
+    super::connect::tune(&socket2::SockRef::from(&stream), t);
+    Ok(stream)
 }
 
 /// A service that answers with a response already received, so that
@@ -236,7 +274,7 @@ async fn decoded(accept: Accept, mut head: Head, body: Bytes) -> Result<(Head, B
     Ok((head, bytes))
 }
 
-/// The rest of a redirect chain through reqwest (a hop to HTTPS).
+/// The rest of a request through reqwest, from the hop this path left.
 pub(crate) fn handoff(
     rt: &tokio::runtime::Handle,
     gate: Arc<Gate>,
