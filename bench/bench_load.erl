@@ -482,10 +482,12 @@ status_kb(Key) ->
 %% @doc Times individual `erqwest_nif' calls with `erlang:monotonic_time'
 %% around the call (nanoseconds). `base' is the plain HTTP/1.1 listener's
 %% URL; `iters' the number of calls for cheap cases, `big_iters' for the
-%% 8 MB ones.
+%% 8 MB ones. With `tls_base' (nginx's HTTPS listener with HTTP/1.1, and
+%% `ca' its CA file) the direct path's calls over TLS are timed too.
 -spec nif_times(#{base := binary(), iters := pos_integer(), big_iters := pos_integer(),
-                  download := binary()}) -> [{string(), [non_neg_integer()]}].
-nif_times(#{base := Base, iters := Iters, big_iters := Big, download := Download}) ->
+                  download := binary(), tls_base => binary(), ca => file:filename()}) ->
+    [{string(), [non_neg_integer()]}].
+nif_times(#{base := Base, iters := Iters, big_iters := Big, download := Download} = Opts) ->
     C = erqwest:make_client(client_opts(http, none)),
     Echo = <<Base/binary, "/echo">>,
     Sink = <<Base/binary, "/sink">>,
@@ -512,11 +514,26 @@ nif_times(#{base := Base, iters := Iters, big_iters := Big, download := Download
     Body64K = binary:part(Body8M, 0, 64 * 1024),
     Direct = [{"direct path, every call: POST 10 B", time_direct(C, #{method => post, url => Echo, body => <<"0123456789">>}, Iters)},
               {"direct path, every call: POST 64 KB", time_direct(C, #{method => post, url => Sink, body => Body64K}, Big)},
-              {"direct path, every call: GET " ++ file_label(Download), time_direct(C, #{method => get, url => Download}, 2)}],
+              {"direct path, every call: GET " ++ file_label(Download), time_direct(C, #{method => get, url => Download}, 2)}]
+             ++ direct_tls_times(Opts, Body64K),
     Floor ++ Reqs ++ Direct ++ [{"send, 64 KB binary", time_sends(C, Sink, binary:part(Body8M, 0, 65536), Iters)},
              {"send, 8 MB binary", time_sends(C, Sink, Body8M, Big)},
              {"read", time_reads(C, Download, Iters)},
              {"cancel", [time_cancel(C, Download) || _ <- lists:seq(1, Iters div 4)]}].
+
+%% The direct path's calls over HTTPS (records decrypted and encrypted
+%% inside them); the handshake is on the runtime, before the first.
+direct_tls_times(#{tls_base := TlsBase, ca := Ca, iters := Iters, big_iters := Big}, Body64K) ->
+    C = erqwest:make_client(client_opts(https, Ca)),
+    Echo = <<TlsBase/binary, "/echo">>,
+    Sink = <<TlsBase/binary, "/sink">>,
+    _ = time_direct(C, #{method => get, url => Echo}, 1),
+    [{"direct path over TLS, every call: POST 10 B",
+      time_direct(C, #{method => post, url => Echo, body => <<"0123456789">>}, Iters)},
+     {"direct path over TLS, every call: POST 64 KB",
+      time_direct(C, #{method => post, url => Sink, body => Body64K}, Big)}];
+direct_tls_times(_, _) ->
+    [].
 
 %% Every NIF call of N requests on erqwest:req/2's direct path, as
 %% erqwest_direct makes them: the start, then a poll per readiness message

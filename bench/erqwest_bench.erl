@@ -298,7 +298,8 @@ mbps(#{failed := F}) -> io_lib:format("FAILED ~0p", [F]).
 
 nif_section(#{server := Srv, nif_iters := Iters, nif_big_iters := Big, stream_mb := [Mb | _]} = Ctx) ->
     Opts = #{base => bench_nginx:url(Srv, http, ""), iters => Iters, big_iters => Big,
-             download => bench_nginx:url(Srv, http, ["/files/", bench_nginx:file_name(Mb * 1024 * 1024)])},
+             download => bench_nginx:url(Srv, http, ["/files/", bench_nginx:file_name(Mb * 1024 * 1024)]),
+             tls_base => bench_nginx:url(Srv, https, ""), ca => maps:get(ca, Srv)},
     in_peer(Ctx, fun(Peer) -> peer:call(Peer, bench_load, nif_times, [Opts], 600000) end).
 
 %%% Requests in flight

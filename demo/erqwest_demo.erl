@@ -75,7 +75,8 @@ main() ->
     show("GET /slow with a 200 ms timeout", erqwest:get(C, Url("/slow"), #{timeout => 200})),
 
     resilience(C, Url),
-    one_at_a_time(C, Url("/echo")),
+    one_at_a_time("plain HTTP/1.1", C, Url("/echo")),
+    over_tls(),
 
     erqwest_test_server:stop(Server),
     io:format("demo done~n").
@@ -192,10 +193,23 @@ resilience(C, Url) ->
 
 %% Plain HTTP/1.1 with a binary body: erqwest:req/2 answers it on the
 %% caller's scheduler; erqwest_async always goes through reqwest's tasks.
-one_at_a_time(C, Url) ->
+%% The same over HTTPS, against a TLS server started here with a CA made
+%% for it (openssl): the direct path reads and writes the TLS records in
+%% its NIF calls, and only the handshake runs on a tokio thread.
+over_tls() ->
+    {ok, _} = application:ensure_all_started(ssl),
+    Dir = "_build/demo/certs",
+    #{server_cert := Cert, server_key := Key, ca := Ca} = erqwest_test_certs:make(Dir),
+    {ok, Tls} = erqwest_test_server:start(fun handle/1, #{tls => [{certfile, Cert}, {keyfile, Key}]}),
+    C = erqwest:make_client(#{additional_root_certs => [erqwest_test_certs:der(Ca)]}),
+    show("GET /hello over HTTPS", erqwest:get(C, erqwest_test_server:url(Tls, "/hello"))),
+    one_at_a_time("HTTPS", C, erqwest_test_server:url(Tls, "/echo")),
+    erqwest_test_server:stop(Tls).
+
+one_at_a_time(Label, C, Url) ->
     N = 2000,
-    io:format("--> ~b POSTs of 10 bytes one at a time, erqwest:req/2 (direct path) "
-              "and erqwest_async (tokio tasks through reqwest)~n", [N]),
+    io:format("--> ~s: ~b POSTs of 10 bytes one at a time, erqwest:req/2 (direct path) "
+              "and erqwest_async (tokio tasks through reqwest)~n", [Label, N]),
     Req = #{method => post, url => Url, body => <<"0123456789">>},
     Sync = fun() -> {ok, #{status := 200}} = erqwest:req(C, Req) end,
     Async = fun() ->
