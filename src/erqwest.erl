@@ -247,9 +247,10 @@ feature(Name) when is_atom(Name) ->
 %% answer is `{handle, H}' once the request body can be sent (or `{ok, _}'
 %% if the server answered at once).
 %%
-%% A plain-HTTP/1.1 request that needs nothing of reqwest's is answered on
-%% the calling process's own scheduler (the module `erqwest_direct', see
-%% the README's "Where a request runs"); the answer is the same either way.
+%% An HTTP/1.1 request, plain or over TLS, that needs nothing of
+%% reqwest's is answered on the calling process's own scheduler (the
+%% module `erqwest_direct', see the README's "Where a request runs"); the
+%% answer is the same either way.
 -spec req(client() | atom(), req_opts()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 req(Client, Opts) ->
     case direct(Opts) andalso erqwest_direct:req(get_client(Client), Opts) of

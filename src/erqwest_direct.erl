@@ -1,13 +1,15 @@
 %% @private
 %% @doc Synchronous requests answered on the caller's own scheduler.
 %%
-%% `erqwest:req/2' tries this path first. For plain HTTP/1.1 requests
-%% that need nothing of reqwest's that this path lacks (see
+%% `erqwest:req/2' tries this path first. For HTTP/1.1 requests, plain
+%% or over TLS, that need nothing of reqwest's that this path lacks (see
 %% native/src/direct/mod.rs), the NIF writes the request on a pooled
 %% keep-alive connection and the VM's poll set tells this process when
 %% the socket is ready (`{select, _, Ref, _}'); the next NIF call reads the
-%% response. No tokio thread takes part, unless a body must be decoded or
-%% a name looked up: then a runtime task answers with the usual
+%% response. No tokio thread takes part, unless a body must be decoded, a
+%% name looked up or a TLS handshake done (then a runtime task wakes this
+%% process), or the request is handed to reqwest after all (the server
+%% chose HTTP/2, a handshake failed): then a runtime task answers with the usual
 %% `{erqwest_response, Ref, ...}' message. Everything else answers
 %% `fallback' and goes through `erqwest_async'.
 -module(erqwest_direct).

@@ -32,7 +32,8 @@ groups() ->
                   large_request_body_falls_back]},
      {tls, [], [tls_parity, tls_takes_the_direct_path, tls_refused_certificate_is_reqwests_error,
                 tls_closed_keep_alive_is_resent, tls_large_body_in_several_calls,
-                tls_timeouts, tls_stalled_handshake_is_dropped]}].
+                tls_timeouts, tls_stalled_handshake_is_dropped,
+                tls_redirect_to_plain_http]}].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erqwest),
@@ -635,3 +636,24 @@ tls_stalled_handshake_is_dropped(Config) ->
     end,
     gen_tcp:close(L),
     ?assertEqual(none, any_message(100)).
+
+%% HTTPS to HTTP in a redirect, both hops on this path: no Referer goes
+%% from an HTTPS page to an HTTP one, and `authorization' stays behind on
+%% the other origin, as reqwest does it.
+tls_redirect_to_plain_http(Config) ->
+    Seen = fun(#{headers := H}) ->
+                   {200, [], [proplists:get_value(<<"referer">>, H, <<"no referer">>), " / ",
+                              proplists:get_value(<<"authorization">>, H, <<"no authorization">>)]}
+           end,
+    with_server(Seen, fun(Plain) ->
+        Target = url(Plain, "/landed"),
+        with_tls_server(Config, fun(_) -> {302, [{"location", Target}], <<>>} end, fun(S) ->
+            C = tls_client(Config),
+            Opts = #{method => get, url => url(S, "/go"), headers => [{<<"authorization">>, <<"secret">>}]},
+            {ok, #{status := 200, url := Target, body := Body}} = Direct = erqwest:req(C, Opts),
+            ?assertEqual(<<"no referer / no authorization">>, Body),
+            ?assertEqual(via_reqwest(C, Opts), Direct),
+            [#{raw := RawDirect}, #{raw := RawReqwest}] = erqwest_test_server:requests(Plain),
+            ?assertEqual(RawReqwest, RawDirect)
+        end)
+    end).

@@ -1,16 +1,17 @@
 //! Requests answered on the caller's own scheduler thread.
 //!
-//! `erqwest:req/2` on plain HTTP/1.1, when nothing of reqwest's is
-//! needed, runs here instead of on the runtime: the NIF call writes the
+//! `erqwest:req/2` on HTTP/1.1, plain or over TLS (`tls.rs`), when
+//! nothing of reqwest's is needed, runs here instead of on the runtime:
+//! the NIF call writes the
 //! request on a pooled keep-alive connection, the VM's poll set
 //! (`enif_select`) tells the waiting process when the socket has more, and
 //! the next NIF call reads the response (hyper's HTTP/1 client, polled by
 //! hand). Nothing crosses to a tokio thread and back, which was most of
 //! one request's time (bench/README.md, "Where one request's time goes").
 //!
-//! [`Transport::for_config`] decides which clients can take this path and
-//! [`eligible`] which requests; everything else goes through reqwest as
-//! before, and the two give the same answers.
+//! [`Transport::for_config`] decides which clients can take this path,
+//! `template` and [`Transport::route`] which requests; everything else
+//! goes through reqwest as before, and the two give the same answers.
 
 mod call;
 mod conn;
