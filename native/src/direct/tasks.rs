@@ -137,19 +137,19 @@ async fn dial(t: &Transport, route: &Route, url: &str) -> Result<Option<Link>, E
             .map_err(|e| super::connect::refused(url, e))?;
         return Ok(Some(Link { stream, tls: None }));
     };
-    let (stream, handshake) = tls::handshake(config.clone(), name.clone(), tcp)
+    let handshake = tls::handshake(config.clone(), name.clone(), tcp)
         .await
         .map_err(|e| super::connect::refused(url, e))?;
-    match (stream, handshake) {
-        (Some(stream), Handshake::Http1(session)) => Ok(Some(Link {
+    match handshake {
+        Handshake::Http1(stream, session) => Ok(Some(Link {
             stream,
             tls: Some(session),
         })),
-        (_, Handshake::Http2) => {
+        Handshake::Http2 => {
             t.speaks_h2(&route.key);
             Ok(None)
         }
-        _ => Ok(None),
+        Handshake::Failed => Ok(None),
     }
 }
 

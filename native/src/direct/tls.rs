@@ -108,31 +108,31 @@ pub(crate) fn server_name(host: &str) -> Option<ServerName<'static>> {
 
 /// What the handshake on the runtime gives the scheduler side.
 pub(crate) enum Handshake {
-    /// HTTP/1.1 (or no protocol) was agreed: the session to go on with.
-    Http1(Box<ClientConnection>),
+    /// HTTP/1.1 (or no protocol) was agreed: the stream (registered with
+    /// nothing, for the VM's poll set) and the session to go on with.
+    Http1(std::net::TcpStream, Box<ClientConnection>),
     /// The server chose HTTP/2, which is reqwest's to speak.
     Http2,
     /// The handshake failed; reqwest tries again and says why.
     Failed,
 }
 
-/// Runs the handshake on `tcp`, then gives the stream back (registered
-/// with nothing, for the VM's poll set) with its session.
+/// Runs the handshake on `tcp`.
 pub(crate) async fn handshake(
     config: Arc<RustlsConfig>,
     name: ServerName<'static>,
     tcp: tokio::net::TcpStream,
-) -> io::Result<(Option<std::net::TcpStream>, Handshake)> {
+) -> io::Result<Handshake> {
     let connector = tokio_rustls::TlsConnector::from(config);
     let stream = match connector.connect(name, tcp).await {
         Ok(s) => s,
-        Err(_) => return Ok((None, Handshake::Failed)),
+        Err(_) => return Ok(Handshake::Failed),
     };
     let (tcp, session) = stream.into_inner();
     if session.alpn_protocol() == Some(&b"h2"[..]) {
-        return Ok((None, Handshake::Http2));
+        return Ok(Handshake::Http2);
     }
-    Ok((Some(tcp.into_std()?), Handshake::Http1(Box::new(session))))
+    Ok(Handshake::Http1(tcp.into_std()?, Box::new(session)))
 }
 
 /// The socket as rustls reads and writes it: `WouldBlock` where the
