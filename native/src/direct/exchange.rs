@@ -83,6 +83,8 @@ pub(crate) struct Exchange {
     connect_deadline: Option<Instant>,
     read_deadline: Option<Instant>,
     resent: bool,
+    /// Whether `advance` has run: every later call may find new bytes.
+    polled: bool,
 }
 
 impl Exchange {
@@ -109,6 +111,7 @@ impl Exchange {
             connect_deadline: None,
             read_deadline: None,
             resent: false,
+            polled: false,
         };
         ex.begin();
         ex
@@ -118,6 +121,9 @@ impl Exchange {
         let waker = Waker::from(self.flag.clone());
         let mut cx = Context::from_waker(&waker);
         while let Some(mut conn) = self.transport.checkout(&self.route.key) {
+            // An idle connection is read once before it is used: how a
+            // close by the server in the meantime is seen.
+            conn.wants.rearm();
             if conn.ready(&mut cx) {
                 return self.send_on(conn);
             }
@@ -192,6 +198,15 @@ impl Exchange {
         let mut cx = Context::from_waker(&waker);
         let mut read = 0usize;
         let started = Instant::now();
+        // A call after the first comes after a select, or to go on with a
+        // body: it reads what the socket has got since. (The first follows
+        // the checkout, which read already.)
+        if self.polled {
+            if let Some(c) = &self.conn {
+                c.wants.rearm();
+            }
+        }
+        self.polled = true;
         // Each pass either moves or returns; the bound is for a hyper that
         // kept waking itself without moving.
         for _ in 0..64 {

@@ -5,8 +5,9 @@
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::fd::RawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -20,18 +21,52 @@ pub(crate) const RECV_MAX: usize = 64 * 1024;
 const WANT_READ: u8 = 1;
 const WANT_WRITE: u8 = 2;
 
-/// What the last pass of polling found the socket unable to do.
+/// What the last pass of polling found the socket unable to do, and
+/// whether a read has found it empty since the socket last had a reason
+/// to have something (a NIF call woken by it, a checkout, a send).
+///
+/// hyper reads at every poll of an idle or finished connection, and one
+/// request polls it half a dozen times: the gate keeps those to one
+/// `recv` that finds nothing per call, as tokio's readiness does.
 #[derive(Default)]
-pub(crate) struct Wants(AtomicU8);
+pub(crate) struct Wants {
+    bits: AtomicU8,
+    drained: AtomicBool,
+}
 
 impl Wants {
     pub(crate) fn clear(&self) {
-        self.0.store(0, Ordering::Relaxed);
+        self.bits.store(0, Ordering::Relaxed);
+    }
+
+    /// The socket may have bytes again: the next read asks the kernel.
+    pub(crate) fn rearm(&self) {
+        self.drained.store(false, Ordering::Relaxed);
+    }
+
+    fn drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    /// A read that hit `WouldBlock` closes the gate, and so does one that
+    /// took less than it asked for: a TCP socket gives all it holds, so it
+    /// held no more then. (What comes later is seen by the select, which
+    /// reports a socket that is readable already at once.) The end of the
+    /// stream leaves the gate open: hyper reads it again.
+    fn after_read(&self, r: io::Result<usize>, asked: usize) -> io::Result<usize> {
+        let empty = match &r {
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+            Ok(n) => *n > 0 && *n < asked,
+        };
+        if empty {
+            self.drained.store(true, Ordering::Relaxed);
+        }
+        r
     }
 
     /// Writing comes first: a request that is not out yet gets no answer.
     pub(crate) fn interest(&self) -> Option<Interest> {
-        let w = self.0.load(Ordering::Relaxed);
+        let w = self.bits.load(Ordering::Relaxed);
         if w & WANT_WRITE != 0 {
             Some(Interest::Write)
         } else if w & WANT_READ != 0 {
@@ -42,7 +77,7 @@ impl Wants {
     }
 
     fn note(&self, bit: u8) {
-        self.0.fetch_or(bit, Ordering::Relaxed);
+        self.bits.fetch_or(bit, Ordering::Relaxed);
     }
 }
 
@@ -75,20 +110,38 @@ impl SockIo {
     }
 }
 
-/// `recv` into initialised bytes (rustls reads records this way).
-pub(super) fn recv_into(fd: &Fd, buf: &mut [u8]) -> io::Result<usize> {
+/// `recv` into initialised bytes (rustls reads records this way), behind
+/// the gate of `wants`.
+pub(super) fn recv_into(fd: RawFd, wants: &Wants, buf: &mut [u8]) -> io::Result<usize> {
     // Safe: initialised bytes are valid as uninitialised ones, and `recv`
     // writes only bytes.
     let uninit = unsafe {
         std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<MaybeUninit<u8>>(), buf.len())
     };
-    recv(fd, uninit)
+    gated_recv(fd, wants, uninit)
 }
 
-fn recv(fd: &Fd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+fn gated_recv(fd: RawFd, wants: &Wants, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    if wants.drained() {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let asked = buf.len();
+    wants.after_read(recv(fd, buf), asked)
+}
+
+/// `send`; bytes out may bring an answer, so reads ask the kernel again.
+pub(super) fn gated_send(fd: RawFd, wants: &Wants, buf: &[u8]) -> io::Result<usize> {
+    let r = send(fd, buf);
+    if matches!(r, Ok(n) if n > 0) {
+        wants.rearm();
+    }
+    r
+}
+
+fn recv(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     loop {
         // Safe: the kernel writes at most `len` bytes into the buffer.
-        let n = unsafe { libc::recv(fd.raw(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -99,10 +152,10 @@ fn recv(fd: &Fd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     }
 }
 
-pub(super) fn send(fd: &Fd, buf: &[u8]) -> io::Result<usize> {
+fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     loop {
         // MSG_NOSIGNAL: a peer that closed is an error here, not a SIGPIPE.
-        let n = unsafe { libc::send(fd.raw(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -121,14 +174,15 @@ impl hyper::rt::Read for SockIo {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if let Some(session) = &mut this.tls {
-            let r = super::tls::read(session, &this.fd, &mut buf, RECV_MAX);
+            let r = super::tls::read(session, &this.fd, &this.wants, &mut buf, RECV_MAX);
             return this.poll(r, WANT_READ);
         }
         // Safe: `recv` only writes initialised bytes, and `advance` counts
         // no more than it wrote.
         let dst = unsafe { buf.as_mut() };
         let len = dst.len().min(RECV_MAX);
-        let r = recv(&this.fd, &mut dst[..len]).map(|n| unsafe { buf.advance(n) });
+        let r = gated_recv(this.fd.raw(), &this.wants, &mut dst[..len])
+            .map(|n| unsafe { buf.advance(n) });
         this.poll(r, WANT_READ)
     }
 }
@@ -141,8 +195,8 @@ impl hyper::rt::Write for SockIo {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = match &mut this.tls {
-            Some(session) => super::tls::write(session, &this.fd, buf),
-            None => send(&this.fd, buf),
+            Some(session) => super::tls::write(session, &this.fd, &this.wants, buf),
+            None => gated_send(this.fd.raw(), &this.wants, buf),
         };
         this.poll(r, WANT_WRITE)
     }
@@ -151,7 +205,7 @@ impl hyper::rt::Write for SockIo {
         let this = self.get_mut();
         match &mut this.tls {
             Some(session) => {
-                let r = super::tls::flush(session, &this.fd);
+                let r = super::tls::flush(session, &this.fd, &this.wants);
                 this.poll(r, WANT_WRITE)
             }
             None => Poll::Ready(Ok(())),
@@ -162,7 +216,7 @@ impl hyper::rt::Write for SockIo {
         let this = self.get_mut();
         if let Some(session) = &mut this.tls {
             session.send_close_notify();
-            let r = super::tls::flush(session, &this.fd);
+            let r = super::tls::flush(session, &this.fd, &this.wants);
             if this.poll(r, WANT_WRITE).is_pending() {
                 return Poll::Pending;
             }
@@ -170,5 +224,71 @@ impl hyper::rt::Write for SockIo {
         // Safe: shutting down a socket we hold.
         unsafe { libc::shutdown(this.fd.raw(), libc::SHUT_WR) };
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    fn pair() -> (UnixStream, UnixStream) {
+        let (a, b) = UnixStream::pair().expect("socketpair");
+        a.set_nonblocking(true).expect("nonblocking");
+        (a, b)
+    }
+
+    fn read(fd: RawFd, wants: &Wants, len: usize) -> io::Result<usize> {
+        let mut buf = vec![0u8; len];
+        recv_into(fd, wants, &mut buf)
+    }
+
+    fn would_block(r: io::Result<usize>) -> bool {
+        matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    #[test]
+    fn an_empty_read_closes_the_gate_until_rearmed() {
+        let (ours, mut peer) = pair();
+        let wants = Wants::default();
+        assert!(would_block(read(ours.as_raw_fd(), &wants, 64)));
+        peer.write_all(b"abc").unwrap();
+        // The bytes are there, but nothing said so: no recv is made.
+        assert!(would_block(read(ours.as_raw_fd(), &wants, 64)));
+        wants.rearm();
+        assert_eq!(read(ours.as_raw_fd(), &wants, 64).unwrap(), 3);
+    }
+
+    #[test]
+    fn a_short_read_closes_the_gate_and_a_full_one_does_not() {
+        let (ours, mut peer) = pair();
+        let wants = Wants::default();
+        peer.write_all(b"0123456789").unwrap();
+        assert_eq!(read(ours.as_raw_fd(), &wants, 4).unwrap(), 4);
+        assert_eq!(read(ours.as_raw_fd(), &wants, 4).unwrap(), 4);
+        assert_eq!(read(ours.as_raw_fd(), &wants, 4).unwrap(), 2);
+        peer.write_all(b"x").unwrap();
+        assert!(would_block(read(ours.as_raw_fd(), &wants, 4)));
+    }
+
+    #[test]
+    fn a_send_opens_the_gate() {
+        let (ours, mut peer) = pair();
+        let wants = Wants::default();
+        assert!(would_block(read(ours.as_raw_fd(), &wants, 64)));
+        peer.write_all(b"reply").unwrap();
+        assert_eq!(gated_send(ours.as_raw_fd(), &wants, b"req").unwrap(), 3);
+        assert_eq!(read(ours.as_raw_fd(), &wants, 64).unwrap(), 5);
+    }
+
+    #[test]
+    fn the_end_of_the_stream_leaves_the_gate_open() {
+        let (ours, peer) = pair();
+        let wants = Wants::default();
+        drop(peer);
+        assert_eq!(read(ours.as_raw_fd(), &wants, 64).unwrap(), 0);
+        assert_eq!(read(ours.as_raw_fd(), &wants, 64).unwrap(), 0);
     }
 }

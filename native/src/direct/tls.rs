@@ -22,6 +22,7 @@ use rustls::{
 };
 
 use super::fd::Fd;
+use super::io::Wants;
 use crate::client::ClientConfig;
 
 /// The rustls config of a client's direct TLS connections, or `None`
@@ -137,17 +138,17 @@ pub(crate) async fn handshake(
 
 /// The socket as rustls reads and writes it: `WouldBlock` where the
 /// kernel has nothing to give or no room to take.
-struct Raw<'a>(&'a Fd);
+struct Raw<'a>(&'a Fd, &'a Wants);
 
 impl Read for Raw<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        super::io::recv_into(self.0, buf)
+        super::io::recv_into(self.0.raw(), self.1, buf)
     }
 }
 
 impl Write for Raw<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        super::io::send(self.0, buf)
+        super::io::gated_send(self.0.raw(), self.1, buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -162,6 +163,7 @@ impl Write for Raw<'_> {
 pub(crate) fn read(
     session: &mut ClientConnection,
     fd: &Fd,
+    wants: &Wants,
     dst: &mut hyper::rt::ReadBufCursor<'_>,
     max: usize,
 ) -> io::Result<()> {
@@ -180,11 +182,11 @@ pub(crate) fn read(
         }
         // Records rustls owes the peer (an alert, a key update) go first;
         // a full socket here does not stop the read.
-        match flush(session, fd) {
+        match flush(session, fd, wants) {
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
             _ => {}
         }
-        eof = session.read_tls(&mut Raw(fd))? == 0;
+        eof = session.read_tls(&mut Raw(fd, wants))? == 0;
         session
             .process_new_packets()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -193,12 +195,17 @@ pub(crate) fn read(
 
 /// Plaintext taken into the session, its records sent as far as the
 /// socket takes them (the rest by [`flush`]).
-pub(crate) fn write(session: &mut ClientConnection, fd: &Fd, buf: &[u8]) -> io::Result<usize> {
+pub(crate) fn write(
+    session: &mut ClientConnection,
+    fd: &Fd,
+    wants: &Wants,
+    buf: &[u8],
+) -> io::Result<usize> {
     // Records already waiting go out first, so the session's buffer does
     // not grow past its limit while the socket is full.
-    flush(session, fd)?;
+    flush(session, fd, wants)?;
     let n = session.writer().write(buf)?;
-    match flush(session, fd) {
+    match flush(session, fd, wants) {
         Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
         _ => {}
     }
@@ -210,9 +217,9 @@ pub(crate) fn write(session: &mut ClientConnection, fd: &Fd, buf: &[u8]) -> io::
 
 /// Sends every record the session holds; `WouldBlock` if the socket is
 /// full first.
-pub(crate) fn flush(session: &mut ClientConnection, fd: &Fd) -> io::Result<()> {
+pub(crate) fn flush(session: &mut ClientConnection, fd: &Fd, wants: &Wants) -> io::Result<()> {
     while session.wants_write() {
-        session.write_tls(&mut Raw(fd))?;
+        session.write_tls(&mut Raw(fd, wants))?;
     }
     Ok(())
 }
