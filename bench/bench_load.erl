@@ -96,8 +96,14 @@ cleanup(Kind, Ctx) when Kind =:= gun; Kind =:= finch; Kind =:= erqwest025 ->
     bench_peers:cleanup(Kind, Ctx);
 cleanup(_, Client) -> erqwest:close_client(Client).
 
+%% BENCH_SYNC_PATH=reqwest keeps erqwest:req/2 off the direct path (a
+%% `resolve' entry for a name never asked for: the client is reqwest's),
+%% so that the same `sync' column measures both paths in A/B runs.
 client_opts(Proto, Ca) ->
-    Base = #{proxy => no_proxy},
+    Base = case os:getenv("BENCH_SYNC_PATH") of
+        "reqwest" -> #{proxy => no_proxy, resolve => [{<<"unused.invalid">>, {{127, 0, 0, 1}, 1}}]};
+        _ -> #{proxy => no_proxy}
+    end,
     case Proto of
         http -> Base;
         _ -> Base#{additional_root_certs => [ca_der(Ca)], use_built_in_root_certs => false}

@@ -48,7 +48,7 @@ header(M, Cfg) ->
      io_lib:format("load average: ~s before, ~s after~n",
                    [maps:get(load_before, M), maps:get(load_after, M)]),
      io_lib:format("settings: ~s s per rate after ~s s of warm-up~s; erqwest tokio worker threads: ~s; "
-                   "peer VMs with ~b schedulers~s~s~n",
+                   "peer VMs with ~b schedulers~s~s~s~n",
                    [fmt_num(maps:get(duration, Cfg)), fmt_num(maps:get(warmup, Cfg)),
                     case maps:get(quick, Cfg) of true -> " (QUICK)"; false -> "" end,
                     case maps:get(worker_threads, Cfg) of
@@ -57,7 +57,8 @@ header(M, Cfg) ->
                     end,
                     maps:get(schedulers, M),
                     case maps:get(peer_args, Cfg) of [] -> ""; A -> [", flags ", lists:join(" ", A)] end,
-                    case maps:get(tokio_policy, Cfg) of default -> ""; Pol -> [", tokio threads set to SCHED_", string:uppercase(atom_to_list(Pol))] end])].
+                    case maps:get(tokio_policy, Cfg) of default -> ""; Pol -> [", tokio threads set to SCHED_", string:uppercase(atom_to_list(Pol))] end,
+                    case os:getenv("BENCH_SYNC_PATH") of "reqwest" -> ", erqwest sync kept on reqwest (BENCH_SYNC_PATH)"; _ -> "" end])].
 
 strip(S, Prefix) -> string:trim(string:replace(S, Prefix, "")).
 
