@@ -48,7 +48,7 @@ header(M, Cfg) ->
      io_lib:format("load average: ~s before, ~s after~n",
                    [maps:get(load_before, M), maps:get(load_after, M)]),
      io_lib:format("settings: ~s s per rate after ~s s of warm-up~s; erqwest tokio worker threads: ~s; "
-                   "peer VMs with ~b schedulers~s~s~s~n",
+                   "peer VMs with ~b schedulers~s~s~s~s~n",
                    [fmt_num(maps:get(duration, Cfg)), fmt_num(maps:get(warmup, Cfg)),
                     case maps:get(quick, Cfg) of true -> " (QUICK)"; false -> "" end,
                     case maps:get(worker_threads, Cfg) of
@@ -58,7 +58,8 @@ header(M, Cfg) ->
                     maps:get(schedulers, M),
                     case maps:get(peer_args, Cfg) of [] -> ""; A -> [", flags ", lists:join(" ", A)] end,
                     case maps:get(tokio_policy, Cfg) of default -> ""; Pol -> [", tokio threads set to SCHED_", string:uppercase(atom_to_list(Pol))] end,
-                    case os:getenv("BENCH_SYNC_PATH") of "reqwest" -> ", erqwest sync kept on reqwest (BENCH_SYNC_PATH)"; _ -> "" end])].
+                    case os:getenv("BENCH_SYNC_PATH") of "reqwest" -> ", erqwest sync kept on reqwest (BENCH_SYNC_PATH)"; _ -> "" end,
+                    case maps:get(rounds, Cfg, 1) of 1 -> ""; K -> io_lib:format(", ~b rounds per rate row (medians)", [K]) end])].
 
 strip(S, Prefix) -> string:trim(string:replace(S, Prefix, "")).
 
@@ -229,7 +230,29 @@ peers_table(Rows) ->
            [[proto_name(P), workload_name(W), integer_to_list(N)
              | [conns(maps:get(C, Cells, skipped)) || C <- [wrk, sync, async | ?PEERS]]]
             || #{proto := P, workload := W, workers := N, cells := Cells} <- Rows],
-           [l, l, r, r, r, r, r, r, r, r])].
+           [l, l, r, r, r, r, r, r, r, r]),
+     rounds_table(Rows)].
+
+%% BENCH_ROUNDS > 1: every round's rate, in the order the rounds ran (a
+%% cell above is the median of these).
+rounds_table(Rows) ->
+    Clients = [sync, async | ?PEERS],
+    Has = [1 || #{cells := Cells} <- Rows, C <- maps:values(Cells), is_map(C), is_map_key(rounds, C)],
+    case Has of
+        [] -> [];
+        _ ->
+            Fmt = fun(#{rounds := Rs}) -> lists:join("/", [integer_to_list(R) || R <- Rs]);
+                     (_) -> "-"
+                  end,
+            ["
+Each round's requests/s (the cells above are the medians)
+",
+             table(["proto", "request", "workers", "sync", "async", "0.2.5", "gun", "finch", "httpc"],
+                   [[proto_name(P), workload_name(W), integer_to_list(N)
+                     | [Fmt(maps:get(C, Cells, skipped)) || C <- Clients]]
+                    || #{proto := P, workload := W, workers := N, cells := Cells} <- Rows],
+                   [l, l, r, r, r, r, r, r, r])]
+    end.
 
 peers_line(#{proto := P, workload := W, workers := N, cells := Cells}, Notes0) ->
     Rate = fun(C) -> case maps:get(C, Cells, skipped) of #{rps := R, errors := 0} -> R; _ -> undefined end end,

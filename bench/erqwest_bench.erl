@@ -45,6 +45,7 @@ config() ->
       duration => num(env("BENCH_DURATION", if Quick -> "1"; true -> "3" end)),
       warmup => num(env("BENCH_WARMUP", if Quick -> "0.5"; true -> "1" end)),
       workers => ints(env("BENCH_WORKERS", "1,50,500")),
+      rounds => max(1, trunc(num(env("BENCH_ROUNDS", "1")))),
       protos => atoms(env("BENCH_PROTOS", "http,https,h2")),
       workloads => atoms(env("BENCH_WORKLOADS", "get,post10,post64k")),
       %% The peers (bench_peers) join when their code is given.
@@ -149,17 +150,41 @@ rps_section(#{protos := Protos, workloads := Workloads, workers := Workers, clie
     [rps_row(Ctx, P, W, N, Clients) || P <- Protos, W <- Workloads, N <- Workers].
 
 %% One row: every client kind on the same target, one after the other, so
-%% that changes in the machine's load touch them alike.
-rps_row(#{server := Srv, scripts := Scripts} = Ctx, Proto, W, N, Clients) ->
+%% that changes in the machine's load touch them alike. With
+%% BENCH_ROUNDS=K the clients take K turns, each turn starting one client
+%% later, and each cell is the round with the median rate: a drift of the
+%% host over the row then touches every client alike.
+rps_row(#{server := Srv, scripts := Scripts, rounds := K} = Ctx, Proto, W, N, Clients) ->
     #{path := Path} = Spec = workload(W, Srv),
     Url = bench_nginx:url(Srv, Proto, Path),
-    Cells = [{C, counted(Srv, fun() -> rps_cell(Ctx, C, Proto, Spec#{url => Url}, maps:get(W, Scripts), N) end)}
-             || C <- Clients],
+    Cell = fun(C) -> counted(Srv, fun() -> rps_cell(Ctx, C, Proto, Spec#{url => Url}, maps:get(W, Scripts), N) end) end,
+    Turns = [{C, Cell(C)} || R <- lists:seq(0, K - 1), C <- rotate(R, Clients)],
+    Cells = [{C, median_cell([X || {C1, X} <- Turns, C1 =:= C])} || C <- Clients],
     Row = #{proto => Proto, workload => W, workers => N, cells => maps:from_list(Cells)},
     progress("~-5s ~-8s ~3b ~s~n", [Proto, W, N,
         [io_lib:format(" ~s=~s", [C, short(R)]) || {C, R} <- Cells]]),
     Row.
 
+rotate(R, L) ->
+    {A, B} = lists:split(R rem max(1, length(L)), L),
+    B ++ A.
+
+%% The round with the median rate (the lower of the two middle ones), its
+%% CPU and connection counts with it, and every round's rate beside; a
+%% round that failed or was not run stands for the cell.
+median_cell([One]) ->
+    One;
+median_cell(Rounds) ->
+    case [R || R <- Rounds, not is_map(R) orelse not is_map_key(rps, R)] of
+        [Bad | _] -> Bad;
+        [] ->
+            Sorted = lists:sort(fun(#{rps := A}, #{rps := B}) -> A =< B end, Rounds),
+            Mid = lists:nth((length(Sorted) + 1) div 2, Sorted),
+            Mid#{rounds => [round(maps:get(rps, R)) || R <- Rounds]}
+    end.
+
+short(#{rps := R, conns := C, rounds := Rs}) ->
+    io_lib:format("~b(~bc)~w", [round(R), C, Rs]);
 short(#{rps := R, conns := C}) -> io_lib:format("~b(~bc)", [round(R), C]);
 short(#{rps := R}) -> integer_to_list(round(R));
 short(n_a) -> "n/a";
