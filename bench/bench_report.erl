@@ -227,16 +227,20 @@ peers_table(Rows) ->
      notes(lists:reverse(Notes)),
      "\nConnections nginx accepted during each run (warm-up included)\n",
      table(["proto", "request", "workers", "wrk", "sync", "async", "0.2.5", "gun", "finch", "httpc"],
-           [[proto_name(P), workload_name(W), integer_to_list(N)
-             | [conns(maps:get(C, Cells, skipped)) || C <- [wrk, sync, async | ?PEERS]]]
-            || #{proto := P, workload := W, workers := N, cells := Cells} <- Rows],
+           client_lines(Rows, [wrk, sync, async | ?PEERS], fun conns/1),
            [l, l, r, r, r, r, r, r, r, r]),
      rounds_table(Rows)].
+
+%% A line per row: its proto, workload and workers, then F of each
+%% client's cell.
+client_lines(Rows, Clients, F) ->
+    [[proto_name(P), workload_name(W), integer_to_list(N)
+      | [F(maps:get(C, Cells, skipped)) || C <- Clients]]
+     || #{proto := P, workload := W, workers := N, cells := Cells} <- Rows].
 
 %% BENCH_ROUNDS > 1: every round's rate, in the order the rounds ran (a
 %% cell above is the median of these).
 rounds_table(Rows) ->
-    Clients = [sync, async | ?PEERS],
     Has = [1 || #{cells := Cells} <- Rows, C <- maps:values(Cells), is_map(C), is_map_key(rounds, C)],
     case Has of
         [] -> [];
@@ -244,13 +248,9 @@ rounds_table(Rows) ->
             Fmt = fun(#{rounds := Rs}) -> lists:join("/", [integer_to_list(R) || R <- Rs]);
                      (_) -> "-"
                   end,
-            ["
-Each round's requests/s (the cells above are the medians)
-",
+            ["\nEach round's requests/s (the cells above are the medians)\n",
              table(["proto", "request", "workers", "sync", "async", "0.2.5", "gun", "finch", "httpc"],
-                   [[proto_name(P), workload_name(W), integer_to_list(N)
-                     | [Fmt(maps:get(C, Cells, skipped)) || C <- Clients]]
-                    || #{proto := P, workload := W, workers := N, cells := Cells} <- Rows],
+                   client_lines(Rows, [sync, async | ?PEERS], Fmt),
                    [l, l, r, r, r, r, r, r, r])]
     end.
 
