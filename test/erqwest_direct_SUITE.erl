@@ -20,7 +20,8 @@ all() ->
     [{group, parity}, {group, path}, {group, lifecycle}, {group, edges}, {group, tls}].
 
 groups() ->
-    [{parity, [parallel], [get_and_head, post_bodies, headers_and_query, client_defaults,
+    [{parity, [parallel], [get_and_head, post_bodies, headers_and_query, credentials_in_url,
+                           client_defaults,
                            redirects_303_302_307, redirect_credentials_and_referer,
                            redirect_limit, compressed_bodies, errors]},
      {path, [], [no_task_is_used, fallbacks_still_work, pooled_connection_reused]},
@@ -161,6 +162,18 @@ headers_and_query(_Config) ->
                                            {<<"host">>, <<"example.test">>}]}),
         {ok, _} = same(C, S, #{method => get, url => url(S, "/echo"),
                                headers => [{<<"x-latin1">>, <<"caf", 233>>}]})
+    end).
+
+%% Credentials in the URL become reqwest's basic `authorization' and are
+%% not in the answer's `url', whichever path the request takes.
+credentials_in_url(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        Url = iolist_to_binary(string:replace(url(S, "/echo"), "://", "://user:pw@")),
+        {ok, #{url := Answered}} = same(C, S, #{method => get, url => Url}),
+        ?assertEqual(url(S, "/echo"), Answered),
+        [#{headers := H} | _] = lists:reverse(erqwest_test_server:requests(S)),
+        ?assertEqual(<<"Basic dXNlcjpwdw==">>, proplists:get_value(<<"authorization">>, H))
     end).
 
 client_defaults(_Config) ->

@@ -336,7 +336,10 @@ fn template(
         return Ok(None);
     }
     let checked = spec.checked?;
-    if !checked.compose.is_empty() || t.route(&checked.url).is_none() {
+    // reqwest turns a URL's credentials into basic `authorization` and
+    // takes them out of the URL it answers with: such requests are its.
+    let credentials = !checked.url.username().is_empty() || checked.url.password().is_some();
+    if !checked.compose.is_empty() || credentials || t.route(&checked.url).is_none() {
         return Ok(None);
     }
     let body = match checked.body {
