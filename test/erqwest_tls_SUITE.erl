@@ -17,7 +17,11 @@ groups() ->
                           wrong_hostname, wrong_hostname_allowed, min_tls_version]},
      {identity, [parallel], [client_cert_missing, client_cert_pkcs12, client_cert_pem,
                              client_cert_pem_separate, wrong_pkcs12_password]},
-     {http2, [], [h2_over_tls_alpn, h2_origin_left_to_reqwest, http1_only_over_tls, h2c_prior_knowledge,
+     {http2, [], [h2_over_tls_alpn, h2_on_the_direct_path, h2_direct_parity,
+                  h2_busy_origin_goes_to_reqwest, h2_burst_to_a_new_origin,
+                  h2_goaway_opens_another,
+                  h2_large_body_in_several_calls,
+                  http1_only_over_tls, h2c_prior_knowledge,
                   h2_post_body, h2_streamed_upload_and_download]}].
 
 init_per_suite(Config) ->
@@ -32,10 +36,21 @@ end_per_suite(_Config) ->
 init_per_group(http2, Config) ->
     #{server_cert := Cert, server_key := Key} = ?config(certs, Config),
     Dir = filename:join(?config(priv_dir, Config), "nginx"),
+    Files = filename:join(?config(priv_dir, Config), "files"),
+    ok = filelib:ensure_dir(filename:join(Files, "x")),
+    Big = binary:copy(<<"0123456789abcdef">>, 1 bsl 18),
+    ok = file:write_file(filename:join(Files, "4mb"), Big),
     Tls = erqwest_test_peers:free_port(),
     H2c = erqwest_test_peers:free_port(),
+    Short = erqwest_test_peers:free_port(),
+    %% /conn names the connection and counts its requests; /seen shows
+    %% what nginx made of the request's pseudo-headers and headers.
     Echo = "location /echo { echo_read_request_body; echo_request_body; }\n"
            "      location /big { return 200 $request_uri; }\n"
+           "      location /files/ { alias " ++ Files ++ "/; }\n"
+           "      location /conn { return 200 \"$connection $connection_requests\"; }\n"
+           "      location /seen { return 200 \"$request_method $host|$http_host|$request_uri|"
+           "$http_accept|$http_user_agent|$http_x_mine|$content_length|$server_protocol\"; }\n"
            "      location / { return 200 \"proto=$server_protocol\"; }\n",
     Servers = [
         "  load_module_placeholder;\n",
@@ -43,10 +58,15 @@ init_per_group(http2, Config) ->
         "      ssl_certificate ", Cert, ";\n      ssl_certificate_key ", Key, ";\n",
         "      client_max_body_size 64m;\n      ", Echo, "  }\n",
         "  server { listen 127.0.0.1:", integer_to_list(H2c), " http2;\n",
-        "      client_max_body_size 64m;\n      ", Echo, "  }\n"],
-    Peer = erqwest_test_peers:start_nginx(Dir, #{servers => Servers, ports => [Tls, H2c],
+        "      client_max_body_size 64m;\n      ", Echo, "  }\n",
+        %% A GOAWAY after every third request.
+        "  server { listen 127.0.0.1:", integer_to_list(Short), " ssl http2;\n",
+        "      keepalive_requests 3;\n",
+        "      ssl_certificate ", Cert, ";\n      ssl_certificate_key ", Key, ";\n",
+        "      ", Echo, "  }\n"],
+    Peer = erqwest_test_peers:start_nginx(Dir, #{servers => Servers, ports => [Tls, H2c, Short],
                                                  modules => [echo]}),
-    [{nginx, Peer}, {tls_port, Tls}, {h2c_port, H2c} | Config];
+    [{nginx, Peer}, {tls_port, Tls}, {h2c_port, H2c}, {short_port, Short}, {big, Big} | Config];
 init_per_group(_, Config) ->
     Config.
 
@@ -210,25 +230,178 @@ h2_over_tls_alpn(Config) ->
     {ok, #{status := 200, version := 'HTTP/2', body := <<"proto=HTTP/2.0">>}} =
         erqwest:get(C, tls_url(Config, "/")).
 
-%% erqwest:req/2's direct path offers h2 and http/1.1 as reqwest does; a
-%% server that picks h2 gets the request through reqwest (its answer comes
-%% by message), and the origin goes straight to reqwest from then on.
-h2_origin_left_to_reqwest(Config) ->
+%% erqwest:req/2's direct path offers h2 and http/1.1 as reqwest does, and
+%% speaks whichever the server picks: over HTTP/2 the answer comes from
+%% the NIF calls (no message, no task), and the connection is kept.
+h2_on_the_direct_path(Config) ->
     C = erqwest:make_client(roots(Config)),
-    Opts = #{method => get, url => tls_url(Config, "/")},
+    Opts = #{method => get, url => tls_url(Config, "/conn")},
     Ref = make_ref(),
     {wait, Call, _} = erqwest_nif:direct_req(C, Ref, Opts),
     receive {select, _, Ref, _} -> ok after 5000 -> error(no_handshake) end,
-    {wait, _, _} = erqwest_nif:direct_poll(Call, Ref),
-    receive
-        {erqwest_response, Ref, reply, Resp} ->
-            #{status := 200, version := 'HTTP/2', body := <<"proto=HTTP/2.0">>} = Resp
-    after 5000 -> error(no_answer)
-    end,
-    fallback = erqwest_nif:direct_req(C, make_ref(), Opts),
+    {ok, #{status := 200, version := 'HTTP/2', body := First}} = drive_direct(Call, Ref),
+    [Conn, <<"1">>] = binary:split(First, <<" ">>),
+    Rest = [begin
+                {ok, #{version := 'HTTP/2', body := B}} = erqwest:get(C, tls_url(Config, "/conn")),
+                B
+            end || _ <- lists:seq(1, 5)],
+    ?assertEqual([<<Conn/binary, " ", (integer_to_binary(N))/binary>> || N <- lists:seq(2, 6)],
+                 Rest),
+    ?assertEqual({0, 0}, erqwest_nif:live_resources()),
+    ?assertEqual(none, any_message(100)).
+
+%% Runs a direct call on until it answers, as erqwest_direct does.
+drive_direct(Call, Ref) ->
+    case erqwest_nif:direct_poll(Call, Ref) of
+        {wait, Call2, _} ->
+            receive {select, _, Ref, _} -> drive_direct(Call2, Ref)
+            after 5000 -> error(no_select)
+            end;
+        {again, Call2} -> drive_direct(Call2, Ref);
+        Answer -> Answer
+    end.
+
+any_message(After) ->
+    receive M -> {message, M} after After -> none end.
+
+%% The same requests (headers, a body, a query, a `host' given) on the
+%% direct path and through reqwest, as nginx saw them and as the answers
+%% say: the same method, authority, path, headers and protocol.
+h2_direct_parity(Config) ->
+    Base = erqwest_check:baseline(),
+    C = erqwest:make_client(roots(Config)),
     {ok, #{version := 'HTTP/2'}} = erqwest:get(C, tls_url(Config, "/")),
-    %% Another client has not learnt it yet.
-    {wait, _, _} = erqwest_nif:direct_req(erqwest:make_client(roots(Config)), make_ref(), Opts).
+    Reqs = [#{method => get, url => tls_url(Config, "/seen?a=1&b=%20")},
+            #{method => post, url => tls_url(Config, "/seen"), body => <<"ten bytes!">>,
+              headers => [{<<"x-mine">>, <<"mine">>}, {<<"content-type">>, <<"text/plain">>}]},
+            #{method => head, url => tls_url(Config, "/seen")},
+            #{method => post, url => tls_url(Config, "/echo"), body => binary:copy(<<"e">>, 60000)},
+            #{method => get, url => tls_url(Config, "/seen"),
+              headers => [{<<"host">>, <<"given.example">>}]}],
+    [begin
+         {ok, Direct} = erqwest:req(C, Opts),
+         {ok, Reqwest} = via_reqwest(C, Opts),
+         ?assertEqual(without_date(Reqwest), without_date(Direct))
+     end || Opts <- Reqs],
+    {ok, #{body := Seen}} = erqwest:get(C, tls_url(Config, "/seen")),
+    Port = integer_to_binary(?config(tls_port, Config)),
+    ?assertEqual(<<"GET localhost|localhost:", Port/binary, "|/seen|*/*|erqwest/",
+                   (version())/binary, "|||HTTP/2.0">>, Seen),
+    ok = erqwest_check:wait_baseline(Base, 5000).
+
+version() ->
+    {ok, V} = application:get_key(erqwest, vsn),
+    list_to_binary(V).
+
+via_reqwest(C, Opts) ->
+    Ref = make_ref(),
+    _ = erqwest_async:req(C, self(), Ref, Opts),
+    receive
+        {erqwest_response, Ref, reply, Resp} -> {ok, Resp};
+        {erqwest_response, Ref, error, Err} -> {error, Err}
+    after 5000 -> error(no_answer)
+    end.
+
+without_date(#{headers := H} = Resp) ->
+    Resp#{headers := [KV || {K, _} = KV <- H, K =/= <<"date">>]}.
+
+%% One direct HTTP/2 connection per origin, taken by one request at a
+%% time: while it is busy, other callers share reqwest's connection (two
+%% in all), and the next caller finds the direct one idle again.
+h2_busy_origin_goes_to_reqwest(Config) ->
+    C = erqwest:make_client(roots(Config)),
+    Url = tls_url(Config, "/conn"),
+    {ok, #{body := B0}} = erqwest:get(C, Url),
+    [Direct, _] = binary:split(B0, <<" ">>),
+    Ref = make_ref(),
+    %% Sent on the idle direct connection; its answer not read yet.
+    {wait, Call, _} = erqwest_nif:direct_req(C, Ref, #{method => get, url => Url}),
+    Others = [begin
+                  {ok, #{version := 'HTTP/2', body := B}} = erqwest:get(C, Url),
+                  hd(binary:split(B, <<" ">>))
+              end || _ <- lists:seq(1, 3)],
+    [Shared] = lists:usort(Others),
+    ?assertNotEqual(Direct, Shared),
+    receive {select, _, Ref, _} -> ok after 5000 -> error(no_answer) end,
+    {ok, #{body := B1}} = drive_direct(Call, Ref),
+    ?assertEqual(<<Direct/binary, " 2">>, B1),
+    {ok, #{body := B2}} = erqwest:get(C, Url),
+    ?assertEqual(<<Direct/binary, " 3">>, B2),
+    ?assertEqual(none, any_message(100)).
+
+%% The connection task reads at most 128 KB per NIF call (HTTP/2 has no
+%% frame-at-a-time reads to stop at): a 4 MB body over HTTP/2 takes many
+%% calls, each answered with `again' or a wait, and arrives whole (joined
+%% on the runtime, as any body over 1 MB).
+h2_large_body_in_several_calls(Config) ->
+    C = erqwest:make_client(roots(Config)),
+    {ok, #{version := 'HTTP/2'}} = erqwest:get(C, tls_url(Config, "/")),
+    Big = ?config(big, Config),
+    Ref = make_ref(),
+    Opts = #{method => get, url => tls_url(Config, "/files/4mb")},
+    {{ok, #{status := 200, version := 'HTTP/2', body := Body}}, Times} =
+        timed_direct(erqwest_nif:direct_req(C, Ref, Opts), Ref, []),
+    ?assert(Body =:= Big),
+    Sorted = lists:sort(Times),
+    ct:pal("4 MB over HTTP/2: ~p NIF calls, ~p us median, ~p us max",
+           [length(Times), lists:nth(length(Times) div 2 + 1, Sorted), lists:max(Times)]),
+    ?assert(length(Times) >= 16, length(Times)).
+
+timed_direct({wait, Call, _}, Ref, Acc) ->
+    receive
+        {select, _, Ref, _} ->
+            timed_direct(timed(fun() -> erqwest_nif:direct_poll(Call, Ref) end), Ref, Acc);
+        %% Bodies over 1 MB are joined on the runtime.
+        {erqwest_response, Ref, reply, Resp} -> {{ok, Resp}, Acc}
+    after 5000 -> error(no_select)
+    end;
+timed_direct({again, Call}, Ref, Acc) ->
+    timed_direct(timed(fun() -> erqwest_nif:direct_poll(Call, Ref) end), Ref, Acc);
+timed_direct({{T, Us}}, Ref, Acc) ->
+    timed_direct(T, Ref, [Us | Acc]);
+timed_direct(Answer, _Ref, Acc) ->
+    {Answer, Acc}.
+
+timed(F) ->
+    T0 = erlang:monotonic_time(microsecond),
+    R = F(),
+    {{R, erlang:monotonic_time(microsecond) - T0}}.
+
+%% Twenty callers at once to an origin the client has not met: one
+%% handshake learns that it speaks h2 while the others wait for it, and
+%% then they share two connections (the direct one and reqwest's).
+h2_burst_to_a_new_origin(Config) ->
+    C = erqwest:make_client(roots(Config)),
+    Url = tls_url(Config, "/conn"),
+    Self = self(),
+    Pids = [spawn_link(fun() ->
+                           Bodies = [begin
+                                         {ok, #{version := 'HTTP/2', body := B}} = erqwest:get(C, Url),
+                                         hd(binary:split(B, <<" ">>))
+                                     end || _ <- lists:seq(1, 5)],
+                           Self ! {conns, self(), Bodies}
+                       end) || _ <- lists:seq(1, 20)],
+    Conns = lists:append([receive {conns, P, Cs} -> Cs after 10000 -> error(no_answer) end
+                          || P <- Pids]),
+    ?assertEqual(100, length(Conns)),
+    ?assert(length(lists:usort(Conns)) =< 2, lists:usort(Conns)),
+    ?assertEqual(none, any_message(100)).
+
+%% nginx ends the connection (GOAWAY) after three requests: the direct
+%% path sees it, opens another, and no request fails.
+h2_goaway_opens_another(Config) ->
+    C = erqwest:make_client(roots(Config)),
+    Url = iolist_to_binary(["https://localhost:", integer_to_list(?config(short_port, Config)),
+                            "/conn"]),
+    Bodies = [begin
+                  {ok, #{status := 200, version := 'HTTP/2', body := B}} = erqwest:get(C, Url),
+                  binary:split(B, <<" ">>)
+              end || _ <- lists:seq(1, 9)],
+    Conns = [Conn || [Conn, _] <- Bodies],
+    ?assertEqual([<<"1">>, <<"2">>, <<"3">>], lists:usort([N || [_, N] <- Bodies])),
+    ?assertEqual(3, length(lists:usort(Conns))),
+    ?assertEqual({0, 0}, erqwest_nif:live_resources()),
+    ?assertEqual(none, any_message(100)).
 
 http1_only_over_tls(Config) ->
     C = erqwest:make_client((roots(Config))#{http1_only => true}),

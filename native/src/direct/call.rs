@@ -10,7 +10,7 @@ use reqwest::header::{HeaderMap, HeaderValue, HOST, LOCATION};
 use reqwest::Url;
 
 use super::conn::Body;
-use super::exchange::{Exchange, Step};
+use super::exchange::{Exchange, Forms, Step};
 use super::fd::{Fd, Interest};
 use super::received::Collected;
 use super::redirect::{self, Chain, Next, Template};
@@ -78,11 +78,12 @@ impl Flow {
         match self.t.route(&self.template.url) {
             Some(route) => {
                 let headers = self.chain.hop_headers(&self.template);
-                let req = hop_request(&self.template, headers);
+                let (req, forms) = hop_request(&self.template, headers);
                 self.hop = Some(Exchange::start(
                     self.t.clone(),
                     route,
                     req,
+                    forms,
                     self.template.url.as_str().to_owned(),
                     follows,
                     self.resolver.clone(),
@@ -197,27 +198,42 @@ fn follows(t: &Transport, status: u16, headers: &HeaderMap, url: &str) -> bool {
             .is_some_and(|l| Url::parse(url).is_ok_and(|u| u.join(l).is_ok()))
 }
 
-/// A hop as hyper takes it: origin-form target and a `host` header, as
-/// hyper-util's client makes them.
-fn hop_request(t: &Template, mut headers: HeaderMap) -> hyper::Request<Body> {
-    if !headers.contains_key(HOST) {
+/// A hop as hyper takes it, with its target in both forms (see
+/// [`Forms`]); the connection it goes on decides which.
+fn hop_request(t: &Template, headers: HeaderMap) -> (hyper::Request<Body>, Forms) {
+    let host = if headers.contains_key(HOST) {
+        None
+    } else {
         let host = t.url.host_str().unwrap_or_default();
-        let value = match t.url.port() {
-            Some(p) => HeaderValue::from_str(&format!("{host}:{p}")),
-            None => HeaderValue::from_str(host),
-        };
-        if let Ok(v) = value {
-            headers.insert(HOST, v);
+        match t.url.port() {
+            Some(p) => HeaderValue::from_str(&format!("{host}:{p}")).ok(),
+            None => HeaderValue::from_str(host).ok(),
         }
-    }
+    };
     let target = match t.url.query() {
         Some(q) => format!("{}?{q}", t.url.path()),
         None => t.url.path().to_owned(),
     };
+    // A parsed URL's path and query always make a valid target, and its
+    // scheme, host and port a valid URI. Credentials in the URL are not
+    // part of the authority reqwest gives hyper.
+    let authority = match t.url.port() {
+        Some(p) => format!("{}:{p}", t.url.host_str().unwrap_or_default()),
+        None => t.url.host_str().unwrap_or_default().to_owned(),
+    };
+    let absolute = hyper::Uri::builder()
+        .scheme(t.url.scheme())
+        .authority(authority)
+        .path_and_query(target.as_str())
+        .build()
+        .unwrap_or_default();
+    let forms = Forms {
+        absolute,
+        origin: target.parse().unwrap_or_default(),
+        host,
+    };
     let mut req = hyper::Request::new(Body::new(t.body.clone().unwrap_or_default()));
     *req.method_mut() = t.method.clone();
-    // A parsed URL's path and query always make a valid target.
-    *req.uri_mut() = target.parse().unwrap_or_default();
     *req.headers_mut() = headers;
-    req
+    (req, forms)
 }

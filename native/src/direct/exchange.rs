@@ -1,6 +1,7 @@
 //! One hop of a direct request, from its connection (an idle one, or a
 //! connect) to the last byte of the body, advanced a step per NIF call.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use tokio::sync::oneshot;
 use super::conn::{Body, Conn, Flag, ResponseFuture};
 use super::fd::{Fd, Interest};
 use super::received::{Collected, Received};
-use super::{Route, Target, Transport};
+use super::{Admit, Route, Target, Transport};
 use crate::error::{Code, Error};
 use crate::reply::Head;
 
@@ -27,12 +28,15 @@ pub(crate) type Follows = fn(&Transport, u16, &reqwest::header::HeaderMap, &str)
 
 /// What a connect on the runtime gives: a socket (with its TLS session
 /// for HTTPS), or `None` when the request is reqwest's after all (the
-/// server chose HTTP/2, or the handshake failed).
+/// handshake failed).
 pub(crate) type Connected = oneshot::Receiver<Result<Option<Link>, Error>>;
 
 pub(crate) struct Link {
     pub(crate) stream: std::net::TcpStream,
     pub(crate) tls: Option<Box<rustls::ClientConnection>>,
+    /// Set when the server chose HTTP/2: the connection's place in its
+    /// origin's count.
+    pub(crate) h2: Option<super::Live>,
 }
 
 enum Stage {
@@ -47,6 +51,11 @@ enum Stage {
         body: Incoming,
         parts: Received,
     },
+    /// Waiting for the origin's first handshake, made by another request
+    /// (which wakes this one by message).
+    Learning(Arc<AtomicBool>),
+    /// The request goes to reqwest, nothing of it sent.
+    Handoff,
     Failed(Error),
     Done,
 }
@@ -74,6 +83,8 @@ pub(crate) struct Exchange {
     /// Kept until it is sent (a connect comes first), and for a resend when
     /// an idle connection turns out closed before it took the request.
     request: Option<hyper::Request<Body>>,
+    /// Its target as each protocol takes it.
+    forms: Forms,
     url: String,
     resolver: Arc<super::tasks::Resolver>,
     flag: Arc<Flag>,
@@ -83,6 +94,8 @@ pub(crate) struct Exchange {
     connect_deadline: Option<Instant>,
     read_deadline: Option<Instant>,
     resent: bool,
+    /// Whether it has waited for its origin's first handshake.
+    waited: bool,
     /// Whether `advance` has run: every later call may find new bytes.
     polled: bool,
 }
@@ -94,6 +107,7 @@ impl Exchange {
         transport: Arc<Transport>,
         route: Route,
         request: hyper::Request<Body>,
+        forms: Forms,
         url: String,
         follows: Follows,
         resolver: Arc<super::tasks::Resolver>,
@@ -105,12 +119,14 @@ impl Exchange {
             conn: None,
             stage: Stage::Done,
             request: Some(request),
+            forms,
             url,
             flag: Arc::new(Flag::default()),
             follows,
             connect_deadline: None,
             read_deadline: None,
             resent: false,
+            waited: false,
             polled: false,
         };
         ex.begin();
@@ -124,8 +140,24 @@ impl Exchange {
             // An idle connection is read once before it is used: how a
             // close by the server in the meantime is seen.
             conn.wants.rearm();
+            conn.wants.begin_call();
             if conn.ready(&mut cx) {
                 return self.send_on(conn);
+            }
+        }
+        match self
+            .transport
+            .admit(&self.route, &self.resolver.gate, self.waited)
+        {
+            Admit::Connect => {}
+            Admit::Wait(woken) => {
+                self.waited = true;
+                self.stage = Stage::Learning(woken);
+                return;
+            }
+            Admit::Handoff => {
+                self.stage = Stage::Handoff;
+                return;
             }
         }
         self.connect_deadline = self
@@ -148,7 +180,8 @@ impl Exchange {
         self.connect_deadline = None;
         self.touch();
         match self.request.take() {
-            Some(req) => {
+            Some(mut req) => {
+                self.forms.shape(&mut req, conn.is_h2());
                 self.stage = Stage::Waiting(conn.send(req));
                 self.conn = Some(conn);
             }
@@ -201,10 +234,11 @@ impl Exchange {
         // A call after the first comes after a select, or to go on with a
         // body: it reads what the socket has got since. (The first follows
         // the checkout, which read already.)
-        if self.polled {
-            if let Some(c) = &self.conn {
+        if let Some(c) = &self.conn {
+            if self.polled {
                 c.wants.rearm();
             }
+            c.wants.begin_call();
         }
         self.polled = true;
         // Each pass either moves or returns; the bound is for a hyper that
@@ -221,11 +255,12 @@ impl Exchange {
                 Stage::Resolving(mut rx) => match rx.try_recv() {
                     Ok(Ok(None)) => return Step::Handoff,
                     Ok(Ok(Some(link))) => match Fd::new(link.stream) {
-                        Some(fd) => match Conn::handshake(Arc::new(fd), link.tls) {
-                            Ok(conn) => {
+                        Some(fd) => match handshake(Arc::new(fd), link.tls, link.h2) {
+                            Ok(Some(conn)) => {
                                 self.send_on(conn);
                                 continue;
                             }
+                            Ok(None) => return Step::Handoff,
                             Err(e) => return Step::Failed(Error::new(Code::Connect, e)),
                         },
                         None => return Step::Failed(Error::new(Code::Unknown, "no socket type")),
@@ -333,6 +368,17 @@ impl Exchange {
                         return Step::Again;
                     }
                 },
+                Stage::Learning(woken) => {
+                    if !woken.load(Ordering::Acquire) {
+                        self.stage = Stage::Learning(woken);
+                        return Step::Parked;
+                    }
+                    // The origin's protocol is known, or its first connect
+                    // failed (then this one connects on its own).
+                    self.begin();
+                    continue;
+                }
+                Stage::Handoff => return Step::Handoff,
                 Stage::Done => return Step::Failed(Error::new(Code::Unknown, "request is over")),
                 Stage::Failed(e) => return Step::Failed(e),
             }
@@ -340,6 +386,11 @@ impl Exchange {
                 // Woken, or the connection ended with the request pending:
                 // the response future has the reason on the next pass.
                 continue;
+            }
+            if self.conn.as_ref().is_some_and(|c| c.wants.spent()) {
+                // The socket may hold more than this call could read.
+                self.touch();
+                return Step::Again;
             }
             let interest = self
                 .conn
@@ -376,6 +427,46 @@ impl Exchange {
             let _ = self.flag.take();
             if conn.ready(cx) || (self.flag.take() && conn.ready(cx)) {
                 self.transport.checkin(&self.route.key, conn);
+            }
+        }
+    }
+}
+
+/// The connection of a link: HTTP/2 when the server chose it.
+fn handshake(
+    fd: Arc<Fd>,
+    tls: Option<Box<rustls::ClientConnection>>,
+    h2: Option<super::Live>,
+) -> Result<Option<Conn>, String> {
+    match (tls, h2) {
+        (Some(tls), Some(live)) => Conn::handshake_h2(fd, tls, live),
+        (tls, _) => Conn::handshake(fd, tls).map(Some),
+    }
+}
+
+/// A hop's target as each protocol takes it, as hyper-util's client puts
+/// it: HTTP/1.1 an origin-form target and a `host` header (unless the
+/// request has one), HTTP/2 the whole URI, whose authority hyper sends as
+/// `:authority`, and no `host` of its making.
+pub(crate) struct Forms {
+    pub(crate) absolute: hyper::Uri,
+    pub(crate) origin: hyper::Uri,
+    /// The `host` header HTTP/1.1 adds, when the request has none.
+    pub(crate) host: Option<reqwest::header::HeaderValue>,
+}
+
+impl Forms {
+    fn shape(&self, req: &mut hyper::Request<Body>, h2: bool) {
+        let host = reqwest::header::HOST;
+        if h2 {
+            *req.uri_mut() = self.absolute.clone();
+            if self.host.is_some() {
+                req.headers_mut().remove(host);
+            }
+        } else {
+            *req.uri_mut() = self.origin.clone();
+            if let Some(h) = &self.host {
+                req.headers_mut().insert(host, h.clone());
             }
         }
     }

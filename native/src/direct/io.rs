@@ -7,7 +7,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -17,6 +17,12 @@ use super::fd::{Fd, Interest};
 /// (up to ~400 KB), which would make one body frame, and one NIF call,
 /// too long.
 pub(crate) const RECV_MAX: usize = 64 * 1024;
+
+/// Socket bytes one NIF call reads at most. hyper's HTTP/1 client reads a
+/// body frame at a time, and the exchange stops at its own limit first;
+/// HTTP/2's connection task reads until the socket is empty (up to the
+/// flow-control windows, megabytes), so this is what bounds its calls.
+pub(crate) const READ_BUDGET: usize = 128 * 1024;
 
 const WANT_READ: u8 = 1;
 const WANT_WRITE: u8 = 2;
@@ -32,9 +38,25 @@ const WANT_WRITE: u8 = 2;
 pub(crate) struct Wants {
     bits: AtomicU8,
     drained: AtomicBool,
+    /// Bytes read since the NIF call began, and whether a read was
+    /// refused for it ([`READ_BUDGET`]).
+    taken: AtomicUsize,
+    spent: AtomicBool,
 }
 
 impl Wants {
+    /// A NIF call begins: its reads get the whole budget.
+    pub(crate) fn begin_call(&self) {
+        self.taken.store(0, Ordering::Relaxed);
+        self.spent.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether this call stopped reading for its budget with bytes maybe
+    /// left: the caller should call again rather than wait.
+    pub(crate) fn spent(&self) -> bool {
+        self.spent.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn clear(&self) {
         self.bits.store(0, Ordering::Relaxed);
     }
@@ -125,8 +147,18 @@ fn gated_recv(fd: RawFd, wants: &Wants, buf: &mut [MaybeUninit<u8>]) -> io::Resu
     if wants.drained() {
         return Err(io::ErrorKind::WouldBlock.into());
     }
-    let asked = buf.len();
-    wants.after_read(recv(fd, buf), asked)
+    let taken = wants.taken.load(Ordering::Relaxed);
+    let left = READ_BUDGET.saturating_sub(taken);
+    if left == 0 {
+        wants.spent.store(true, Ordering::Relaxed);
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let asked = buf.len().min(left);
+    let r = wants.after_read(recv(fd, &mut buf[..asked]), asked);
+    if let Ok(n) = r {
+        wants.taken.store(taken + n, Ordering::Relaxed);
+    }
+    r
 }
 
 /// `send`; bytes out may bring an answer, so reads ask the kernel again.
@@ -281,6 +313,34 @@ mod tests {
         peer.write_all(b"reply").unwrap();
         assert_eq!(gated_send(ours.as_raw_fd(), &wants, b"req").unwrap(), 3);
         assert_eq!(read(ours.as_raw_fd(), &wants, 64).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_call_reads_at_most_its_budget() {
+        let (ours, peer) = pair();
+        peer.set_nonblocking(true).expect("nonblocking");
+        let wants = Wants::default();
+        let chunk = vec![7u8; 16 * 1024];
+        let mut sent = 0;
+        let mut writer = &peer;
+        while sent < READ_BUDGET + chunk.len() {
+            match writer.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        // The socket pair's buffer may hold less than the budget: then the
+        // budget is not what stops this test's reads, and it proves nothing.
+        assert!(sent > READ_BUDGET, "socket buffer too small: {sent}");
+        let mut read = 0;
+        while let Ok(n) = self::read(ours.as_raw_fd(), &wants, 64 * 1024) {
+            read += n;
+        }
+        assert_eq!(read, READ_BUDGET);
+        assert!(wants.spent());
+        wants.begin_call();
+        assert!(!wants.spent());
+        assert!(self::read(ours.as_raw_fd(), &wants, 64 * 1024).unwrap() > 0);
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Requests answered on the caller's own scheduler thread.
 //!
-//! `erqwest:req/2` on HTTP/1.1, plain or over TLS (`tls.rs`), when
-//! nothing of reqwest's is needed, runs here instead of on the runtime:
-//! the NIF call writes the
+//! `erqwest:req/2` on HTTP/1.1, plain or over TLS (`tls.rs`), and on
+//! HTTP/2 over TLS, when nothing of reqwest's is needed, runs here instead
+//! of on the runtime: the NIF call writes the
 //! request on a pooled keep-alive connection, the VM's poll set
 //! (`enif_select`) tells the waiting process when the socket has more, and
-//! the next NIF call reads the response (hyper's HTTP/1 client, polled by
-//! hand). Nothing crosses to a tokio thread and back, which was most of
+//! the next NIF call reads the response (hyper's HTTP/1 or HTTP/2 client,
+//! polled by hand). Nothing crosses to a tokio thread and back, which was most of
 //! one request's time (bench/README.md, "Where one request's time goes").
 //!
 //! [`Transport::for_config`] decides which clients can take this path,
@@ -24,9 +24,9 @@ mod redirect;
 mod tasks;
 mod tls;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -136,8 +136,36 @@ pub struct Transport {
     /// The config of HTTPS connections on this path; `None` leaves HTTPS
     /// to reqwest (`tls::config_for`).
     tls: Option<Arc<rustls::ClientConfig>>,
-    /// Origins whose server chose HTTP/2: reqwest's from then on.
-    h2: Mutex<HashSet<String>>,
+    /// What is known of each HTTPS origin's protocol (see [`Transport::admit`]).
+    origins: Mutex<HashMap<String, Origin>>,
+}
+
+/// An HTTPS origin's protocol, as its first handshake on this path says.
+enum Origin {
+    /// The first connect is under way; these requests wait for it.
+    Probing(Vec<(Arc<tasks::Gate>, Arc<AtomicBool>)>),
+    Http1,
+    /// With a count of the origin's direct connections.
+    Http2(Arc<AtomicUsize>),
+}
+
+/// What a request that found no idle connection does.
+pub(crate) enum Admit {
+    Connect,
+    /// Wait to be woken when the origin's first handshake is done: the
+    /// flag is set, then a message sent.
+    Wait(Arc<AtomicBool>),
+    /// Go through reqwest.
+    Handoff,
+}
+
+/// A direct HTTP/2 connection's place in its origin's count.
+pub(crate) struct Live(Arc<AtomicUsize>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Transport {
@@ -190,13 +218,12 @@ impl Transport {
             connect_timeout: c.connect_timeout,
             read_timeout: c.read_timeout,
             tls: tls::config_for(c),
-            h2: Mutex::default(),
+            origins: Mutex::default(),
         })
     }
 
     /// The route of a request to `url` on this path, or `None` when it is
-    /// reqwest's: a scheme other than HTTP, HTTPS without a config here,
-    /// or an origin that speaks HTTP/2.
+    /// reqwest's: a scheme other than HTTP, or HTTPS without a config here.
     fn route(&self, url: &reqwest::Url) -> Option<Route> {
         let target = Target::of(url)?;
         let addr = match &target {
@@ -212,9 +239,6 @@ impl Transport {
             "https" => {
                 let config = self.tls.clone()?;
                 let key = format!("https://{addr}");
-                if self.h2.lock().map_or(true, |h2| h2.contains(&key)) {
-                    return None;
-                }
                 let name = tls::server_name(url.host_str()?)?;
                 Some(Route {
                     target,
@@ -226,11 +250,77 @@ impl Transport {
         }
     }
 
-    /// The server at `key` chose HTTP/2.
-    pub(crate) fn speaks_h2(&self, key: &str) {
-        if let Ok(mut h2) = self.h2.lock() {
-            h2.insert(key.to_owned());
+    /// Decides for a request to `route` that found no idle connection.
+    ///
+    /// A plain-HTTP origin is always HTTP/1.1: connect. The first
+    /// request to an HTTPS origin connects and the others wait for its
+    /// handshake (`waited` once they have), so that a burst of callers
+    /// to a new origin does not open a connection each before it is
+    /// known to speak HTTP/2. Then an HTTP/1.1 origin gets a connection
+    /// per caller, as over plain HTTP. On HTTP/2, which is one connection
+    /// per origin for reqwest, a direct connection carries one request at
+    /// a time (the caller's NIF calls drive it): one serves whoever finds
+    /// it idle, and while it is busy the rest share reqwest's, two per
+    /// origin at most.
+    pub(crate) fn admit(&self, route: &Route, gate: &Arc<tasks::Gate>, waited: bool) -> Admit {
+        if route.tls.is_none() {
+            return Admit::Connect;
         }
+        let Ok(mut origins) = self.origins.lock() else {
+            return Admit::Connect;
+        };
+        match origins.get_mut(&route.key) {
+            None => {
+                origins.insert(route.key.clone(), Origin::Probing(Vec::new()));
+                Admit::Connect
+            }
+            Some(Origin::Probing(_)) if waited => Admit::Connect,
+            Some(Origin::Probing(waiting)) => {
+                let woken = Arc::new(AtomicBool::new(false));
+                waiting.push((gate.clone(), woken.clone()));
+                Admit::Wait(woken)
+            }
+            Some(Origin::Http1) => Admit::Connect,
+            Some(Origin::Http2(n)) if n.load(Ordering::Acquire) > 0 => Admit::Handoff,
+            Some(Origin::Http2(_)) => Admit::Connect,
+        }
+    }
+
+    /// A handshake with `key` is over: `Some(true)` HTTP/2, `Some(false)`
+    /// HTTP/1.1, `None` failed or given up. Requests waiting on the
+    /// origin's first are woken; a new HTTP/2 connection is counted.
+    pub(crate) fn learned(&self, key: &str, h2: Option<bool>) -> Option<Live> {
+        let Ok(mut origins) = self.origins.lock() else {
+            return None;
+        };
+        let known = match h2 {
+            Some(true) => match origins.get(key) {
+                Some(Origin::Http2(n)) => Origin::Http2(n.clone()),
+                _ => Origin::Http2(Arc::default()),
+            },
+            Some(false) => Origin::Http1,
+            // Nothing learnt: the next request to find it unknown probes.
+            None => match origins.get(key) {
+                Some(Origin::Probing(_)) | None => {
+                    let old = origins.remove(key);
+                    drop(origins);
+                    wake(old);
+                    return None;
+                }
+                Some(_) => return None,
+            },
+        };
+        let live = match &known {
+            Origin::Http2(n) => {
+                n.fetch_add(1, Ordering::AcqRel);
+                Some(Live(n.clone()))
+            }
+            _ => None,
+        };
+        let old = origins.insert(key.to_owned(), known);
+        drop(origins);
+        wake(old);
+        live
     }
 
     fn checkout(&self, key: &str) -> Option<Conn> {
@@ -249,9 +339,16 @@ impl Transport {
             return;
         }
         conn.idle_since = Instant::now();
+        // Connections opened at once to an origin not yet known to speak
+        // HTTP/2 close as they come back, down to one.
+        let max = if conn.is_h2() {
+            self.max_idle_per_host.min(1)
+        } else {
+            self.max_idle_per_host
+        };
         if let Ok(mut pool) = self.pool.lock() {
             let idle = pool.entry(key.to_owned()).or_default();
-            if idle.len() < self.max_idle_per_host {
+            if idle.len() < max {
                 idle.push(conn);
             }
         }
@@ -267,6 +364,16 @@ impl Transport {
         self.closed.store(true, Ordering::Release);
         let idle = self.pool.lock().map(|mut p| std::mem::take(&mut *p));
         drop(idle);
+    }
+}
+
+/// Wakes the requests that waited on an origin's first handshake.
+fn wake(old: Option<Origin>) {
+    if let Some(Origin::Probing(waiting)) = old {
+        for (gate, woken) in waiting {
+            woken.store(true, Ordering::Release);
+            gate.wake();
+        }
     }
 }
 

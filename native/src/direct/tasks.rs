@@ -70,8 +70,9 @@ impl Gate {
         drop(open);
     }
 
-    /// The socket's turn: the process polls again (a name was connected).
-    fn wake(&self) {
+    /// The socket's turn: the process polls again (a name was connected,
+    /// or the handshake it waited on is over).
+    pub(crate) fn wake(&self) {
         self.send(|e, r| {
             (
                 atoms::select(),
@@ -112,10 +113,15 @@ impl Resolver {
             // A request given up (timed out, its caller gone) drops the
             // receiver: the connect stops with it, where a handshake that
             // stalls would otherwise hold its socket for ever.
+            // Whatever ends the connect, requests waiting on it as the
+            // origin's first handshake go on.
             let r = tokio::select! {
                 r = dial(&t, &route, &url) => r,
-                () = tx.closed() => return,
+                () = tx.closed() => Err(Error::cancelled("request given up")),
             };
+            if r.is_err() && route.tls.is_some() {
+                t.learned(&route.key, None);
+            }
             if tx.send(r).is_ok() {
                 gate.wake();
             }
@@ -135,21 +141,33 @@ async fn dial(t: &Transport, route: &Route, url: &str) -> Result<Option<Link>, E
         let stream = tcp
             .into_std()
             .map_err(|e| super::connect::refused(url, e))?;
-        return Ok(Some(Link { stream, tls: None }));
+        return Ok(Some(Link {
+            stream,
+            tls: None,
+            h2: None,
+        }));
     };
     let handshake = tls::handshake(config.clone(), name.clone(), tcp)
         .await
         .map_err(|e| super::connect::refused(url, e))?;
     match handshake {
-        Handshake::Http1(stream, session) => Ok(Some(Link {
+        Handshake::Http1(stream, session) => {
+            t.learned(&route.key, Some(false));
+            Ok(Some(Link {
+                stream,
+                tls: Some(session),
+                h2: None,
+            }))
+        }
+        Handshake::Http2(stream, session) => Ok(Some(Link {
             stream,
             tls: Some(session),
+            h2: t.learned(&route.key, Some(true)),
         })),
-        Handshake::Http2 => {
-            t.speaks_h2(&route.key);
+        Handshake::Failed => {
+            t.learned(&route.key, None);
             Ok(None)
         }
-        Handshake::Failed => Ok(None),
     }
 }
 

@@ -112,8 +112,8 @@ pub(crate) enum Handshake {
     /// HTTP/1.1 (or no protocol) was agreed: the stream (registered with
     /// nothing, for the VM's poll set) and the session to go on with.
     Http1(std::net::TcpStream, Box<ClientConnection>),
-    /// The server chose HTTP/2, which is reqwest's to speak.
-    Http2,
+    /// The same, where the server chose HTTP/2.
+    Http2(std::net::TcpStream, Box<ClientConnection>),
     /// The handshake failed; reqwest tries again and says why.
     Failed,
 }
@@ -130,10 +130,13 @@ pub(crate) async fn handshake(
         Err(_) => return Ok(Handshake::Failed),
     };
     let (tcp, session) = stream.into_inner();
-    if session.alpn_protocol() == Some(&b"h2"[..]) {
-        return Ok(Handshake::Http2);
-    }
-    Ok(Handshake::Http1(tcp.into_std()?, Box::new(session)))
+    let h2 = session.alpn_protocol() == Some(&b"h2"[..]);
+    let (tcp, session) = (tcp.into_std()?, Box::new(session));
+    Ok(if h2 {
+        Handshake::Http2(tcp, session)
+    } else {
+        Handshake::Http1(tcp, session)
+    })
 }
 
 /// The socket as rustls reads and writes it: `WouldBlock` where the
