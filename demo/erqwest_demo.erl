@@ -7,7 +7,9 @@
 %% server-sent events and NDJSON (an event per message, then in batches),
 %% two errors, a retried request, a hedged one, timings and a client's
 %% queue counts, printing each request and reply; last, one request at a
-%% time through `erqwest:req/2' (the direct path) and through reqwest.
+%% time through `erqwest:req/2' (the direct path) and through reqwest,
+%% over HTTP/1.1, HTTPS, and HTTPS with HTTP/2 (against nginx, when the
+%% machine has it: `make deps' installs it).
 -module(erqwest_demo).
 
 -export([main/0]).
@@ -204,7 +206,27 @@ over_tls() ->
     C = erqwest:make_client(#{additional_root_certs => [erqwest_test_certs:der(Ca)]}),
     show("GET /hello over HTTPS", erqwest:get(C, erqwest_test_server:url(Tls, "/hello"))),
     one_at_a_time("HTTPS", C, erqwest_test_server:url(Tls, "/echo")),
-    erqwest_test_server:stop(Tls).
+    erqwest_test_server:stop(Tls),
+    over_h2(Cert, Key, C).
+
+%% HTTP/2 over TLS: nginx picks h2 in ALPN, and the direct path drives
+%% hyper's HTTP/2 client in its NIF calls as it does HTTP/1.1.
+over_h2(Cert, Key, C) ->
+    Dir = filename:absname("_build/demo/nginx"),
+    Port = erqwest_test_peers:free_port(),
+    Servers = ["  server { listen 127.0.0.1:", integer_to_list(Port), " ssl http2;\n",
+               "    ssl_certificate ", filename:absname(Cert), ";\n",
+               "    ssl_certificate_key ", filename:absname(Key), ";\n",
+               "    location / { return 200 \"hello over $server_protocol\"; }\n  }\n"],
+    try erqwest_test_peers:start_nginx(Dir, #{servers => Servers, ports => [Port]}) of
+        Nginx ->
+            Url = fun(Path) -> iolist_to_binary(["https://localhost:", integer_to_list(Port), Path]) end,
+            show("GET /hello over HTTPS, HTTP/2 (nginx)", erqwest:get(C, Url("/hello"))),
+            one_at_a_time("HTTPS + HTTP/2 (nginx)", C, Url("/echo")),
+            erqwest_test_peers:stop(Nginx)
+    catch
+        _:Why -> io:format("--> HTTP/2 over HTTPS skipped: no nginx here (~p)~n~n", [Why])
+    end.
 
 one_at_a_time(Label, C, Url) ->
     N = 2000,

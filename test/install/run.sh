@@ -24,8 +24,16 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/erqwest-install.XXXXXX")
 export TMPDIR="$WORK/tmp"
 mkdir -p "$TMPDIR" "$WORK/srv/good" "$WORK/srv/bad" "$WORK/srv/notar"
 SERVER_PID=""
+# The clones build the committed tree into the shared target dir, which
+# leaves their library where this tree's was; cargo, finding this tree's
+# own build up to date, would not put it back, and the next `make nif`
+# here would install the clones' NIF (uncommitted changes gone from it).
+OWN_LIB="$CARGO_TARGET_DIR/release/liberqwest_nif.so"
+[ -f "$OWN_LIB" ] && cp -p "$OWN_LIB" "$WORK/own-lib.so"
 cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
+    [ -f "$WORK/own-lib.so" ] && cp -p "$WORK/own-lib.so" "$OWN_LIB.restore" \
+        && mv -f "$OWN_LIB.restore" "$OWN_LIB"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
