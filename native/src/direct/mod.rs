@@ -261,7 +261,8 @@ impl Transport {
     /// per origin for reqwest, a direct connection carries one request at
     /// a time (the caller's NIF calls drive it): one serves whoever finds
     /// it idle, and while it is busy the rest share reqwest's, two per
-    /// origin at most.
+    /// origin in steady state (reqwest's pool, handed many requests at
+    /// once before it has a connection there, opens one for each).
     pub(crate) fn admit(&self, route: &Route, gate: &Arc<tasks::Gate>, waited: bool) -> Admit {
         if route.tls.is_none() {
             return Admit::Connect;
