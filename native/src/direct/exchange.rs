@@ -313,7 +313,7 @@ impl Exchange {
                         self.stage = Stage::Body {
                             head,
                             body,
-                            parts: Received::new(announced),
+                            parts: Received::new(announced, Some(&self.transport.rt)),
                         };
                         continue;
                     }

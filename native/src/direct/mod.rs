@@ -21,6 +21,7 @@ mod fd;
 mod io;
 mod received;
 mod redirect;
+mod region;
 mod tasks;
 mod tls;
 

@@ -1,21 +1,28 @@
 //! A response body as it comes in over several NIF calls.
 //!
-//! One buffer while the body is small. Past that, each frame is copied
-//! into blocks of [`BLOCK`] bytes from the system allocator and dropped
-//! at once (so that hyper can reuse its read buffer), and the blocks are
-//! joined on the runtime (`tasks::complete`). Why not simpler:
+//! One buffer while the body is small. A larger body whose length is
+//! announced is copied into one block of that length, which is the answer
+//! as it is: each byte copied once, and the block's pages faulted in
+//! ahead of the writes on the runtime ([`Region::populate`]). A larger
+//! body of unknown length is copied frame by frame into blocks of
+//! [`BLOCK`] bytes, and the blocks are joined on the runtime
+//! (`tasks::complete`). Either way each frame is dropped at once, so that
+//! hyper can reuse its read buffer. Why not simpler:
 //! - growing one buffer copies everything received so far inside one NIF
 //!   call (tens of ms at a hundred MB);
 //! - keeping hyper's frames would keep its read buffers alive, and large
 //!   amounts freed through mimalloc are given back to the OS later by
 //!   whichever thread allocates next, possibly a scheduler in a NIF call
 //!   (see [`Pieces::join`]); glibc's allocator returns a block's memory
-//!   in the thread that frees it.
+//!   in the thread that frees it;
+//! - joining blocks after an announced length cost as much again as
+//!   receiving the body (a copy, and a page fault per 4 KB of the copy).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::ptr::NonNull;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+
+use super::region::Region;
 
 /// The one buffer holds at most this much; it may grow (and be copied)
 /// inside a NIF call up to this size.
@@ -24,11 +31,33 @@ const INLINE: usize = 1024 * 1024;
 /// The size of each block after the buffer.
 const BLOCK: usize = 1024 * 1024;
 
+/// An announced length up to this gets its block up front; past it,
+/// blocks as for an unknown length. The block takes address space only:
+/// memory is committed as far as the body was written, plus [`AHEAD`].
+const PRESIZE_MAX: usize = 1024 * 1024 * 1024;
+
+/// How far past the last byte written the announced block is faulted
+/// in, in jobs of [`STEP`] bytes: enough that the writes never catch up
+/// at a gigabyte per second, little enough that a server announcing more
+/// than it sends commits no more than this.
+const AHEAD: usize = 8 * 1024 * 1024;
+const STEP: usize = 2 * 1024 * 1024;
+
 #[derive(Debug)]
 pub(crate) struct Received {
     buf: BytesMut,
-    /// Set once the body outgrew the buffer (boxed: most bodies do not).
+    /// Set once the body outgrew the buffer (boxed: most bodies do not),
+    /// or at once for an announced length over [`INLINE`].
     rest: Option<Box<Pieces>>,
+    /// Boxed: most bodies have none.
+    ahead: Option<Box<Ahead>>,
+}
+
+/// The announced block's faulting in: where to, and on which runtime.
+#[derive(Debug)]
+struct Ahead {
+    rt: tokio::runtime::Handle,
+    asked: usize,
 }
 
 /// The whole body: in one piece, or in pieces still to be joined.
@@ -46,11 +75,51 @@ pub(crate) struct Pieces {
 }
 
 impl Received {
-    /// `announced` is the body's exact length, when hyper knows it.
-    pub(crate) fn new(announced: Option<usize>) -> Self {
-        Received {
-            buf: BytesMut::with_capacity(announced.unwrap_or(0).min(INLINE)),
-            rest: None,
+    /// `announced` is the body's exact length, when hyper knows it;
+    /// `rt`, where the pages of its block are faulted in ahead (none in
+    /// tests that want the writes alone).
+    pub(crate) fn new(announced: Option<usize>, rt: Option<&tokio::runtime::Handle>) -> Self {
+        let sized = announced
+            .filter(|n| (INLINE + 1..=PRESIZE_MAX).contains(n))
+            .and_then(Block::with_capacity);
+        let Some(block) = sized else {
+            return Received {
+                buf: BytesMut::with_capacity(announced.unwrap_or(0).min(INLINE)),
+                rest: None,
+                ahead: None,
+            };
+        };
+        let mut r = Received {
+            buf: BytesMut::new(),
+            rest: Some(Box::new(Pieces {
+                head: Bytes::new(),
+                blocks: vec![block],
+            })),
+            ahead: rt.map(|rt| {
+                Box::new(Ahead {
+                    rt: rt.clone(),
+                    asked: 0,
+                })
+            }),
+        };
+        r.fault_ahead();
+        r
+    }
+
+    /// Asks for the announced block's pages up to [`AHEAD`] past the
+    /// last byte written.
+    fn fault_ahead(&mut self) {
+        let (Some(ahead), Some(rest)) = (&mut self.ahead, &self.rest) else {
+            return;
+        };
+        let Some(block) = rest.blocks.first() else {
+            return;
+        };
+        let cap = block.region.capacity();
+        while ahead.asked < cap && ahead.asked < block.len + AHEAD {
+            let to = (ahead.asked + STEP).min(cap);
+            block.region.populate(&ahead.rt, ahead.asked, to);
+            ahead.asked = to;
         }
     }
 
@@ -70,12 +139,22 @@ impl Received {
             }
         };
         rest.append(&data);
+        self.fault_ahead();
     }
 
     pub(crate) fn finish(self) -> Collected {
         match self.rest {
             None => Collected::Whole(self.buf.freeze()),
-            Some(rest) => Collected::Pieces(*rest),
+            Some(rest) => match *rest {
+                // The announced length's block: already the whole body.
+                Pieces { head, mut blocks } if head.is_empty() && blocks.len() == 1 => {
+                    match blocks.pop() {
+                        Some(block) => Collected::Whole(Bytes::from_owner(block)),
+                        None => Collected::Whole(Bytes::new()),
+                    }
+                }
+                rest => Collected::Pieces(rest),
+            },
         }
     }
 }
@@ -111,7 +190,7 @@ impl Pieces {
         if len == 0 {
             return Bytes::new();
         }
-        let mut all = Block::with_capacity(len);
+        let mut all = Block::must(len);
         all.extend(&self.head);
         for b in &self.blocks {
             all.extend(b.as_slice());
@@ -131,56 +210,47 @@ impl Collected {
 
 /// Bytes from the system allocator, filled from the front.
 struct Block {
-    ptr: NonNull<u8>,
+    region: Arc<Region>,
     len: usize,
-    layout: Layout,
 }
-
-// Safe: a block owns its memory alone, and the system allocator frees
-// from any thread.
-unsafe impl Send for Block {}
-unsafe impl Sync for Block {}
 
 impl Block {
     fn new() -> Block {
-        Block::with_capacity(BLOCK)
+        Block::must(BLOCK)
     }
 
-    /// Never zero-sized: the allocator does not take a zero size.
-    fn with_capacity(cap: usize) -> Block {
-        let layout = match Layout::from_size_align(cap.max(1), 1) {
-            Ok(l) => l,
-            // Only a size over isize::MAX, which no body in memory has.
-            Err(_) => std::alloc::handle_alloc_error(Layout::new::<u8>()),
-        };
-        // Safe: the layout has a non-zero size.
-        let raw = unsafe { System.alloc(layout) };
-        match NonNull::new(raw) {
-            Some(ptr) => Block {
-                ptr,
-                len: 0,
-                layout,
-            },
-            None => std::alloc::handle_alloc_error(layout),
+    /// Memory for bytes already here: its absence is the allocator's
+    /// failure, as for any other allocation.
+    fn must(cap: usize) -> Block {
+        match Block::with_capacity(cap) {
+            Some(b) => b,
+            None => std::alloc::handle_alloc_error(
+                std::alloc::Layout::array::<u8>(cap).unwrap_or(std::alloc::Layout::new::<u8>()),
+            ),
         }
     }
 
+    fn with_capacity(cap: usize) -> Option<Block> {
+        Region::new(cap).map(|region| Block { region, len: 0 })
+    }
+
     fn room(&self) -> usize {
-        self.layout.size() - self.len
+        self.region.capacity() - self.len
     }
 
     fn extend(&mut self, data: &[u8]) {
         let n = data.len().min(self.room());
-        // Safe: `n` bytes fit after `len`, and `data` is not in the block.
+        // Safe: `n` bytes fit after `len`, `data` is not in the block, and
+        // the block is its region's only reader and writer.
         unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(self.len), n);
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.region.as_ptr().add(self.len), n);
         }
         self.len += n;
     }
 
     fn as_slice(&self) -> &[u8] {
         // Safe: the first `len` bytes were written by `extend`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.region.as_ptr(), self.len) }
     }
 }
 
@@ -190,16 +260,9 @@ impl AsRef<[u8]> for Block {
     }
 }
 
-impl Drop for Block {
-    fn drop(&mut self) {
-        // Safe: allocated by `System` with this layout.
-        unsafe { System.dealloc(self.ptr.as_ptr(), self.layout) }
-    }
-}
-
 impl std::fmt::Debug for Block {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Block({} of {})", self.len, self.layout.size())
+        write!(f, "Block({} of {})", self.len, self.region.capacity())
     }
 }
 
@@ -208,7 +271,7 @@ mod tests {
     use super::*;
 
     fn feed(announced: Option<usize>, frames: &[usize]) -> Collected {
-        let mut r = Received::new(announced);
+        let mut r = Received::new(announced, None);
         let mut next = 0u8;
         for &n in frames {
             let frame: Vec<u8> = (0..n)
@@ -246,7 +309,7 @@ mod tests {
     #[test]
     fn a_large_body_goes_to_blocks_in_order() {
         let mb = 1024 * 1024;
-        for announced in [None, Some(3 * mb), Some(100)] {
+        for announced in [None, Some(100), Some(PRESIZE_MAX + 1)] {
             let frames = [300_000, 300_000, 300_000, 300_000, 0, 5, 2 * mb + 7];
             let total: usize = frames.iter().sum();
             let Collected::Pieces(p) = feed(announced, &frames) else {
@@ -263,6 +326,83 @@ mod tests {
     }
 
     #[test]
+    fn an_announced_large_size_is_one_block_that_is_the_answer() {
+        let mb = 1024 * 1024;
+        let frames = [300_000, 0, 65_536, 2 * mb];
+        let total: usize = frames.iter().sum();
+        match feed(Some(total), &frames) {
+            Collected::Whole(b) => assert_eq!(b.as_ref(), expected(total).as_slice()),
+            Collected::Pieces(p) => panic!("in pieces: {p:?}"),
+        }
+    }
+
+    #[test]
+    fn more_than_announced_still_arrives_whole() {
+        let mb = 1024 * 1024;
+        let frames = [2 * mb, 10, 3 * mb];
+        let total: usize = frames.iter().sum();
+        let Collected::Pieces(p) = feed(Some(2 * mb + 1), &frames) else {
+            panic!("the announced block alone")
+        };
+        assert_eq!(p.blocks[0].len, 2 * mb + 1);
+        assert_eq!(p.join().as_ref(), expected(total).as_slice());
+    }
+
+    /// The blocking pool faults pages in while the body is written, never
+    /// more than `AHEAD` (and a step) past what arrived, and what is
+    /// written stays as written.
+    #[test]
+    fn the_announced_block_is_faulted_in_ahead_of_the_writes() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let announced = 64 * 1024 * 1024;
+        let mut r = Received::new(Some(announced), Some(rt.handle()));
+        let region = match &r.rest {
+            Some(p) => p.blocks[0].region.clone(),
+            None => panic!("no block for {announced}"),
+        };
+        let wait_for = |n: usize| {
+            let t0 = std::time::Instant::now();
+            while region.populated() < n && t0.elapsed() < std::time::Duration::from_secs(5) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        };
+        // Before a byte arrived: AHEAD, and no further.
+        wait_for(AHEAD);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(r.ahead.as_ref().map(|a| a.asked), Some(AHEAD));
+        assert_eq!(region.populated(), AHEAD);
+        let mut next = 0u8;
+        let mut written = 0;
+        while written < 20 * 1024 * 1024 {
+            let frame: Vec<u8> = (0..65_536)
+                .map(|_| {
+                    next = next.wrapping_add(1);
+                    next
+                })
+                .collect();
+            r.push(Bytes::from(frame));
+            written += 65_536;
+        }
+        let asked = r.ahead.as_ref().map_or(0, |a| a.asked);
+        assert!(
+            (written + AHEAD..=written + AHEAD + STEP).contains(&asked),
+            "{asked}"
+        );
+        wait_for(asked);
+        assert_eq!(region.populated(), asked);
+        drop(region);
+        // Short of the announced length (hyper would have failed the
+        // body): still the one block, as far as it was written.
+        let Collected::Whole(whole) = r.finish() else {
+            panic!("the one block, in pieces")
+        };
+        assert_eq!(whole.as_ref(), expected(written).as_slice());
+    }
+
+    #[test]
     fn a_frame_larger_than_a_block_is_split() {
         let mut p = Pieces {
             head: Bytes::new(),
@@ -276,7 +416,7 @@ mod tests {
 
     #[test]
     fn an_absurd_announced_size_buffers_at_most_inline() {
-        let r = Received::new(Some(usize::MAX));
+        let r = Received::new(Some(usize::MAX), None);
         assert_eq!(r.buf.capacity(), INLINE);
     }
 }
