@@ -469,12 +469,6 @@ large_body_is_joined_on_the_runtime(_Config) ->
         {ok, #{body := Big}} = same(C, S, #{method => get, url => url(S, "/chunked/128")})
     end).
 
-%% The answer and the wall-clock time of each NIF call it took.
-drive(C, Opts) ->
-    {Answer, Times, _How} = drive3(C, Opts),
-    {Answer, Times}.
-
-%% The answer, and whether the last NIF call gave it or a message did.
 %% A server that announces a gigabyte and closes after 3 MB: the block
 %% for the announced length is given back, and the error is reqwest's.
 announced_length_longer_than_the_body(_Config) ->
@@ -486,6 +480,12 @@ announced_length_longer_than_the_body(_Config) ->
         {ok, #{body := <<"ok">>}} = erqwest:get(C, url(S, "/"))
     end).
 
+%% The answer and the wall-clock time of each NIF call it took.
+drive(C, Opts) ->
+    {Answer, Times, _How} = drive3(C, Opts),
+    {Answer, Times}.
+
+%% The answer, and whether the last NIF call gave it or a message did.
 drive_how(C, Opts) ->
     {Answer, _Times, How} = drive3(C, Opts),
     {Answer, How}.
