@@ -1,6 +1,7 @@
 //! A whole direct request: its hops (redirects followed here, as reqwest
 //! would), its deadlines, and the runtime task that answers instead when
-//! the body must be decoded or joined, or a hop leaves this path's reach.
+//! the body is large or must be decoded, or a hop leaves this path's
+//! reach.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -147,6 +148,17 @@ impl Flow {
                 Step::Again => return Outcome::Again,
                 Step::Wait(i, fd) => return Outcome::Wait(i, fd),
                 Step::Parked => return Outcome::Parked,
+                Step::Bulk => {
+                    if let Some(hop) = self.hop.take() {
+                        self.task = Some(super::bulk::spawn(
+                            &self.rt,
+                            self.gate.clone(),
+                            self.t.accept,
+                            hop,
+                        ));
+                    }
+                    return Outcome::Parked;
+                }
                 Step::Handoff => {
                     self.hand_off();
                     return Outcome::Parked;

@@ -23,6 +23,11 @@ use crate::reply::Head;
 const READ_PER_CALL: usize = 128 * 1024;
 const TIME_PER_CALL: Duration = Duration::from_micros(200);
 
+/// What a runtime task reading a large body takes per turn before it
+/// lets the worker's other tasks go (`bulk.rs`).
+const BULK_PER_TURN: usize = 1024 * 1024;
+const BULK_TIME_PER_TURN: Duration = Duration::from_millis(1);
+
 /// Whether a response with this head is a redirect that will be followed.
 pub(crate) type Follows = fn(&Transport, u16, &reqwest::header::HeaderMap, &str) -> bool;
 
@@ -70,6 +75,9 @@ pub(crate) enum Step {
     Wait(Interest, Arc<Fd>),
     /// Nothing to do until the runtime's message comes.
     Parked,
+    /// The body is large: the exchange goes on in a runtime task, which
+    /// reads the rest of it without holding a scheduler.
+    Bulk,
     /// The hop is reqwest's: nothing of it was sent.
     Handoff,
     Failed(Error),
@@ -98,6 +106,8 @@ pub(crate) struct Exchange {
     waited: bool,
     /// Whether `advance` has run: every later call may find new bytes.
     polled: bool,
+    /// Whether it has said `Bulk`: it runs in a runtime task since.
+    bulk: bool,
 }
 
 impl Exchange {
@@ -128,6 +138,7 @@ impl Exchange {
             resent: false,
             waited: false,
             polled: false,
+            bulk: false,
         };
         ex.begin();
         ex
@@ -335,6 +346,11 @@ impl Exchange {
                     mut body,
                     mut parts,
                 } => loop {
+                    if read == 0 && self.goes_bulk(&parts) {
+                        // Announced large: nothing of it is read here.
+                        self.stage = Stage::Body { head, body, parts };
+                        return Step::Bulk;
+                    }
                     match std::pin::Pin::new(&mut body).poll_frame(&mut cx) {
                         Poll::Ready(Some(Ok(frame))) => {
                             if let Ok(data) = frame.into_data() {
@@ -356,16 +372,27 @@ impl Exchange {
                             if read > 0 {
                                 self.touch();
                             }
+                            let bulk = self.goes_bulk(&parts);
                             self.stage = Stage::Body { head, body, parts };
+                            if bulk {
+                                return Step::Bulk;
+                            }
                             break;
                         }
                     }
-                    if read >= READ_PER_CALL || started.elapsed() >= TIME_PER_CALL {
-                        // Let the scheduler go; hyper may hold the rest in
-                        // its buffer already, so this is not a wait.
+                    let (most, longest) = if self.bulk {
+                        (BULK_PER_TURN, BULK_TIME_PER_TURN)
+                    } else {
+                        (READ_PER_CALL, TIME_PER_CALL)
+                    };
+                    if read >= most || started.elapsed() >= longest {
+                        // Let the scheduler go (or the body go to the
+                        // runtime); hyper may hold the rest in its buffer
+                        // already, so this is not a wait.
                         self.touch();
+                        let bulk = self.goes_bulk(&parts);
                         self.stage = Stage::Body { head, body, parts };
-                        return Step::Again;
+                        return if bulk { Step::Bulk } else { Step::Again };
                     }
                 },
                 Stage::Learning(woken) => {
@@ -402,6 +429,20 @@ impl Exchange {
         self.wait(Interest::Read)
     }
 
+    /// Whether the rest of this body is read on the runtime: a large body
+    /// gains nothing from the scheduler, and read there it would hold one
+    /// in slices of [`TIME_PER_CALL`] for as long as it takes to arrive.
+    fn goes_bulk(&mut self, parts: &Received) -> bool {
+        if self.bulk || !parts.large() {
+            return false;
+        }
+        self.bulk = true;
+        if let Some(c) = &self.conn {
+            c.wants.set_bulk(true);
+        }
+        true
+    }
+
     /// hyper gives a request back when the idle connection it went to had
     /// closed before taking it; it goes out once more on a new connection,
     /// as hyper-util's pool does.
@@ -425,6 +466,7 @@ impl Exchange {
         if let Some(mut conn) = self.conn.take() {
             // One more turn lets hyper see the message end and go idle.
             let _ = self.flag.take();
+            conn.wants.set_bulk(false);
             if conn.ready(cx) || (self.flag.take() && conn.ready(cx)) {
                 self.transport.checkin(&self.route.key, conn);
             }

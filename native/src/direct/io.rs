@@ -42,6 +42,9 @@ pub(crate) struct Wants {
     /// refused for it ([`READ_BUDGET`]).
     taken: AtomicUsize,
     spent: AtomicBool,
+    /// Set while a runtime task reads a large body (`bulk.rs`): no NIF
+    /// call is held by these reads, so they take what hyper asks for.
+    bulk: AtomicBool,
 }
 
 impl Wants {
@@ -49,6 +52,15 @@ impl Wants {
     pub(crate) fn begin_call(&self) {
         self.taken.store(0, Ordering::Relaxed);
         self.spent.store(false, Ordering::Relaxed);
+    }
+
+    /// The reads are a runtime task's from now on, or a NIF call's again.
+    pub(crate) fn set_bulk(&self, on: bool) {
+        self.bulk.store(on, Ordering::Relaxed);
+    }
+
+    fn bulk(&self) -> bool {
+        self.bulk.load(Ordering::Relaxed)
     }
 
     /// Whether this call stopped reading for its budget with bytes maybe
@@ -119,6 +131,14 @@ impl SockIo {
         SockIo { fd, wants, tls }
     }
 
+    fn recv_max(&self) -> usize {
+        if self.wants.bulk() {
+            usize::MAX
+        } else {
+            RECV_MAX
+        }
+    }
+
     /// A result as hyper takes it: `WouldBlock` is pending, with the
     /// readiness that would move it noted.
     fn poll<T>(&self, r: io::Result<T>, want: u8) -> Poll<io::Result<T>> {
@@ -146,6 +166,9 @@ pub(super) fn recv_into(fd: RawFd, wants: &Wants, buf: &mut [u8]) -> io::Result<
 fn gated_recv(fd: RawFd, wants: &Wants, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     if wants.drained() {
         return Err(io::ErrorKind::WouldBlock.into());
+    }
+    if wants.bulk() {
+        return wants.after_read(recv(fd, buf), buf.len());
     }
     let taken = wants.taken.load(Ordering::Relaxed);
     let left = READ_BUDGET.saturating_sub(taken);
@@ -205,14 +228,15 @@ impl hyper::rt::Read for SockIo {
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let most = this.recv_max();
         if let Some(session) = &mut this.tls {
-            let r = super::tls::read(session, &this.fd, &this.wants, &mut buf, RECV_MAX);
+            let r = super::tls::read(session, &this.fd, &this.wants, &mut buf, most);
             return this.poll(r, WANT_READ);
         }
         // Safe: `recv` only writes initialised bytes, and `advance` counts
         // no more than it wrote.
         let dst = unsafe { buf.as_mut() };
-        let len = dst.len().min(RECV_MAX);
+        let len = dst.len().min(most);
         let r = gated_recv(this.fd.raw(), &this.wants, &mut dst[..len])
             .map(|n| unsafe { buf.advance(n) });
         this.poll(r, WANT_READ)
@@ -341,6 +365,34 @@ mod tests {
         wants.begin_call();
         assert!(!wants.spent());
         assert!(self::read(ours.as_raw_fd(), &wants, 64 * 1024).unwrap() > 0);
+    }
+
+    #[test]
+    fn a_runtime_task_reads_past_the_budget_and_a_call_again_does_not() {
+        let (ours, peer) = pair();
+        peer.set_nonblocking(true).expect("nonblocking");
+        let wants = Wants::default();
+        let chunk = vec![7u8; 16 * 1024];
+        let mut sent = 0;
+        let mut writer = &peer;
+        while sent < 2 * READ_BUDGET {
+            match writer.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        assert!(sent > READ_BUDGET + 1024, "socket buffer too small: {sent}");
+        let mut read = 0;
+        while let Ok(n) = self::read(ours.as_raw_fd(), &wants, 64 * 1024) {
+            read += n;
+        }
+        assert_eq!(read, READ_BUDGET);
+        // The same call's budget is spent, but a runtime task has none.
+        wants.set_bulk(true);
+        assert_eq!(self::read(ours.as_raw_fd(), &wants, 1024).unwrap(), 1024);
+        // Back to NIF calls: the spent budget holds again.
+        wants.set_bulk(false);
+        assert!(would_block(self::read(ours.as_raw_fd(), &wants, 1024)));
     }
 
     #[test]

@@ -8,11 +8,14 @@
 //! the next NIF call reads the response (hyper's HTTP/1 or HTTP/2 client,
 //! polled by hand). Nothing crosses to a tokio thread and back, which was most of
 //! one request's time (bench/README.md, "Where one request's time goes").
+//! A body over a megabyte is the exception: a runtime task reads it
+//! (`bulk.rs`), since it gains nothing from the scheduler.
 //!
 //! [`Transport::for_config`] decides which clients can take this path,
 //! `template` and [`Transport::route`] which requests; everything else
 //! goes through reqwest as before, and the two give the same answers.
 
+mod bulk;
 mod call;
 mod conn;
 mod connect;

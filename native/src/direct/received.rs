@@ -1,12 +1,14 @@
-//! A response body as it comes in over several NIF calls.
+//! A response body as it comes in: over NIF calls, and once it is large
+//! over a runtime task's reads (`bulk.rs`).
 //!
 //! One buffer while the body is small. A larger body whose length is
-//! announced is copied into one block of that length, which is the answer
-//! as it is: each byte copied once, and the block's pages faulted in
-//! ahead of the writes on the runtime ([`Region::populate`]). A larger
+//! announced is copied into one block of that length, made at its first
+//! byte, which is the answer as it is: each byte copied once, and the
+//! block's pages faulted in ahead of the writes on the runtime
+//! ([`Region::populate`]). A larger
 //! body of unknown length is copied frame by frame into blocks of
 //! [`BLOCK`] bytes, and the blocks are joined on the runtime
-//! (`tasks::complete`). Either way each frame is dropped at once, so that
+//! (`bulk.rs`). Either way each frame is dropped at once, so that
 //! hyper can reuse its read buffer. Why not simpler:
 //! - growing one buffer copies everything received so far inside one NIF
 //!   call (tens of ms at a hundred MB);
@@ -51,6 +53,17 @@ pub(crate) struct Received {
     rest: Option<Box<Pieces>>,
     /// Boxed: most bodies have none.
     ahead: Option<Box<Ahead>>,
+    /// An announced length over [`INLINE`] whose block is made with its
+    /// first byte. That byte is read on the runtime (`bulk.rs`): mapping
+    /// the block waits while other memory is being unmapped (20-30 ms for
+    /// a body of 256 MB that went before), which no scheduler should.
+    pending: Option<Box<Pending>>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    len: usize,
+    rt: Option<tokio::runtime::Handle>,
 }
 
 /// The announced block's faulting in: where to, and on which runtime.
@@ -79,31 +92,40 @@ impl Received {
     /// `rt`, where the pages of its block are faulted in ahead (none in
     /// tests that want the writes alone).
     pub(crate) fn new(announced: Option<usize>, rt: Option<&tokio::runtime::Handle>) -> Self {
-        let sized = announced
-            .filter(|n| (INLINE + 1..=PRESIZE_MAX).contains(n))
-            .and_then(Block::with_capacity);
-        let Some(block) = sized else {
-            return Received {
-                buf: BytesMut::with_capacity(announced.unwrap_or(0).min(INLINE)),
-                rest: None,
-                ahead: None,
-            };
-        };
-        let mut r = Received {
-            buf: BytesMut::new(),
-            rest: Some(Box::new(Pieces {
-                head: Bytes::new(),
-                blocks: vec![block],
-            })),
-            ahead: rt.map(|rt| {
-                Box::new(Ahead {
-                    rt: rt.clone(),
-                    asked: 0,
+        let sized = announced.filter(|n| (INLINE + 1..=PRESIZE_MAX).contains(n));
+        Received {
+            buf: BytesMut::with_capacity(if sized.is_some() {
+                0
+            } else {
+                announced.unwrap_or(0).min(INLINE)
+            }),
+            rest: None,
+            ahead: None,
+            pending: sized.map(|len| {
+                Box::new(Pending {
+                    len,
+                    rt: rt.cloned(),
                 })
             }),
+        }
+    }
+
+    /// The announced length's block, at the first byte; where the system
+    /// has no such allocation, the buffer and blocks as for an unknown
+    /// length.
+    fn make_block(&mut self) {
+        let Some(p) = self.pending.take() else {
+            return;
         };
-        r.fault_ahead();
-        r
+        let Some(block) = Block::with_capacity(p.len) else {
+            return;
+        };
+        self.rest = Some(Box::new(Pieces {
+            head: Bytes::new(),
+            blocks: vec![block],
+        }));
+        self.ahead = p.rt.map(|rt| Box::new(Ahead { rt, asked: 0 }));
+        self.fault_ahead();
     }
 
     /// Asks for the announced block's pages up to [`AHEAD`] past the
@@ -124,11 +146,16 @@ impl Received {
     }
 
     pub(crate) fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        self.make_block();
         let rest = match &mut self.rest {
             Some(rest) => rest,
             None => {
-                let room = self.buf.capacity().max(INLINE);
-                if self.buf.len() + data.len() <= room {
+                // INLINE, not the capacity: growing the buffer may have
+                // doubled that past INLINE, and again, without bound.
+                if self.buf.len() + data.len() <= INLINE {
                     self.buf.extend_from_slice(&data);
                     return;
                 }
@@ -140,6 +167,12 @@ impl Received {
         };
         rest.append(&data);
         self.fault_ahead();
+    }
+
+    /// Whether the body is over [`INLINE`], or announced to be: the rest
+    /// of it is read on the runtime (`tasks::bulk`).
+    pub(crate) fn large(&self) -> bool {
+        self.rest.is_some() || self.pending.is_some()
     }
 
     pub(crate) fn finish(self) -> Collected {
@@ -359,6 +392,19 @@ mod tests {
             .expect("runtime");
         let announced = 64 * 1024 * 1024;
         let mut r = Received::new(Some(announced), Some(rt.handle()));
+        // Nothing is mapped before the first byte.
+        assert!(r.rest.is_none() && r.large());
+        let mut next = 0u8;
+        let mut frame = |n: usize| -> Bytes {
+            (0..n)
+                .map(|_| {
+                    next = next.wrapping_add(1);
+                    next
+                })
+                .collect::<Vec<u8>>()
+                .into()
+        };
+        r.push(frame(1));
         let region = match &r.rest {
             Some(p) => p.blocks[0].region.clone(),
             None => panic!("no block for {announced}"),
@@ -369,21 +415,16 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
         };
-        // Before a byte arrived: AHEAD, and no further.
-        wait_for(AHEAD);
+        // After the first byte: AHEAD past it, in whole steps, and no
+        // further.
+        let first = r.ahead.as_ref().map_or(0, |a| a.asked);
+        assert_eq!(first, AHEAD + STEP);
+        wait_for(first);
         std::thread::sleep(std::time::Duration::from_millis(20));
-        assert_eq!(r.ahead.as_ref().map(|a| a.asked), Some(AHEAD));
-        assert_eq!(region.populated(), AHEAD);
-        let mut next = 0u8;
-        let mut written = 0;
+        assert_eq!(region.populated(), first);
+        let mut written = 1;
         while written < 20 * 1024 * 1024 {
-            let frame: Vec<u8> = (0..65_536)
-                .map(|_| {
-                    next = next.wrapping_add(1);
-                    next
-                })
-                .collect();
-            r.push(Bytes::from(frame));
+            r.push(frame(65_536));
             written += 65_536;
         }
         let asked = r.ahead.as_ref().map_or(0, |a| a.asked);
@@ -412,6 +453,23 @@ mod tests {
         p.append(&data);
         assert_eq!(p.blocks.len(), 4);
         assert_eq!(p.join().as_ref(), data.as_slice());
+    }
+
+    /// Frames of odd sizes grow the buffer's capacity past INLINE (the
+    /// buffer doubles it); the body still leaves the buffer there.
+    #[test]
+    fn a_body_of_unknown_length_leaves_the_buffer_at_inline() {
+        let mut r = Received::new(None, None);
+        for n in [600_000, 300_000, 200_000, 400_000] {
+            r.push(Bytes::from(vec![1u8; n]));
+            assert!(r.buf.len() <= INLINE, "{} in the buffer", r.buf.len());
+        }
+        assert!(r.large());
+        let Collected::Pieces(p) = r.finish() else {
+            panic!("1.5 MB in the one buffer")
+        };
+        assert_eq!(p.head.len(), 900_000);
+        assert_eq!(p.len(), 1_500_000);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The parts of a direct request that run on the runtime: looking up a
-//! name, connecting and the TLS handshake; joining a large body and
-//! decoding a compressed one; and a hop this path does not take (HTTP/2,
-//! a failed handshake, a redirect out of its reach), handed to reqwest.
+//! name, connecting and the TLS handshake; decoding a compressed body
+//! (a large one is read there too, `bulk.rs`); and a hop this path does
+//! not take (HTTP/2, a failed handshake, a redirect out of its reach),
+//! handed to reqwest.
 //! Each tells the waiting process by message, through a [`Gate`] that
 //! the process can close first.
 
@@ -84,7 +85,7 @@ impl Gate {
         });
     }
 
-    fn answer(&self, result: Result<(Head, Bytes), Error>) {
+    pub(crate) fn answer(&self, result: Result<(Head, Bytes), Error>) {
         self.send(|e, r| match result {
             Ok((head, body)) => match encode_resp(e, &head, Some(&body), Default::default()) {
                 Ok(resp) => (atoms::erqwest_response(), r, atoms::reply(), resp).encode(e),
@@ -267,7 +268,11 @@ pub(crate) fn complete(
     .abort_handle()
 }
 
-async fn decoded(accept: Accept, mut head: Head, body: Bytes) -> Result<(Head, Bytes), Error> {
+pub(crate) async fn decoded(
+    accept: Accept,
+    mut head: Head,
+    body: Bytes,
+) -> Result<(Head, Bytes), Error> {
     use tower_service::Service;
     let mut resp = http::Response::new(Full::new(body));
     *resp.status_mut() = http::StatusCode::from_u16(head.status).unwrap_or_default();
