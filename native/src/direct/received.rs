@@ -117,7 +117,7 @@ impl Received {
         let Some(p) = self.pending.take() else {
             return;
         };
-        let Some(block) = Block::with_capacity(p.len) else {
+        let Some(block) = Block::with_capacity(p.len, p.rt.clone()) else {
             return;
         };
         self.rest = Some(Box::new(Pieces {
@@ -223,7 +223,8 @@ impl Pieces {
         if len == 0 {
             return Bytes::new();
         }
-        let mut all = Block::must(len);
+        // Joined on the runtime: freed on its blocking pool too.
+        let mut all = Block::must(len, tokio::runtime::Handle::try_current().ok());
         all.extend(&self.head);
         for b in &self.blocks {
             all.extend(b.as_slice());
@@ -249,13 +250,13 @@ struct Block {
 
 impl Block {
     fn new() -> Block {
-        Block::must(BLOCK)
+        Block::must(BLOCK, None)
     }
 
     /// Memory for bytes already here: its absence is the allocator's
     /// failure, as for any other allocation.
-    fn must(cap: usize) -> Block {
-        match Block::with_capacity(cap) {
+    fn must(cap: usize, free_on: Option<tokio::runtime::Handle>) -> Block {
+        match Block::with_capacity(cap, free_on) {
             Some(b) => b,
             None => std::alloc::handle_alloc_error(
                 std::alloc::Layout::array::<u8>(cap).unwrap_or(std::alloc::Layout::new::<u8>()),
@@ -263,8 +264,8 @@ impl Block {
         }
     }
 
-    fn with_capacity(cap: usize) -> Option<Block> {
-        Region::new(cap).map(|region| Block { region, len: 0 })
+    fn with_capacity(cap: usize, free_on: Option<tokio::runtime::Handle>) -> Option<Block> {
+        Region::new(cap, free_on).map(|region| Block { region, len: 0 })
     }
 
     fn room(&self) -> usize {
