@@ -516,7 +516,8 @@ nif_times(#{base := Base, iters := Iters, big_iters := Big, download := Download
     %% cheapest NIF there is; their maxima show what the machine adds.
     Floor = [{"(floor) nothing", [time_call(fun() -> ok end) || _ <- lists:seq(1, Iters)]},
              {"(floor) feature/1, a trivial NIF", [time_call(fun() -> erqwest_nif:feature(gzip) end)
-                                                   || _ <- lists:seq(1, Iters)]}],
+                                                   || _ <- lists:seq(1, Iters)]},
+             {"(floor) 100 clock reads, for 1 s", clock_windows(1000)}],
     Body64K = binary:part(Body8M, 0, 64 * 1024),
     Direct = [{"direct path, every call: POST 10 B", time_direct(C, #{method => post, url => Echo, body => <<"0123456789">>}, Iters)},
               {"direct path, every call: POST 64 KB", time_direct(C, #{method => post, url => Sink, body => Body64K}, Big)},
@@ -569,6 +570,25 @@ direct_steps(Other, _Ref, _Acc) ->
 direct_poll(Call, Ref, Acc) ->
     {T, Step} = timed_call(fun() -> erqwest_nif:direct_poll(Call, Ref) end),
     direct_steps(Step, Ref, [T | Acc]).
+
+%% Back-to-back windows of 100 clock reads for `Ms' milliseconds: a
+%% window takes a few microseconds, and its maximum is the longest the
+%% machine took this thread away over a span as long as a case's (on a
+%% VM, the host's too: 2-4 ms here, with no context switch in the guest).
+clock_windows(Ms) ->
+    End = erlang:monotonic_time(nanosecond) + Ms * 1000000,
+    clock_windows(End, []).
+
+clock_windows(End, Acc) ->
+    T0 = erlang:monotonic_time(nanosecond),
+    T1 = clock_reads(100, T0),
+    case T1 > End of
+        true -> Acc;
+        false -> clock_windows(End, [T1 - T0 | Acc])
+    end.
+
+clock_reads(0, T) -> T;
+clock_reads(N, _) -> clock_reads(N - 1, erlang:monotonic_time(nanosecond)).
 
 %% ".../files/268435456.bin" -> "256 MB file"
 file_label(Url) ->

@@ -321,7 +321,8 @@ nif_table(Cases) ->
                   fmt_us(P99), fmt_us(Max)]
              end || {Name, Ns} <- Cases],
     ["NIF call times in µs (erlang:monotonic_time around the erqwest_nif call, HTTP/1.1;\n"
-     "the floor rows time nothing and a trivial NIF: their maximum is what the machine adds)\n",
+     "the floor rows time nothing, a trivial NIF and 1 s of clock reads in windows of 100:\n"
+     "their maximum is what the machine adds; the last one's spans as long as a case)\n",
      table(["call", "scheduler", "n", "median", "p99", "max"], Lines, [l, l, r, r, r, r])].
 
 %% Which scheduler a NIF case runs on: the 1 ms rule is about `normal'.
