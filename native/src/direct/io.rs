@@ -301,6 +301,30 @@ mod tests {
         recv_into(fd, wants, &mut buf)
     }
 
+    /// Writes 16 KB at a time until `up_to` bytes, or the socket pair's
+    /// buffer, is full; the bytes written.
+    fn fill(peer: &UnixStream, up_to: usize) -> usize {
+        let chunk = vec![7u8; 16 * 1024];
+        let mut sent = 0;
+        let mut writer = peer;
+        while sent < up_to {
+            match writer.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        sent
+    }
+
+    /// Reads until a read is refused; the bytes read.
+    fn drain(fd: RawFd, wants: &Wants) -> usize {
+        let mut read = 0;
+        while let Ok(n) = self::read(fd, wants, 64 * 1024) {
+            read += n;
+        }
+        read
+    }
+
     fn would_block(r: io::Result<usize>) -> bool {
         matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
@@ -344,22 +368,11 @@ mod tests {
         let (ours, peer) = pair();
         peer.set_nonblocking(true).expect("nonblocking");
         let wants = Wants::default();
-        let chunk = vec![7u8; 16 * 1024];
-        let mut sent = 0;
-        let mut writer = &peer;
-        while sent < READ_BUDGET + chunk.len() {
-            match writer.write(&chunk) {
-                Ok(n) => sent += n,
-                Err(_) => break,
-            }
-        }
+        let sent = fill(&peer, READ_BUDGET + 16 * 1024);
         // The socket pair's buffer may hold less than the budget: then the
         // budget is not what stops this test's reads, and it proves nothing.
         assert!(sent > READ_BUDGET, "socket buffer too small: {sent}");
-        let mut read = 0;
-        while let Ok(n) = self::read(ours.as_raw_fd(), &wants, 64 * 1024) {
-            read += n;
-        }
+        let read = drain(ours.as_raw_fd(), &wants);
         assert_eq!(read, READ_BUDGET);
         assert!(wants.spent());
         wants.begin_call();
@@ -372,20 +385,9 @@ mod tests {
         let (ours, peer) = pair();
         peer.set_nonblocking(true).expect("nonblocking");
         let wants = Wants::default();
-        let chunk = vec![7u8; 16 * 1024];
-        let mut sent = 0;
-        let mut writer = &peer;
-        while sent < 2 * READ_BUDGET {
-            match writer.write(&chunk) {
-                Ok(n) => sent += n,
-                Err(_) => break,
-            }
-        }
+        let sent = fill(&peer, 2 * READ_BUDGET);
         assert!(sent > READ_BUDGET + 1024, "socket buffer too small: {sent}");
-        let mut read = 0;
-        while let Ok(n) = self::read(ours.as_raw_fd(), &wants, 64 * 1024) {
-            read += n;
-        }
+        let read = drain(ours.as_raw_fd(), &wants);
         assert_eq!(read, READ_BUDGET);
         // The same call's budget is spent, but a runtime task has none.
         wants.set_bulk(true);

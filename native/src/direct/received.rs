@@ -5,11 +5,10 @@
 //! announced is copied into one block of that length, made at its first
 //! byte, which is the answer as it is: each byte copied once, and the
 //! block's pages faulted in ahead of the writes on the runtime
-//! ([`Region::populate`]). A larger
-//! body of unknown length is copied frame by frame into blocks of
-//! [`BLOCK`] bytes, and the blocks are joined on the runtime
-//! (`bulk.rs`). Either way each frame is dropped at once, so that
-//! hyper can reuse its read buffer. Why not simpler:
+//! ([`Region::populate`]). A larger body of unknown length is copied
+//! frame by frame into blocks of [`BLOCK`] bytes, and the blocks are
+//! joined on the runtime (`bulk.rs`). Either way each frame is dropped
+//! at once, so that hyper can reuse its read buffer. Why not simpler:
 //! - growing one buffer copies everything received so far inside one NIF
 //!   call (tens of ms at a hundred MB);
 //! - keeping hyper's frames would keep its read buffers alive, and large
@@ -49,7 +48,7 @@ const STEP: usize = 2 * 1024 * 1024;
 pub(crate) struct Received {
     buf: BytesMut,
     /// Set once the body outgrew the buffer (boxed: most bodies do not),
-    /// or at once for an announced length over [`INLINE`].
+    /// or at the first byte of an announced length over [`INLINE`].
     rest: Option<Box<Pieces>>,
     /// Boxed: most bodies have none.
     ahead: Option<Box<Ahead>>,
@@ -170,7 +169,7 @@ impl Received {
     }
 
     /// Whether the body is over [`INLINE`], or announced to be: the rest
-    /// of it is read on the runtime (`tasks::bulk`).
+    /// of it is read on the runtime (`bulk.rs`).
     pub(crate) fn large(&self) -> bool {
         self.rest.is_some() || self.pending.is_some()
     }

@@ -204,12 +204,16 @@ mod tests {
         None
     }
 
-    #[test]
-    fn a_large_region_is_freed_on_the_blocking_pool() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
-            .expect("runtime");
+            .expect("runtime")
+    }
+
+    #[test]
+    fn a_large_region_is_freed_on_the_blocking_pool() {
+        let rt = runtime();
         let region = Region::new(FREE_AWAY, Some(rt.handle().clone())).expect("region");
         let addr = region.as_ptr() as usize;
         drop(region);
@@ -235,10 +239,7 @@ mod tests {
 
     #[test]
     fn a_region_outliving_its_runtime_is_freed_where_it_is_dropped() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .build()
-            .expect("runtime");
+        let rt = runtime();
         let region = Region::new(FREE_AWAY, Some(rt.handle().clone())).expect("region");
         drop(rt);
         let addr = region.as_ptr() as usize;
