@@ -18,6 +18,7 @@ groups() ->
      {identity, [parallel], [client_cert_missing, client_cert_pkcs12, client_cert_pem,
                              client_cert_pem_separate, wrong_pkcs12_password]},
      {http2, [], [h2_over_tls_alpn, h2_on_the_direct_path, h2_direct_parity,
+                  h2_request_in_one_segment,
                   h2_busy_origin_goes_to_reqwest, h2_burst_to_a_new_origin,
                   h2_goaway_opens_another,
                   h2_large_body_on_the_runtime,
@@ -49,6 +50,7 @@ init_per_group(http2, Config) ->
            "      location /big { return 200 $request_uri; }\n"
            "      location /files/ { alias " ++ Files ++ "/; }\n"
            "      location /conn { return 200 \"$connection $connection_requests\"; }\n"
+           "      location /port { return 200 $remote_port; }\n"
            "      location /seen { return 200 \"$request_method $host|$http_host|$request_uri|"
            "$http_accept|$http_user_agent|$http_x_mine|$content_length|$server_protocol\"; }\n"
            "      location / { return 200 \"proto=$server_protocol\"; }\n",
@@ -304,6 +306,38 @@ via_reqwest(C, Opts) ->
 
 without_date(#{headers := H} = Resp) ->
     Resp#{headers := [KV || {K, _} = KV <- H, K =/= <<"date">>]}.
+
+%% A POST's HEADERS and DATA frames, which hyper writes from two tasks,
+%% leave the direct connection in one TCP segment (the kernel's
+%% data_segs_out of the client's socket, from `ss'): one per request, where
+%% each frame in a send of its own would make two.
+h2_request_in_one_segment(Config) ->
+    C = erqwest:make_client(roots(Config)),
+    Port = fun() ->
+               {ok, #{version := 'HTTP/2', body := P}} = erqwest:get(C, tls_url(Config, "/port")),
+               binary_to_integer(P)
+           end,
+    Local = Port(),
+    Before = data_segs_out(Local),
+    N = 40,
+    [{ok, #{status := 200, body := <<"0123456789">>}} =
+         erqwest:req(C, #{method => post, url => tls_url(Config, "/echo"), body => <<"0123456789">>})
+     || _ <- lists:seq(1, N)],
+    %% Still the same connection (and the direct one: /port's GET is one
+    %% more segment).
+    ?assertEqual(Local, Port()),
+    Sent = data_segs_out(Local) - Before,
+    ct:pal("~p requests: ~p data segments", [N, Sent]),
+    ?assert(Sent >= N + 1),
+    ?assert(Sent =< N + 4).
+
+%% The segments with data that the socket bound to 127.0.0.1:Local sent.
+data_segs_out(Local) ->
+    Out = os:cmd("ss -Htin state established '( sport = :" ++ integer_to_list(Local) ++ " )'"),
+    case re:run(Out, "data_segs_out:([0-9]+)", [{capture, all_but_first, list}]) of
+        {match, [N]} -> list_to_integer(N);
+        nomatch -> error({no_socket, Local, Out})
+    end.
 
 %% One direct HTTP/2 connection per origin, taken by one request at a
 %% time: while it is busy, other callers share reqwest's connection (two

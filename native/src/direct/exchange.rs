@@ -193,6 +193,10 @@ impl Exchange {
         match self.request.take() {
             Some(mut req) => {
                 self.forms.shape(&mut req, conn.is_h2());
+                if conn.is_h2() {
+                    // The writes start in this call's passes (`advance`).
+                    conn.wants.cork();
+                }
                 self.stage = Stage::Waiting(conn.send(req));
                 self.conn = Some(conn);
             }
@@ -238,6 +242,38 @@ impl Exchange {
 
     /// Moves the hop on as far as the socket allows.
     pub(crate) fn advance(&mut self) -> Step {
+        self.cork();
+        let step = self.steps();
+        self.uncork(step)
+    }
+
+    /// An HTTP/2 connection's writes of one call go out as one send (see
+    /// `io::Wants::cork`); HTTP/1.1 writes a request in one already.
+    fn cork(&self) {
+        if let Some(c) = self.conn.as_ref().filter(|c| c.is_h2()) {
+            c.wants.cork();
+        }
+    }
+
+    /// Sends what the cork held before the call answers: a wait for the
+    /// response becomes a wait to write while some of it is still held.
+    fn uncork(&self, step: Step) -> Step {
+        let Some(c) = &self.conn else {
+            return step;
+        };
+        match (c.wants.uncork(c.fd.raw()), step) {
+            (Ok(true), step) => step,
+            (Ok(false), Step::Wait(_, fd)) => Step::Wait(Interest::Write, fd),
+            (Ok(false), step) => step,
+            (Err(e), Step::Wait(..) | Step::Again) => Step::Failed(Error::new(
+                Code::Request,
+                format!("error sending request for url ({}): {e}", self.url),
+            )),
+            (Err(_), step) => step,
+        }
+    }
+
+    fn steps(&mut self) -> Step {
         let waker = Waker::from(self.flag.clone());
         let mut cx = Context::from_waker(&waker);
         let mut read = 0usize;
@@ -467,7 +503,10 @@ impl Exchange {
             // One more turn lets hyper see the message end and go idle.
             let _ = self.flag.take();
             conn.wants.set_bulk(false);
-            if conn.ready(cx) || (self.flag.take() && conn.ready(cx)) {
+            let ready = conn.ready(cx) || (self.flag.take() && conn.ready(cx));
+            // What the cork held goes out before another request can come.
+            let sent = conn.wants.uncork(conn.fd.raw()).is_ok();
+            if ready && sent {
                 self.transport.checkin(&self.route.key, conn);
             }
         }

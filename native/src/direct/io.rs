@@ -8,7 +8,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use super::fd::{Fd, Interest};
@@ -23,6 +23,10 @@ pub(crate) const RECV_MAX: usize = 64 * 1024;
 /// HTTP/2's connection task reads until the socket is empty (up to the
 /// flow-control windows, megabytes), so this is what bounds its calls.
 pub(crate) const READ_BUDGET: usize = 128 * 1024;
+
+/// Bytes a corked connection holds at most; a write past this sends
+/// what is held and then itself.
+const HOLD_MAX: usize = 64 * 1024;
 
 const WANT_READ: u8 = 1;
 const WANT_WRITE: u8 = 2;
@@ -45,6 +49,13 @@ pub(crate) struct Wants {
     /// Set while a runtime task reads a large body (`bulk.rs`): no NIF
     /// call is held by these reads, so they take what hyper asks for.
     bulk: AtomicBool,
+    /// While corked, writes are held and sent together on [`Wants::uncork`]:
+    /// hyper's HTTP/2 client writes a request's HEADERS and its DATA from
+    /// two tasks, each with a flush, and two sends on loopback wake the
+    /// server twice.
+    corked: AtomicBool,
+    held_any: AtomicBool,
+    held: Mutex<Vec<u8>>,
 }
 
 impl Wants {
@@ -112,6 +123,65 @@ impl Wants {
 
     fn note(&self, bit: u8) {
         self.bits.fetch_or(bit, Ordering::Relaxed);
+    }
+
+    /// Writes are held from now until [`Wants::uncork`].
+    pub(crate) fn cork(&self) {
+        self.corked.store(true, Ordering::Relaxed);
+    }
+
+    /// Sends what the cork held: `Ok(false)` if the socket took only part
+    /// of it (the rest goes first at the next write, or the next uncork).
+    pub(crate) fn uncork(&self, fd: RawFd) -> io::Result<bool> {
+        self.corked.store(false, Ordering::Relaxed);
+        self.release(fd)
+    }
+
+    /// Takes `buf` into the held bytes, when corked and there is room.
+    fn hold(&self, buf: &[u8]) -> bool {
+        if !self.corked.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Ok(mut held) = self.held.lock() else {
+            return false;
+        };
+        if held.len() + buf.len() > HOLD_MAX {
+            return false;
+        }
+        held.extend_from_slice(buf);
+        self.held_any.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Sends the held bytes; `Ok(false)` when the socket is full first.
+    fn release(&self, fd: RawFd) -> io::Result<bool> {
+        if !self.held_any.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let mut held = self
+            .held
+            .lock()
+            .map_err(|_| io::Error::other("held bytes poisoned"))?;
+        while !held.is_empty() {
+            match send(fd, &held) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    held.drain(..n);
+                    self.rearm();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.note(WANT_WRITE);
+                    return Ok(false);
+                }
+                Err(e) => {
+                    held.clear();
+                    self.held_any.store(false, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        self.held_any.store(false, Ordering::Relaxed);
+        Ok(true)
     }
 }
 
@@ -184,8 +254,15 @@ fn gated_recv(fd: RawFd, wants: &Wants, buf: &mut [MaybeUninit<u8>]) -> io::Resu
     r
 }
 
-/// `send`; bytes out may bring an answer, so reads ask the kernel again.
+/// `send` (after what a cork held, or into it); bytes out may bring an
+/// answer, so reads ask the kernel again.
 pub(super) fn gated_send(fd: RawFd, wants: &Wants, buf: &[u8]) -> io::Result<usize> {
+    if wants.hold(buf) {
+        return Ok(buf.len());
+    }
+    if !wants.release(fd)? {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
     let r = send(fd, buf);
     if matches!(r, Ok(n) if n > 0) {
         wants.rearm();
@@ -361,6 +438,73 @@ mod tests {
         peer.write_all(b"reply").unwrap();
         assert_eq!(gated_send(ours.as_raw_fd(), &wants, b"req").unwrap(), 3);
         assert_eq!(read(ours.as_raw_fd(), &wants, 64).unwrap(), 5);
+    }
+
+    /// What the peer has been sent so far.
+    fn received(peer: &UnixStream) -> Vec<u8> {
+        peer.set_nonblocking(true).expect("nonblocking");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64 * 1024];
+        let mut reader = peer;
+        while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    #[test]
+    fn corked_writes_go_out_together_in_order() {
+        let (ours, peer) = pair();
+        let wants = Wants::default();
+        wants.cork();
+        assert_eq!(gated_send(ours.as_raw_fd(), &wants, b"HEADERS").unwrap(), 7);
+        assert_eq!(gated_send(ours.as_raw_fd(), &wants, b"+DATA").unwrap(), 5);
+        assert!(received(&peer).is_empty(), "a corked write was sent");
+        assert!(wants.uncork(ours.as_raw_fd()).unwrap());
+        assert_eq!(received(&peer), b"HEADERS+DATA");
+        // Uncorked, a write goes at once.
+        assert_eq!(gated_send(ours.as_raw_fd(), &wants, b"next").unwrap(), 4);
+        assert_eq!(received(&peer), b"next");
+    }
+
+    #[test]
+    fn a_write_past_the_hold_sends_what_is_held_first() {
+        let (ours, peer) = pair();
+        let wants = Wants::default();
+        wants.cork();
+        let big = vec![b'b'; HOLD_MAX];
+        gated_send(ours.as_raw_fd(), &wants, b"a").unwrap();
+        let n = gated_send(ours.as_raw_fd(), &wants, &big).unwrap();
+        let got = received(&peer);
+        assert_eq!(got[0], b'a');
+        assert_eq!(got.len(), 1 + n);
+        assert!(got[1..].iter().all(|&b| b == b'b'));
+    }
+
+    #[test]
+    fn an_uncork_into_a_full_socket_keeps_the_rest_for_the_next_write() {
+        let (ours, peer) = pair();
+        let wants = Wants::default();
+        // Fill our side until the kernel takes no more.
+        let chunk = vec![1u8; 16 * 1024];
+        let mut filled = 0;
+        while let Ok(n) = send(ours.as_raw_fd(), &chunk) {
+            filled += n;
+        }
+        wants.cork();
+        gated_send(ours.as_raw_fd(), &wants, b"held").unwrap();
+        assert!(!wants.uncork(ours.as_raw_fd()).unwrap());
+        assert_eq!(wants.interest(), Some(Interest::Write));
+        // While bytes are held, a later write waits behind them.
+        assert!(would_block(gated_send(ours.as_raw_fd(), &wants, b"later")));
+        let got = received(&peer);
+        assert_eq!(got.len(), filled);
+        assert!(wants.uncork(ours.as_raw_fd()).unwrap());
+        assert_eq!(gated_send(ours.as_raw_fd(), &wants, b"later").unwrap(), 5);
+        assert_eq!(received(&peer), b"heldlater");
     }
 
     #[test]
