@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use reqwest::header::{HeaderMap, HeaderValue, HOST, LOCATION};
 use reqwest::Url;
+use std::str::FromStr;
+use url::Position;
 
 use super::conn::Body;
 use super::exchange::{Exchange, Forms, Step};
@@ -212,40 +215,78 @@ fn follows(t: &Transport, status: u16, headers: &HeaderMap, url: &str) -> bool {
 
 /// A hop as hyper takes it, with its target in both forms (see
 /// [`Forms`]); the connection it goes on decides which.
+///
+/// The authority and the target are slices of the URL as it is written
+/// (`host[:port]` without credentials, `path[?query]`), each parsed once.
 fn hop_request(t: &Template, headers: HeaderMap) -> (hyper::Request<Body>, Forms) {
+    let authority = &t.url[Position::BeforeHost..Position::AfterPort];
+    let target = &t.url[Position::BeforePath..Position::AfterQuery];
     let host = if headers.contains_key(HOST) {
         None
     } else {
-        let host = t.url.host_str().unwrap_or_default();
-        match t.url.port() {
-            Some(p) => HeaderValue::from_str(&format!("{host}:{p}")).ok(),
-            None => HeaderValue::from_str(host).ok(),
-        }
-    };
-    let target = match t.url.query() {
-        Some(q) => format!("{}?{q}", t.url.path()),
-        None => t.url.path().to_owned(),
+        HeaderValue::from_str(authority).ok()
     };
     // A parsed URL's path and query always make a valid target, and its
-    // scheme, host and port a valid URI. Credentials in the URL are not
-    // part of the authority reqwest gives hyper.
-    let authority = match t.url.port() {
-        Some(p) => format!("{}:{p}", t.url.host_str().unwrap_or_default()),
-        None => t.url.host_str().unwrap_or_default().to_owned(),
-    };
+    // scheme, host and port a valid URI.
+    let pq = PathAndQuery::from_str(target).unwrap_or_else(|_| PathAndQuery::from_static("/"));
     let absolute = hyper::Uri::builder()
         .scheme(t.url.scheme())
         .authority(authority)
-        .path_and_query(target.as_str())
+        .path_and_query(pq.clone())
         .build()
         .unwrap_or_default();
     let forms = Forms {
         absolute,
-        origin: target.parse().unwrap_or_default(),
+        origin: hyper::Uri::from(pq),
         host,
     };
     let mut req = hyper::Request::new(Body::new(t.body.clone().unwrap_or_default()));
     *req.method_mut() = t.method.clone();
     *req.headers_mut() = headers;
     (req, forms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::Method;
+
+    fn forms(url: &str, headers: HeaderMap) -> Forms {
+        let t = Template {
+            method: Method::GET,
+            url: Url::parse(url).expect("url"),
+            headers: HeaderMap::new(),
+            body: None,
+        };
+        hop_request(&t, headers).1
+    }
+
+    #[test]
+    fn a_hop_takes_authority_and_target_from_the_url_as_written() {
+        let f = forms("http://u:p@[::1]:8080/a/b?c=1&d=%20#frag", HeaderMap::new());
+        assert_eq!(f.origin, "/a/b?c=1&d=%20");
+        assert_eq!(f.absolute, "http://[::1]:8080/a/b?c=1&d=%20");
+        assert_eq!(
+            f.host.as_ref().map(|h| h.as_bytes()),
+            Some(&b"[::1]:8080"[..])
+        );
+    }
+
+    #[test]
+    fn a_default_port_is_left_out_and_an_empty_path_is_a_slash() {
+        let f = forms("https://Example.COM:443", HeaderMap::new());
+        assert_eq!(f.origin, "/");
+        assert_eq!(f.absolute, "https://example.com/");
+        assert_eq!(
+            f.host.as_ref().map(|h| h.as_bytes()),
+            Some(&b"example.com"[..])
+        );
+    }
+
+    #[test]
+    fn a_given_host_header_is_kept() {
+        let mut given = HeaderMap::new();
+        given.insert(HOST, HeaderValue::from_static("given.example"));
+        assert!(forms("http://127.0.0.1:9/x", given).host.is_none());
+    }
 }

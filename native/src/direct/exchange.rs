@@ -176,7 +176,7 @@ impl Exchange {
             .connect_timeout
             .and_then(|t| Instant::now().checked_add(t));
         // A name is looked up, and a handshake done, on the runtime.
-        self.stage = match (&self.route.target, &self.route.tls) {
+        self.stage = match (self.route.target(), &self.route.tls) {
             (Target::Addr(addr), None) => {
                 match super::connect::start(*addr, &self.transport, &self.url) {
                     Ok(fd) => Stage::Connecting(fd),

@@ -84,7 +84,7 @@ impl Accept {
 }
 
 /// Where a hop connects: an address, or a name to look up on the runtime.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Target {
     Addr(SocketAddr),
     Name(String, u16),
@@ -103,22 +103,35 @@ impl Target {
     }
 }
 
-/// Where a hop goes: what to connect to, the TLS to speak there, and the
-/// pool's key (idle connections to a name are reused without a lookup).
+/// The pool's key: the target and whether it is spoken to over TLS (idle
+/// connections to a name are reused without a lookup). Hashed as it is,
+/// not formatted into a string for every request.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    pub(crate) target: Target,
+    pub(crate) tls: bool,
+}
+
+/// Where a hop goes: what to connect to and the TLS to speak there.
 #[derive(Clone)]
 pub(crate) struct Route {
-    pub(crate) target: Target,
+    pub(crate) key: Key,
     /// For HTTPS: the config, and the name the certificate must carry.
     pub(crate) tls: Option<(
         Arc<rustls::ClientConfig>,
         rustls::pki_types::ServerName<'static>,
     )>,
-    pub(crate) key: String,
+}
+
+impl Route {
+    pub(crate) fn target(&self) -> &Target {
+        &self.key.target
+    }
 }
 
 /// A client's direct connections and the request defaults reqwest would add.
 pub struct Transport {
-    pool: Mutex<HashMap<String, Vec<Conn>>>,
+    pool: Mutex<HashMap<Key, Vec<Conn>>>,
     closed: AtomicBool,
     /// A task closes connections idle past `idle_timeout` (hyper-util's
     /// pool does the same), while the pool has any.
@@ -141,7 +154,7 @@ pub struct Transport {
     /// to reqwest (`tls::config_for`).
     tls: Option<Arc<rustls::ClientConfig>>,
     /// What is known of each HTTPS origin's protocol (see [`Transport::admit`]).
-    origins: Mutex<HashMap<String, Origin>>,
+    origins: Mutex<HashMap<Key, Origin>>,
 }
 
 /// An HTTPS origin's protocol, as its first handshake on this path says.
@@ -230,24 +243,17 @@ impl Transport {
     /// reqwest's: a scheme other than HTTP, or HTTPS without a config here.
     fn route(&self, url: &reqwest::Url) -> Option<Route> {
         let target = Target::of(url)?;
-        let addr = match &target {
-            Target::Addr(a) => a.to_string(),
-            Target::Name(h, p) => format!("{h}:{p}"),
-        };
         match url.scheme() {
             "http" => Some(Route {
-                target,
+                key: Key { target, tls: false },
                 tls: None,
-                key: addr,
             }),
             "https" => {
                 let config = self.tls.clone()?;
-                let key = format!("https://{addr}");
                 let name = tls::server_name(url.host_str()?)?;
                 Some(Route {
-                    target,
+                    key: Key { target, tls: true },
                     tls: Some((config, name)),
-                    key,
                 })
             }
             _ => None,
@@ -294,7 +300,7 @@ impl Transport {
     /// A handshake with `key` is over: `Some(true)` HTTP/2, `Some(false)`
     /// HTTP/1.1, `None` failed or given up. Requests waiting on the
     /// origin's first are woken; a new HTTP/2 connection is counted.
-    pub(crate) fn learned(&self, key: &str, h2: Option<bool>) -> Option<Live> {
+    pub(crate) fn learned(&self, key: &Key, h2: Option<bool>) -> Option<Live> {
         let Ok(mut origins) = self.origins.lock() else {
             return None;
         };
@@ -322,13 +328,13 @@ impl Transport {
             }
             _ => None,
         };
-        let old = origins.insert(key.to_owned(), known);
+        let old = origins.insert(key.clone(), known);
         drop(origins);
         wake(old);
         live
     }
 
-    fn checkout(&self, key: &str) -> Option<Conn> {
+    fn checkout(&self, key: &Key) -> Option<Conn> {
         let mut pool = self.pool.lock().ok()?;
         let idle = pool.get_mut(key)?;
         while let Some(c) = idle.pop() {
@@ -339,7 +345,7 @@ impl Transport {
         None
     }
 
-    fn checkin(self: &Arc<Self>, key: &str, mut conn: Conn) {
+    fn checkin(self: &Arc<Self>, key: &Key, mut conn: Conn) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -352,9 +358,13 @@ impl Transport {
             self.max_idle_per_host
         };
         if let Ok(mut pool) = self.pool.lock() {
-            let idle = pool.entry(key.to_owned()).or_default();
-            if idle.len() < max {
-                idle.push(conn);
+            match pool.get_mut(key) {
+                Some(idle) if idle.len() < max => idle.push(conn),
+                Some(_) => {}
+                None if max > 0 => {
+                    pool.insert(key.clone(), vec![conn]);
+                }
+                None => {}
             }
         }
         if let Some(t) = self.idle_timeout {

@@ -132,7 +132,7 @@ impl Resolver {
 }
 
 async fn dial(t: &Transport, route: &Route, url: &str) -> Result<Option<Link>, Error> {
-    let tcp = match &route.target {
+    let tcp = match route.target() {
         Target::Addr(addr) => connect_addr(t, *addr)
             .await
             .map_err(|e| super::connect::refused(url, e))?,
