@@ -517,7 +517,8 @@ nif_times(#{base := Base, iters := Iters, big_iters := Big, download := Download
     Floor = [{"(floor) nothing", [time_call(fun() -> ok end) || _ <- lists:seq(1, Iters)]},
              {"(floor) feature/1, a trivial NIF", [time_call(fun() -> erqwest_nif:feature(gzip) end)
                                                    || _ <- lists:seq(1, Iters)]},
-             {"(floor) 100 clock reads, for 1 s", clock_windows(1000)}],
+             {"(floor) 100 clock reads, for 1 s", clock_windows(1000)},
+             {"(gen_tcp) send of the same POST 10 B to nginx", time_tcp_sends(Echo, Iters)}],
     Body64K = binary:part(Body8M, 0, 64 * 1024),
     Direct = [{"direct path, every call: POST 10 B", time_direct(C, #{method => post, url => Echo, body => <<"0123456789">>}, Iters)},
               {"direct path, every call: POST 64 KB", time_direct(C, #{method => post, url => Sink, body => Body64K}, Big)},
@@ -570,6 +571,54 @@ direct_steps(Other, _Ref, _Acc) ->
 direct_poll(Call, Ref, Acc) ->
     {T, Step} = timed_call(fun() -> erqwest_nif:direct_poll(Call, Ref) end),
     direct_steps(Step, Ref, [T | Acc]).
+
+%% The same request as the direct path's POST 10 B, written with
+%% gen_tcp on a keep-alive connection: only the send is timed. A send on
+%% loopback runs the server's side of TCP in the sending thread and wakes
+%% the server, whatever client makes it; gun and Finch send this way, from
+%% the calling scheduler too.
+time_tcp_sends(Url, N) ->
+    #{host := Host, port := Port, path := Path} = uri_string:parse(Url),
+    {ok, S} = gen_tcp:connect(binary_to_list(Host), Port,
+                              [binary, {active, false}, {nodelay, true}]),
+    Req = [<<"POST ">>, Path, <<" HTTP/1.1\r\nhost: ">>, Host, $:, integer_to_binary(Port),
+           <<"\r\naccept: */*\r\ncontent-length: 10\r\n\r\n0123456789">>],
+    Bin = iolist_to_binary(Req),
+    Times = [begin
+                 T = time_call(fun() -> ok = gen_tcp:send(S, Bin) end),
+                 ok = read_response(S, <<>>),
+                 T
+             end || _ <- lists:seq(1, N)],
+    gen_tcp:close(S),
+    Times.
+
+%% Reads one response with a content-length or chunked body.
+read_response(S, Buf) ->
+    case binary:split(Buf, <<"\r\n\r\n">>) of
+        [Head, Body] ->
+            case re:run(Head, <<"(?i)content-length: *([0-9]+)">>, [{capture, all_but_first, binary}]) of
+                {match, [Len]} ->
+                    read_exactly(S, binary_to_integer(Len) - byte_size(Body));
+                nomatch ->
+                    read_until_last_chunk(S, Body)
+            end;
+        [_] ->
+            {ok, More} = gen_tcp:recv(S, 0, 5000),
+            read_response(S, <<Buf/binary, More/binary>>)
+    end.
+
+read_exactly(_S, Left) when Left =< 0 -> ok;
+read_exactly(S, Left) ->
+    {ok, More} = gen_tcp:recv(S, 0, 5000),
+    read_exactly(S, Left - byte_size(More)).
+
+read_until_last_chunk(S, Body) ->
+    case binary:match(Body, <<"\r\n0\r\n\r\n">>) of
+        nomatch ->
+            {ok, More} = gen_tcp:recv(S, 0, 5000),
+            read_until_last_chunk(S, <<Body/binary, More/binary>>);
+        _ -> ok
+    end.
 
 %% Back-to-back windows of 100 clock reads for `Ms' milliseconds: a
 %% window takes a few microseconds, and its maximum is the longest the

@@ -322,11 +322,14 @@ nif_table(Cases) ->
              end || {Name, Ns} <- Cases],
     ["NIF call times in µs (erlang:monotonic_time around the erqwest_nif call, HTTP/1.1;\n"
      "the floor rows time nothing, a trivial NIF and 1 s of clock reads in windows of 100:\n"
-     "their maximum is what the machine adds; the last one's spans as long as a case)\n",
+     "their maximum is what the machine adds; the last one's spans as long as a case;\n"
+     "the gen_tcp row times the direct path's POST 10 B sent by gen_tcp instead, the same\n"
+     "kernel work in a scheduler that gun and Finch do)\n",
      table(["call", "scheduler", "n", "median", "p99", "max"], Lines, [l, l, r, r, r, r])].
 
 %% Which scheduler a NIF case runs on: the 1 ms rule is about `normal'.
 nif_kind("(floor)" ++ _) -> floor;
+nif_kind("(gen_tcp)" ++ _) -> gen_tcp;
 nif_kind("req_dirty" ++ _) -> dirty;
 nif_kind(_) -> normal.
 
