@@ -265,6 +265,14 @@ impl Exchange {
             (Ok(true), step) => step,
             (Ok(false), Step::Wait(_, fd)) => Step::Wait(Interest::Write, fd),
             (Ok(false), step) => step,
+            // Past the head, what was held is the connection's own
+            // (window updates): its failure ends the body.
+            (Err(e), Step::Wait(..) | Step::Again) if matches!(self.stage, Stage::Body { .. }) => {
+                Step::Failed(Error::new(
+                    Code::Body,
+                    format!("error decoding response body: {e}"),
+                ))
+            }
             (Err(e), Step::Wait(..) | Step::Again) => Step::Failed(Error::new(
                 Code::Request,
                 format!("error sending request for url ({}): {e}", self.url),
