@@ -508,6 +508,19 @@ mod tests {
     }
 
     #[test]
+    fn an_uncork_to_a_closed_peer_fails_and_drops_what_was_held() {
+        let (ours, peer) = pair();
+        let wants = Wants::default();
+        wants.cork();
+        gated_send(ours.as_raw_fd(), &wants, b"held").unwrap();
+        drop(peer);
+        let e = wants.uncork(ours.as_raw_fd()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+        // Nothing is left to send again.
+        assert!(wants.uncork(ours.as_raw_fd()).unwrap());
+    }
+
+    #[test]
     fn a_call_reads_at_most_its_budget() {
         let (ours, peer) = pair();
         peer.set_nonblocking(true).expect("nonblocking");
