@@ -54,7 +54,6 @@ pub(crate) struct Wants {
     /// two tasks, each with a flush, and two sends on loopback wake the
     /// server twice.
     corked: AtomicBool,
-    held_any: AtomicBool,
     held: Mutex<Vec<u8>>,
 }
 
@@ -149,15 +148,11 @@ impl Wants {
             return false;
         }
         held.extend_from_slice(buf);
-        self.held_any.store(true, Ordering::Relaxed);
         true
     }
 
     /// Sends the held bytes; `Ok(false)` when the socket is full first.
     fn release(&self, fd: RawFd) -> io::Result<bool> {
-        if !self.held_any.load(Ordering::Relaxed) {
-            return Ok(true);
-        }
         let mut held = self
             .held
             .lock()
@@ -175,12 +170,10 @@ impl Wants {
                 }
                 Err(e) => {
                     held.clear();
-                    self.held_any.store(false, Ordering::Relaxed);
                     return Err(e);
                 }
             }
         }
-        self.held_any.store(false, Ordering::Relaxed);
         Ok(true)
     }
 }
