@@ -21,6 +21,13 @@ end
 defmodule Erqwest.MixProject do
   use Mix.Project
 
+  # The peers built from ../shared/peers (scripts/peers.sh) go on the code
+  # path when PEERS_LIB names them, for the suites that drive Req, Tesla and
+  # telemetry. Nothing of theirs is a dependency: hex.pm is not reachable.
+  for ebin <- Path.wildcard(Path.join(System.get_env("PEERS_LIB") || "/nonexistent", "*/ebin")) do
+    Code.prepend_path(ebin)
+  end
+
   # The one place the version lives: VERSION, which src/erqwest.app.src reads
   # too and test/install checks against native/Cargo.toml.
   @version File.read!(Path.join(__DIR__, "VERSION")) |> String.trim()
