@@ -75,6 +75,10 @@ main() ->
 
     show("GET a port nobody listens on", erqwest:get(C, <<"http://127.0.0.1:1/">>)),
     show("GET /slow with a 200 ms timeout", erqwest:get(C, Url("/slow"), #{timeout => 200})),
+    %% A decompression bomb: ~1 MB of gzip that inflates to 1 GiB. The
+    %% default max_body (1 GiB) would stop it too; 64 MB stops it sooner.
+    show("GET /bomb (1 MB of gzip, 1 GiB inflated) with max_body => 64 MB",
+         erqwest:get(C, Url("/bomb"), #{max_body => 64 * 1024 * 1024})),
 
     resilience(C, Url),
     one_at_a_time("plain HTTP/1.1", C, Url("/echo")),
@@ -99,6 +103,8 @@ handle(#{path := <<"/redirect">>}) ->
     {302, [{"location", "/hello"}], <<>>};
 handle(#{path := <<"/gzip">>}) ->
     {200, [{"content-encoding", "gzip"}], zlib:gzip(<<"this body travelled gzipped">>)};
+handle(#{path := <<"/bomb">>}) ->
+    {200, [{"content-encoding", "gzip"}], bomb(1 bsl 30)};
 handle(#{path := <<"/big">>}) ->
     {200, [], binary:copy(<<"erqwest!">>, 128 * 1024)};
 handle(#{path := <<"/pages", Query/binary>>}) ->
@@ -167,6 +173,17 @@ show_term(What, Result) ->
         {ok, #{status := Status, body := Body}} -> io:format("<-- ~b, decoded body:~n    ~tp~n~n", [Status, Body]);
         Other -> io:format("<-- ~tp~n~n", [Other])
     end.
+
+%% `Size' zero bytes gzipped, a mebibyte at a time.
+bomb(Size) ->
+    Z = zlib:open(),
+    ok = zlib:deflateInit(Z, default, deflated, 31, 8, default),
+    Zeros = <<0:(8 * 1024 * 1024)>>,
+    Parts = [zlib:deflate(Z, Zeros) || _ <- lists:seq(1, Size div (1024 * 1024))],
+    Last = zlib:deflate(Z, <<>>, finish),
+    ok = zlib:deflateEnd(Z),
+    zlib:close(Z),
+    iolist_to_binary([Parts, Last]).
 
 demo_counters() -> persistent_term:get({?MODULE, counters}).
 

@@ -63,14 +63,14 @@ defmodule Erqwest do
       `{:error, %Erqwest.Error{code: :decode}}`. The default is the
       client's, and clients made from Elixir default to `true` (also a
       client option). See `Erqwest.JSON`.
-    * `:retry`, `:hedge`, `:timings`, `:queue_timeout` — override the
-      client's settings for this request (see `make_client/1`)
+    * `:retry`, `:hedge`, `:timings`, `:queue_timeout`, `:max_body` —
+      override the client's settings for this request (see `make_client/1`)
 
   `request/2` also takes `:method` (default `:get`) and `:url` (required).
   An unknown key or a value of the wrong type raises `ArgumentError`:
 
       iex> Erqwest.get(:default, "http://example.com/", time_out: 5)
-      ** (ArgumentError) unknown request option :time_out; the accepted options are: :headers, :body, :response_body, :timeout, :retry, :hedge, :timings, :queue_timeout, :params, :json, :form, :multipart, :auth, :decode_body, :chunk_size, :chunk_period
+      ** (ArgumentError) unknown request option :time_out; the accepted options are: :headers, :body, :response_body, :timeout, :retry, :hedge, :timings, :queue_timeout, :max_body, :params, :json, :form, :multipart, :auth, :decode_body, :chunk_size, :chunk_period
 
   ## Results
 
@@ -154,6 +154,12 @@ defmodule Erqwest do
       `:infinity` (the default): requests over the limit wait in a FIFO
       queue, for at most `:queue_timeout` ms (default 5000), then fail
       with code `:queue_timeout`; see `client_info/1`
+    * `:max_body` — the most a complete response body may hold after
+      decompression, in bytes, or `:infinity`; default 1 GiB. A body over
+      it fails with code `:body_too_large` (`details.limit` is the limit)
+      as the bytes arrive, so memory never holds more, and the connection
+      is closed. Streamed bodies (`response_body: :stream`, event streams)
+      are not limited: their reader is in control
 
   Raises `ArgumentError` for an unknown key, a value of the wrong type,
   or one that cannot be used (a certificate that does not open).

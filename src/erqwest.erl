@@ -30,7 +30,7 @@
 
 -export_type([client/0, handle/0, client_opts/0, req_opts/0, read_opts/0, method/0,
               header/0, resp/0, err/0, code/0, proxy_spec/0, timeout_ms/0, decode/0,
-              pairs/0, part/0, auth/0]).
+              pairs/0, part/0, auth/0, max_body/0]).
 -export_type([retry_opts/0, hedge_opts/0, timings/0, client_info/0]).
 
 -opaque client() :: reference().
@@ -91,8 +91,12 @@
     timings => boolean(),
     queue_timeout => timeout_ms(),
     max_in_flight => pos_integer() | infinity,
-    max_in_flight_per_host => pos_integer() | infinity
+    max_in_flight_per_host => pos_integer() | infinity,
+    %% The most a complete response body may hold after decompression
+    %% (default 1 GiB; README: "Limits on response bodies").
+    max_body => max_body()
 }.
+-type max_body() :: non_neg_integer() | infinity.
 
 -type retry_opts() :: #{
     max_retries => non_neg_integer(),
@@ -132,7 +136,8 @@
     retry => false | true | retry_opts(),
     hedge => false | hedge_opts(),
     timings => boolean(),
-    queue_timeout => timeout_ms()
+    queue_timeout => timeout_ms(),
+    max_body => max_body()
 }.
 
 -type pairs() :: [{binary() | atom(), pair_value()}] | #{binary() | atom() => pair_value()}.
@@ -160,13 +165,16 @@
 }.
 
 -type code() :: timeout | redirect | url | connect | request | body | cancelled | unknown
-              | decode | queue_timeout.
+              | decode | queue_timeout | body_too_large.
 -type err() :: #{code := code(), reason := binary(), body => binary(),
                  status => 100..599, headers => [header()],
-                 attempts => non_neg_integer()}.
+                 attempts => non_neg_integer(), limit => non_neg_integer()}.
 %% `decode': the body did not decode with `decode => json | auto'; the
 %% reason names the byte offset, `body', `status' and `headers' are the
 %% response's. `attempts' is there when the request asked for retries.
+%% `body_too_large': a complete body would hold more than `max_body'
+%% bytes after decompression; `limit' is that `max_body', and the
+%% connection was closed.
 
 %%% Clients
 

@@ -16,6 +16,9 @@ defmodule Erqwest.Error do
       (the reason names the byte offset)
     * `:queue_timeout` — the request waited longer than `:queue_timeout`
       for room under `:max_in_flight` or `:max_in_flight_per_host`
+    * `:body_too_large` — a complete body would hold more than
+      `:max_body` bytes after decompression; `details.limit` is that
+      limit, and the connection was closed
     * `:unknown` — anything else
 
   `attempts` is how many attempts were made, when retries or hedging were
@@ -45,6 +48,7 @@ defmodule Erqwest.Error do
           | :body
           | :cancelled
           | :queue_timeout
+          | :body_too_large
           | :unknown
           | :decode
   @type t :: %__MODULE__{

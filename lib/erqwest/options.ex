@@ -42,7 +42,8 @@ defmodule Erqwest.Options do
     timings: :boolean,
     queue_timeout: :ms,
     max_in_flight: :limit,
-    max_in_flight_per_host: :limit
+    max_in_flight_per_host: :limit,
+    max_body: :max_body
   ]
   # Request defaults above the transport (lib/erqwest/compose.ex).
   @client_checks @client_checks ++ Erqwest.Compose.client_checks()
@@ -62,7 +63,8 @@ defmodule Erqwest.Options do
     retry: :retry,
     hedge: :hedge,
     timings: :boolean,
-    queue_timeout: :ms
+    queue_timeout: :ms,
+    max_body: :max_body
   ]
   @request_checks @request_checks ++ Erqwest.Compose.request_checks()
 
@@ -171,6 +173,7 @@ defmodule Erqwest.Options do
   defp check(:boolean, v) when is_boolean(v), do: {:ok, v}
   defp check(:ms, v) when (is_integer(v) and v >= 0) or v == :infinity, do: {:ok, v}
   defp check(:non_neg_integer, v) when is_integer(v) and v >= 0, do: {:ok, v}
+  defp check(:max_body, v) when (is_integer(v) and v >= 0) or v == :infinity, do: {:ok, v}
   defp check(:redirects, v) when is_boolean(v) or (is_integer(v) and v >= 0), do: {:ok, v}
   defp check(:binary, v) when is_binary(v), do: {:ok, v}
   defp check({:one_of, allowed}, v), do: if(v in allowed, do: {:ok, v}, else: :error)
@@ -291,6 +294,7 @@ defmodule Erqwest.Options do
   defp expected(:boolean), do: "a boolean"
   defp expected(:ms), do: "a non-negative integer of milliseconds or :infinity"
   defp expected(:non_neg_integer), do: "a non-negative integer"
+  defp expected(:max_body), do: "a non-negative integer of bytes or :infinity"
   defp expected(:redirects), do: "a boolean or a non-negative integer (the limit)"
   defp expected(:binary), do: "a string"
   defp expected({:one_of, allowed}), do: "one of " <> Enum.map_join(allowed, ", ", &inspect/1)

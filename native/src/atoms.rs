@@ -26,8 +26,11 @@ rustler::atoms! {
     body,
     cancelled,
     unknown,
+    body_too_large,
 
     // err() and resp() keys
+    limit,
+    max_body,
     code,
     reason,
     status,

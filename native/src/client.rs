@@ -12,6 +12,7 @@ use rustler::{
 
 use crate::atoms;
 use crate::compose;
+use crate::max_body::MaxBody;
 use crate::runtime::Runtime;
 use crate::term::{
     decode_bool, decode_header_list, decode_int, decode_list, decode_ms, header_map, EncodeBinary,
@@ -26,6 +27,8 @@ pub struct Client {
     resilience: Arc<crate::resilience::ClientState>,
     /// Plain HTTP/1.1 on the caller's scheduler, when the options allow.
     direct: Option<Arc<crate::direct::Transport>>,
+    /// The requests' default `max_body`.
+    max_body: MaxBody,
 }
 
 #[rustler::resource_impl]
@@ -49,6 +52,11 @@ impl Client {
     /// The direct transport (direct/), if this client has one.
     pub fn direct(&self) -> Option<Arc<crate::direct::Transport>> {
         self.direct.clone()
+    }
+
+    /// The most a complete response body may hold, unless a request says.
+    pub(crate) fn max_body(&self) -> MaxBody {
+        self.max_body
     }
 
     /// Retry, hedging, limit and timing defaults, queues and budgets.
@@ -118,6 +126,7 @@ pub struct ClientConfig {
     pub min_tls_version: Option<reqwest::tls::Version>,
     pub compose: compose::Defaults,
     pub resilience: crate::resilience::ClientOptions,
+    pub(crate) max_body: MaxBody,
 }
 
 impl Default for ClientConfig {
@@ -154,6 +163,7 @@ impl Default for ClientConfig {
             min_tls_version: None,
             compose: compose::Defaults::default(),
             resilience: Default::default(),
+            max_body: MaxBody::default(),
         }
     }
 }
@@ -230,6 +240,7 @@ impl ClientConfig {
             k if k == atoms::min_tls_version() => {
                 self.min_tls_version = Some(decode_tls_version(v)?)
             }
+            k if k == atoms::max_body() => self.max_body = MaxBody::decode(v)?,
             k if compose::Defaults::is_key(k) => self.compose.set(k, v)?,
             k if crate::resilience::ClientOptions::is_key(k) => self.resilience.set(k, v)?,
             _ => return Err(NifError::BadArg),
@@ -422,6 +433,7 @@ fn make_client<'a>(
     let handle = runtime.handle().ok_or(NifError::BadArg)?;
     let mut config = ClientConfig::decode(opts)?;
     let compose = std::mem::take(&mut config.compose);
+    let max_body = config.max_body;
     let resilience = crate::resilience::ClientState::new(&config.resilience);
     let direct = crate::direct::Transport::for_config(&config, handle.clone()).map(Arc::new);
     // Some reqwest internals (the system proxy lookup) expect a runtime context.
@@ -433,6 +445,7 @@ fn make_client<'a>(
             compose,
             resilience,
             direct,
+            max_body,
         })
         .encode(env)),
         Err(reason) => Ok((atoms::error(), reason.as_bytes().encode_binary(env)).encode(env)),

@@ -27,6 +27,9 @@ pub enum Code {
     OperationFailed,
     /// The server canceled a long-running operation (operation.rs).
     OperationCanceled,
+    /// A complete body passed `max_body` (max_body.rs); the error carries
+    /// the limit.
+    BodyTooLarge,
 }
 
 /// A failure of one request, ready to be sent as `#{code := _, reason := _}`.
@@ -34,6 +37,8 @@ pub enum Code {
 pub struct Error {
     code: Code,
     reason: String,
+    /// The `limit` of a `body_too_large` error, in bytes.
+    limit: Option<u64>,
 }
 
 impl Error {
@@ -41,6 +46,16 @@ impl Error {
         Error {
             code,
             reason: reason.into(),
+            limit: None,
+        }
+    }
+
+    /// A complete response body would hold more than `limit` bytes.
+    pub fn body_too_large(limit: u64) -> Self {
+        Error {
+            code: Code::BodyTooLarge,
+            reason: format!("the response body is larger than max_body ({limit} bytes)"),
+            limit: Some(limit),
         }
     }
 
@@ -124,6 +139,7 @@ impl Encoder for Code {
             Code::Unknown => atoms::unknown(),
             Code::OperationFailed => atoms::operation_failed(),
             Code::OperationCanceled => atoms::operation_canceled(),
+            Code::BodyTooLarge => atoms::body_too_large(),
         }
         .encode(env)
     }
@@ -131,11 +147,15 @@ impl Encoder for Code {
 
 impl Encoder for Error {
     fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
-        let keys = [atoms::code().encode(env), atoms::reason().encode(env)];
-        let values = [
+        let mut keys = vec![atoms::code().encode(env), atoms::reason().encode(env)];
+        let mut values = vec![
             self.code.encode(env),
             self.reason.as_bytes().encode_binary(env),
         ];
+        if let Some(limit) = self.limit {
+            keys.push(atoms::limit().encode(env));
+            values.push(limit.encode(env));
+        }
         Term::map_from_term_arrays(env, &keys, &values)
             .unwrap_or_else(|_| atoms::error().encode(env))
     }

@@ -20,6 +20,7 @@ mod inbox;
 pub mod json;
 mod link;
 mod live;
+mod max_body;
 mod operation;
 mod reply;
 mod request;

@@ -104,6 +104,7 @@ fn start<'a>(
         opts,
         timeout: spec.timeout,
         shared,
+        max_body: client.max_body(),
     };
     let live = Live::new(&LIVE_OPERATIONS);
     rt.spawn(async move {

@@ -25,6 +25,7 @@ use crate::compose;
 use crate::error::{Code, Error};
 use crate::inbox::{inbox, Command, Sender};
 use crate::live::Live;
+use crate::max_body::MaxBody;
 use crate::reply::{Progress, Replier};
 use crate::term::{bytes_from_iodata, decode_header_list, decode_int, decode_ms, header_map};
 
@@ -63,6 +64,8 @@ pub(crate) struct Spec {
     /// Query, JSON, form, multipart, auth and decoding (compose.rs).
     pub(crate) compose: compose::Options,
     pub(crate) resilience: crate::resilience::Overrides,
+    /// The request's own `max_body`; the client's applies without one.
+    pub(crate) max_body: Option<MaxBody>,
 }
 
 pub(crate) struct Checked {
@@ -86,6 +89,7 @@ impl Spec {
         let mut timeout = None;
         let mut compose = compose::Options::default();
         let mut resilience = crate::resilience::Overrides::default();
+        let mut max_body = None;
         for (k, v) in term.decode::<MapIterator>()? {
             match k.decode::<Atom>()? {
                 k if k == atoms::url() => url = Some(v.decode()?),
@@ -100,6 +104,7 @@ impl Spec {
                     }
                 }
                 k if k == atoms::timeout() => timeout = Some(decode_ms(v)?.unwrap_or(FOREVER)),
+                k if k == atoms::max_body() => max_body = Some(MaxBody::decode(v)?),
                 k if compose::Options::is_key(k) => compose.set(k, v)?,
                 k if crate::resilience::Overrides::is_key(k) => resilience.set(k, v)?,
                 _ => return Err(NifError::BadArg),
@@ -125,6 +130,7 @@ impl Spec {
             timeout,
             compose,
             resilience,
+            max_body,
         })
     }
 }
@@ -216,7 +222,8 @@ fn start<'a>(
     opts: Term<'a>,
 ) -> NifResult<ResourceArc<Handle>> {
     let http = client.get().ok_or(NifError::BadArg)?;
-    let spec = Spec::decode_for(opts, client.compose())?;
+    let mut spec = Spec::decode_for(opts, client.compose())?;
+    spec.max_body = Some(spec.max_body.unwrap_or(client.max_body()));
     let rt = client
         .runtime()
         .handle()

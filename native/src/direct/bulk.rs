@@ -22,6 +22,7 @@ use super::received::Collected;
 use super::tasks::{self, Gate};
 use super::Accept;
 use crate::error::{Code, Error};
+use crate::max_body::MaxBody;
 use crate::reply::Head;
 
 /// Reads the rest of `ex`'s body on `rt` and answers `gate` with the
@@ -31,13 +32,14 @@ pub(crate) fn spawn(
     gate: Arc<Gate>,
     accept: Accept,
     ex: Exchange,
+    max_body: MaxBody,
 ) -> tokio::task::AbortHandle {
     rt.spawn(async move {
         let r = match read_rest(ex).await {
             Ok((head, body)) => {
                 let body = body.join();
                 if tasks::compressed(accept, &head) {
-                    tasks::decoded(accept, head, body).await
+                    tasks::decoded(accept, head, body, max_body).await
                 } else {
                     Ok((head, body))
                 }

@@ -14,13 +14,14 @@ use std::str::FromStr;
 use url::Position;
 
 use super::conn::Body;
-use super::exchange::{Exchange, Forms, Step};
+use super::exchange::{Answering, Exchange, Forms, Step};
 use super::fd::{Fd, Interest};
 use super::received::Collected;
 use super::redirect::{self, Chain, Next, Template};
 use super::tasks::{self, Gate, Resolver};
 use super::Transport;
 use crate::error::{Code, Error};
+use crate::max_body::MaxBody;
 use crate::reply::Head;
 
 pub(crate) enum Outcome {
@@ -44,6 +45,7 @@ pub(crate) struct Flow {
     hop: Option<Exchange>,
     task: Option<tokio::task::AbortHandle>,
     deadline: Option<Instant>,
+    max_body: MaxBody,
 }
 
 impl Flow {
@@ -54,6 +56,7 @@ impl Flow {
         gate: Arc<Gate>,
         template: Template,
         deadline: Option<Instant>,
+        max_body: MaxBody,
     ) -> Self {
         let resolver = Arc::new(Resolver {
             rt: rt.clone(),
@@ -71,6 +74,7 @@ impl Flow {
             hop: None,
             task: None,
             deadline,
+            max_body,
         };
         flow.start_hop();
         flow
@@ -89,7 +93,10 @@ impl Flow {
                     req,
                     forms,
                     self.template.url.as_str().to_owned(),
-                    follows,
+                    Answering {
+                        follows,
+                        max_body: self.max_body,
+                    },
                     self.resolver.clone(),
                 ));
             }
@@ -107,6 +114,7 @@ impl Flow {
             self.http.clone(),
             self.template.clone(),
             headers,
+            self.max_body,
         ));
     }
 
@@ -129,6 +137,7 @@ impl Flow {
                                 accept,
                                 head,
                                 body,
+                                self.max_body,
                             ));
                             Outcome::Parked
                         }
@@ -158,6 +167,7 @@ impl Flow {
                             self.gate.clone(),
                             self.t.accept,
                             hop,
+                            self.max_body,
                         ));
                     }
                     return Outcome::Parked;

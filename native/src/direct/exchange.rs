@@ -15,6 +15,7 @@ use super::fd::{Fd, Interest};
 use super::received::{Collected, Received};
 use super::{Admit, Route, Target, Transport};
 use crate::error::{Code, Error};
+use crate::max_body::MaxBody;
 use crate::reply::Head;
 
 /// Body one NIF call reads at most before it lets the scheduler go: this
@@ -35,6 +36,13 @@ pub(crate) type Follows = fn(&Transport, u16, &reqwest::header::HeaderMap, &str)
 /// for HTTPS), or `None` when the request is reqwest's after all (the
 /// handshake failed).
 pub(crate) type Connected = oneshot::Receiver<Result<Option<Link>, Error>>;
+
+/// How a hop treats the answer it gets: whether a redirect is followed
+/// (then its body is left unread), and the most a body may hold.
+pub(crate) struct Answering {
+    pub(crate) follows: Follows,
+    pub(crate) max_body: MaxBody,
+}
 
 pub(crate) struct Link {
     pub(crate) stream: std::net::TcpStream,
@@ -108,6 +116,12 @@ pub(crate) struct Exchange {
     polled: bool,
     /// Whether it has said `Bulk`: it runs in a runtime task since.
     bulk: bool,
+    /// The request's `max_body`, and the bound on the bytes this hop
+    /// keeps (the same, or a little over for a body decoded after: see
+    /// `raw_bound`); `kept` counts them.
+    max_body: MaxBody,
+    bound: MaxBody,
+    kept: usize,
 }
 
 impl Exchange {
@@ -119,9 +133,10 @@ impl Exchange {
         request: hyper::Request<Body>,
         forms: Forms,
         url: String,
-        follows: Follows,
+        answer: Answering,
         resolver: Arc<super::tasks::Resolver>,
     ) -> Self {
+        let Answering { follows, max_body } = answer;
         let mut ex = Exchange {
             route,
             resolver,
@@ -139,6 +154,9 @@ impl Exchange {
             waited: false,
             polled: false,
             bulk: false,
+            max_body,
+            bound: max_body,
+            kept: 0,
         };
         ex.begin();
         ex
@@ -365,6 +383,14 @@ impl Exchange {
                             .size_hint()
                             .exact()
                             .and_then(|n| usize::try_from(n).ok());
+                        let decoded = super::tasks::compressed(self.transport.accept, &head);
+                        self.bound = raw_bound(self.max_body, decoded);
+                        self.kept = 0;
+                        // Announced over the limit: nothing of it is read,
+                        // and the connection goes with the exchange.
+                        if announced.is_some_and(|n| self.bound.admit_len(n).is_err()) {
+                            return self.too_large();
+                        }
                         self.stage = Stage::Body {
                             head,
                             body,
@@ -399,6 +425,12 @@ impl Exchange {
                         Poll::Ready(Some(Ok(frame))) => {
                             if let Ok(data) = frame.into_data() {
                                 read += data.len();
+                                // Counted before it is kept: memory stays
+                                // within the limit.
+                                self.kept = self.kept.saturating_add(data.len());
+                                if self.bound.admit_len(self.kept).is_err() {
+                                    return self.too_large();
+                                }
                                 parts.push(data);
                             }
                         }
@@ -476,6 +508,13 @@ impl Exchange {
     /// Whether the rest of this body is read on the runtime: a large body
     /// gains nothing from the scheduler, and read there it would hold one
     /// in slices of [`TIME_PER_CALL`] for as long as it takes to arrive.
+    /// The body passed `max_body`: the hop ends, and its connection with
+    /// it (the rest of the body is never read).
+    fn too_large(&mut self) -> Step {
+        self.conn = None;
+        Step::Failed(self.max_body.exceeded())
+    }
+
     fn goes_bulk(&mut self, parts: &Received) -> bool {
         if self.bulk || !parts.large() {
             return false;
@@ -592,4 +631,18 @@ pub(crate) fn ms_until(deadline: Instant, now: Instant) -> u64 {
         ms
     };
     ms.min(MAX_AFTER)
+}
+
+/// The bound on a hop's raw body bytes. A body decoded after it is read
+/// (`tasks::decoded`, which checks the limit itself) may be compressed
+/// beyond its decoded size only by its codec's framing: deflate's stored
+/// blocks add 5 bytes per 64 KB, gzip's and zstd's headers a few more.
+/// A 64th and 64 KB over the limit covers them, so that a body that
+/// fits decoded is never refused for its compressed bytes, and one far
+/// over never fills memory before it is decoded.
+fn raw_bound(limit: MaxBody, decoded: bool) -> MaxBody {
+    if !decoded {
+        return limit;
+    }
+    limit.with_slack(|n| n.saturating_add(n / 64).saturating_add(64 * 1024))
 }

@@ -561,11 +561,12 @@ fn direct_req<'a>(
     }
     let spec = Spec::decode_for(opts, client.compose())?;
     let timeout = spec.timeout.or(t.timeout);
+    let max_body = spec.max_body.unwrap_or(client.max_body());
     match template(&t, spec, &client) {
         Ok(Some(tpl)) => {
             let gate = Arc::new(tasks::Gate::new(env.pid(), reference));
             let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
-            let flow = Flow::new(t, http, rt, gate, tpl, deadline);
+            let flow = Flow::new(t, http, rt, gate, tpl, deadline, max_body);
             Ok(answer(env, flow, None, reference))
         }
         Ok(None) => fallback(),

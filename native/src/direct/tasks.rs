@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, OwnedBinary, Term};
@@ -25,6 +25,7 @@ use super::tls::{self, Handshake};
 use super::{Accept, Route, Target, Transport};
 use crate::atoms;
 use crate::error::{Code, Error};
+use crate::max_body::MaxBody;
 use crate::reply::{encode_resp, Head};
 
 /// Messages to the waiting process, until it closes the gate. Sending
@@ -256,11 +257,12 @@ pub(crate) fn complete(
     accept: Option<Accept>,
     head: Head,
     body: Collected,
+    max_body: MaxBody,
 ) -> tokio::task::AbortHandle {
     rt.spawn(async move {
         let body = body.join();
         let r = match accept {
-            Some(accept) => decoded(accept, head, body).await,
+            Some(accept) => decoded(accept, head, body, max_body).await,
             None => Ok((head, body)),
         };
         gate.answer(r);
@@ -268,10 +270,14 @@ pub(crate) fn complete(
     .abort_handle()
 }
 
+/// Decodes `body` as reqwest would with `accept`, within `max_body`:
+/// the decoded bytes are counted frame by frame, so a small body that
+/// inflates far past the limit stops there.
 pub(crate) async fn decoded(
     accept: Accept,
     mut head: Head,
     body: Bytes,
+    max_body: MaxBody,
 ) -> Result<(Head, Bytes), Error> {
     use tower_service::Service;
     let mut resp = http::Response::new(Full::new(body));
@@ -287,14 +293,18 @@ pub(crate) async fn decoded(
         Ok(r) => r,
         Err(never) => match never {},
     };
-    let (parts, body) = resp.into_parts();
+    let (parts, mut body) = resp.into_parts();
     head.headers = parts.headers;
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| Error::new(Code::Body, format!("error decoding response body: {e}")))?
-        .to_bytes();
-    Ok((head, bytes))
+    let mut out = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| Error::new(Code::Body, format!("error decoding response body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            max_body.admit_len(out.len().saturating_add(data.len()))?;
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok((head, out.freeze()))
 }
 
 /// The rest of a request through reqwest, from the hop this path left.
@@ -304,6 +314,7 @@ pub(crate) fn handoff(
     http: reqwest::Client,
     hop: Template,
     headers: reqwest::header::HeaderMap,
+    max_body: MaxBody,
 ) -> tokio::task::AbortHandle {
     rt.spawn(async move {
         let mut rb = http.request(hop.method, hop.url).headers(headers);
@@ -313,7 +324,7 @@ pub(crate) fn handoff(
         let r = async {
             let mut resp = rb.send().await.map_err(|e| Error::from_reqwest(&e))?;
             let head = Head::take(&mut resp);
-            let body = resp.bytes().await.map_err(|e| Error::from_reqwest(&e))?;
+            let body = max_body.collect(resp).await?;
             Ok((head, body))
         }
         .await;

@@ -27,6 +27,7 @@ use super::opts::{Checked, OpOpts, Spec};
 use super::status::{self, State};
 use crate::atoms;
 use crate::error::{Code, Error};
+use crate::max_body::MaxBody;
 use crate::reply::{Head, Replier};
 use crate::term::EncodeBinary;
 
@@ -129,6 +130,8 @@ pub struct Ctx {
     pub opts: OpOpts,
     pub timeout: Option<Duration>,
     pub shared: Arc<Shared>,
+    /// The client's `max_body`, for the answer and the result.
+    pub(crate) max_body: MaxBody,
 }
 
 impl Ctx {
@@ -286,10 +289,10 @@ async fn follow(ctx: &Ctx, spec: Spec, mut mode: Mode, out: &mut Replier) -> Res
         .await
         .map_err(|e| Failure::from(Error::from_reqwest(&e)))?;
     if resp.status() != StatusCode::ACCEPTED {
-        return read_all(resp).await;
+        return read_all(ctx, resp).await;
     }
     let base = resp.url().clone();
-    let accepted = read_all(resp).await?;
+    let accepted = read_all(ctx, resp).await?;
     let (doc_state, doc_percent, doc_location) = match status::parse(&accepted.body) {
         Some(d) if accepted.body.len() <= DOC_LIMIT => (d.state, d.percent, d.location),
         _ => (None, None, None),
@@ -364,7 +367,7 @@ async fn poll(ctx: &Ctx, url: &Url, result_url: Option<&Url>) -> Result<Step, Fa
         // reqwest followed a redirect, a 303 See Other as both documents
         // have it: the result is where it led.
         ctx.shared.update(|s| s.state = State::Succeeded);
-        return read_all(resp).await.map(Step::Done);
+        return read_all(ctx, resp).await.map(Step::Done);
     }
     if code == StatusCode::SEE_OTHER {
         ctx.shared.update(|s| s.state = State::Succeeded);
@@ -388,7 +391,7 @@ async fn poll(ctx: &Ctx, url: &Url, result_url: Option<&Url>) -> Result<Step, Fa
     }
     if code == StatusCode::NO_CONTENT {
         ctx.shared.update(|s| s.state = State::Succeeded);
-        return read_all(resp).await.map(Step::Done);
+        return read_all(ctx, resp).await.map(Step::Done);
     }
     let head = Head::of(&resp);
     let base = resp.url().clone();
@@ -528,15 +531,12 @@ async fn fetch(ctx: &Ctx, url: &Url) -> Result<Done, Failure> {
         .send(ctx.get(url))
         .await
         .map_err(|e| Failure::transport("fetching the result from", url, &e))?;
-    read_all(resp).await
+    read_all(ctx, resp).await
 }
 
-async fn read_all(resp: reqwest::Response) -> Result<Done, Failure> {
+async fn read_all(ctx: &Ctx, resp: reqwest::Response) -> Result<Done, Failure> {
     let head = Head::of(&resp);
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| Failure::from(Error::from_reqwest(&e)))?;
+    let body = ctx.max_body.collect(resp).await.map_err(Failure::from)?;
     Ok(Done { head, body })
 }
 

@@ -18,6 +18,7 @@ use crate::body;
 use crate::error::Error;
 use crate::inbox::{Command, Receiver};
 use crate::live::Live;
+use crate::max_body::MaxBody;
 use crate::reply::{Head, Replier};
 use crate::resilience::{ClientState, Plan};
 
@@ -49,6 +50,7 @@ pub(super) fn drive(
             response_body: mode,
             timeout,
             resilience,
+            max_body,
             ..
         } = unbox(spec);
         // Retries, hedging, limits and timings (resilience/).
@@ -56,7 +58,8 @@ pub(super) fn drive(
         // In a future of its own: a `match` on `checked` here would keep
         // it in this one to the end (rustc keeps a scrutinee's room).
         let built = async { build(&http, method, checked?, timeout).await }.await;
-        if let Err(e) = run(&http, &plan, built, mode, &mut cmds, &mut out).await {
+        let limit = max_body.unwrap_or_default();
+        if let Err(e) = run(&http, &plan, built, mode, limit, &mut cmds, &mut out).await {
             if !out.is_done() {
                 plan.send_error(&mut out, &e);
             }
@@ -77,6 +80,7 @@ fn run<'a>(
     plan: &'a Plan,
     built: Result<Built, Error>,
     mode: BodyMode,
+    limit: MaxBody,
     cmds: &'a mut Receiver,
     out: &'a mut Replier,
 ) -> impl Future<Output = Result<(), Error>> + 'a {
@@ -94,7 +98,7 @@ fn run<'a>(
         let (mut head, resp) = take_head(resp);
         match mode {
             BodyMode::Complete => {
-                let body = collect(resp, cmds).await?;
+                let body = collect(resp, limit, cmds).await?;
                 head.meta = plan.meta(true);
                 plan.release();
                 // hyper-util puts an HTTP/1 connection back in the pool from
@@ -218,14 +222,19 @@ where
     }
 }
 
-/// Reads the whole body, still listening for `cancel`. Not an `async fn`,
-/// for the reason given at `drive`.
+/// Reads the whole body within `limit` (`max_body`), still listening for
+/// `cancel`. Not an `async fn`, for the reason given at `drive`.
 #[allow(clippy::manual_async_fn)] // on purpose, see above
 fn collect(
     mut resp: reqwest::Response,
+    limit: MaxBody,
     cmds: &mut Receiver,
 ) -> impl Future<Output = Result<Bytes, Error>> + '_ {
     async move {
+        // An announced length over the limit fails before a byte is read.
+        if let Some(n) = resp.content_length() {
+            limit.admit(n)?;
+        }
         let mut parts = Parts::with_capacity(resp.content_length().unwrap_or(0));
         loop {
             tokio::select! {
@@ -234,7 +243,11 @@ fn collect(
                     return Err(cancelled());
                 },
                 r = resp.chunk() => match r.map_err(|e| Error::from_reqwest(&e))? {
-                    Some(b) => parts.push(b),
+                    Some(b) => {
+                        // Counted before it is kept: memory stays within the limit.
+                        limit.admit_len(parts.len.saturating_add(b.len()))?;
+                        parts.push(b);
+                    }
                     None => return Ok(parts.take()),
                 },
             }
