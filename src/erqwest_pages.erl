@@ -29,7 +29,9 @@
 %%   until a page has no items (needs `items'); that empty page is not
 %%   returned.</li>
 %% <li>a fun of the page's `resp()' returning `{url, Url}', `{request,
-%%   ReqOpts}' (used as it is, with the per-page `timeout') or `done'.</li>
+%%   ReqOpts}' (used as it is, with the per-page `timeout', and decoded
+%%   as JSON in the runtime when `items' is set, as the first page is) or
+%%   `done'.</li>
 %% </ul>
 %% Next URLs may be relative: they are resolved against the page's final
 %% URL (RFC 3986 section 5). A next URL replaces the whole URL, query
@@ -334,7 +336,11 @@ following(Resp, _Req, #pages{next = Fun} = P) when is_function(Fun, 1) ->
             case resolve(Url, <<>>) of
                 {ok, _, Origin} when Origin =/= P#pages.origin, not P#pages.cross_host ->
                     fail(P, cross_host_reason(Url), Url);
-                _ -> P#pages{upcoming = {request, with_timeout(P#pages.timeout, Req)}}
+                _ ->
+                    %% Decoded as the first page was, so that `items'
+                    %% finds a JSON body on every page.
+                    Next = with_decode(P#pages.next, P#pages.items, Req),
+                    P#pages{upcoming = {request, with_timeout(P#pages.timeout, Next)}}
             end;
         Other ->
             fail(P, io_lib:format("the next fun returned ~0P, not {url, Url}, {request, ReqOpts} "

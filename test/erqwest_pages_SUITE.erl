@@ -30,7 +30,7 @@ groups() ->
                            non_http_next_url_refused]},
      {options, [parallel], [max_pages_ends_normally, timeout_is_per_page, timeout_of_one_page,
                             bad_options_are_badarg]},
-     {json, [parallel], [json_api, odata_absolute, hal_relative, cursor_in_query,
+     {json, [parallel], [json_api, fun_request_with_items_is_decoded, odata_absolute, hal_relative, cursor_in_query,
                          cursor_with_query_option, cursor_loop_detected, page_numbers, top_level_array_items,
                          items_not_an_array]},
      {link_parser, [], [prop_links_parse_back, prop_hostile_headers, large_header_dirty]}].
@@ -389,6 +389,19 @@ json_api(Config) ->
                                  #{next => {json, <<"/links/next">>}}),
         ?assertEqual([[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]],
                      [D || #{body := #{<<"data">> := D}} <- Pages])
+    end).
+
+%% Issue 28, case 9: a next fun's `{request, ReqOpts}' page was not
+%% decoded, so `items' said "its items are not a JSON array".
+fun_request_with_items_is_decoded(Config) ->
+    with_server(fun(S) ->
+        Next = fun(#{body := #{<<"links">> := #{<<"next">> := N}}}) when is_binary(N) ->
+                       {request, #{method => get, url => url(S, binary_to_list(N))}};
+                  (_) -> done
+               end,
+        ?assertEqual({ok, erqwest_pages_server:items()},
+                     items_walk(client(Config), req(url(S, "/jsonapi")),
+                                #{next => Next, items => <<"/data">>}))
     end).
 
 odata_absolute(Config) ->
