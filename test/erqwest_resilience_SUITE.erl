@@ -23,7 +23,8 @@ groups() ->
      {limits, [], [per_host_limit_holds, queue_timeout, client_info_counts]},
      {cancel, [], [cancel_while_queued, owner_dies_while_queued, cancel_between_retries,
                    owner_dies_between_retries]},
-     {timings, [], [fresh_then_reused, timings_of_a_streamed_body, timings_off_by_default]},
+     {timings, [], [fresh_then_reused, timings_of_a_streamed_body, timings_off_by_default,
+                    request_timings_report_connect_and_reused]},
      {options, [parallel], [bad_options_are_badarg]}].
 
 init_per_suite(Config) ->
@@ -427,10 +428,36 @@ timings_of_a_streamed_body(Config) ->
     %% The reply goes before the body: no total yet.
     ?assertNot(maps:is_key(total, T)),
     ?assertMatch(#{headers := _, queued := _, remote_addr := {{127, 0, 0, 1}, _}}, T),
-    %% Asked for by the request only: the client's connects are not timed.
-    ?assertNot(maps:is_key(reused, T)),
-    ?assertNot(maps:is_key(connect, T)),
+    %% Asked for by the request only: `reused' is there all the same.
+    ?assert(is_boolean(maps:get(reused, T))),
     {ok, <<"streamed">>} = erqwest:read(H).
+
+%% Issue 28, case 9: `timings => true' on a request of a client made
+%% without timings gave neither `reused' nor `connect'. Through both
+%% APIs (erqwest:req/2 and erqwest_async).
+request_timings_report_connect_and_reused(Config) ->
+    Url = script(Config, ?FUNCTION_NAME, [{200, [], <<"ok">>}, {200, [], <<"ok">>},
+                                          {200, [], <<"ok">>}, {200, [], <<"ok">>}]),
+    lists:foreach(
+      fun(Send) ->
+          C = erqwest:make_client(),
+          {ok, #{timings := T1}} = Send(C, #{method => get, url => Url, timings => true}),
+          ?assertMatch(#{reused := false, connect := _}, T1),
+          {ok, #{timings := T2}} = Send(C, #{method => get, url => Url, timings => true}),
+          ?assertMatch(#{reused := true}, T2),
+          ?assertNot(maps:is_key(connect, T2)),
+          erqwest:close_client(C)
+      end,
+      [fun erqwest:req/2, fun via_async/2]).
+
+via_async(C, Opts) ->
+    Ref = make_ref(),
+    _ = erqwest_async:req(C, self(), Ref, Opts),
+    receive
+        {erqwest_response, Ref, reply, R} -> {ok, R};
+        {erqwest_response, Ref, error, E} -> {error, E}
+    after 10000 -> error(no_answer)
+    end.
 
 timings_off_by_default(Config) ->
     Url = script(Config, ?FUNCTION_NAME, [{200, [], <<"ok">>}]),

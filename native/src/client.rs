@@ -268,10 +268,10 @@ impl ClientConfig {
             .pool_idle_timeout(self.pool_idle_timeout)
             .local_address(self.local_address)
             .default_headers(self.default_headers);
-        // Only when asked for: the layer made every request dearer (bench/README.md).
-        if self.resilience.times_connects() {
-            b = b.connector_layer(crate::resilience::timings::ConnectTimer);
-        }
+        // On every client, so that a request asking for `timings` learns
+        // `connect` and `reused` whatever its client was made with; the
+        // layer costs only in a connect (bench/README.md, issue 28).
+        b = b.connector_layer(crate::resilience::timings::ConnectTimer);
         let ua = reqwest::header::HeaderValue::from_bytes(&self.user_agent)
             .map_err(|e| e.to_string())?;
         b = b.user_agent(ua);

@@ -111,12 +111,6 @@ impl ClientOptions {
             && self.max_in_flight_per_host.is_none()
     }
 
-    /// Whether the client's connector gets the connect timer: only for a
-    /// client whose requests report timings by default.
-    pub fn times_connects(&self) -> bool {
-        self.defaults.timings == Some(true)
-    }
-
     pub fn set(&mut self, key: Atom, v: Term) -> NifResult<()> {
         match key {
             k if k == atoms::max_in_flight() => self.max_in_flight = decode_limit(v)?,
@@ -145,8 +139,6 @@ fn decode_limit(v: Term) -> NifResult<Option<usize>> {
 /// requests.
 pub struct ClientState {
     defaults: Overrides,
-    /// Connects are timed (`reused` and `connect` can be known).
-    times_connects: bool,
     limits: Arc<limit::Limits>,
     budgets: Mutex<HashMap<String, Budget>>,
 }
@@ -154,7 +146,6 @@ pub struct ClientState {
 impl ClientState {
     pub fn new(o: &ClientOptions) -> Arc<Self> {
         Arc::new(ClientState {
-            times_connects: o.times_connects(),
             defaults: o.defaults.clone(),
             limits: Arc::new(limit::Limits::new(
                 o.max_in_flight,
@@ -173,8 +164,8 @@ impl ClientState {
 #[derive(Debug, Default, Clone)]
 pub struct Meta {
     attempts: Option<u32>,
-    /// The timings, and `reused` when connects are timed.
-    timings: Option<(Timings, Option<bool>)>,
+    /// The timings, and `reused` (no connect in this request).
+    timings: Option<(Timings, bool)>,
 }
 
 impl Meta {
@@ -200,13 +191,17 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-fn encode_timings<'a>(env: Env<'a>, t: &Timings, reused: Option<bool>) -> Term<'a> {
-    let mut k = vec![atoms::queued().encode(env), atoms::headers().encode(env)];
-    let mut v = vec![micros(t.queued).encode(env), micros(t.headers).encode(env)];
-    if let Some(r) = reused {
-        k.push(atoms::reused().encode(env));
-        v.push(r.encode(env));
-    }
+fn encode_timings<'a>(env: Env<'a>, t: &Timings, reused: bool) -> Term<'a> {
+    let mut k = vec![
+        atoms::queued().encode(env),
+        atoms::headers().encode(env),
+        atoms::reused().encode(env),
+    ];
+    let mut v = vec![
+        micros(t.queued).encode(env),
+        micros(t.headers).encode(env),
+        reused.encode(env),
+    ];
     if let Some(c) = t.connect {
         k.push(crate::atoms::connect().encode(env));
         v.push(micros(c).encode(env));
@@ -285,8 +280,10 @@ impl Plan {
     }
 
     /// Connects are timed for this request (its attempts need a slot).
+    /// Every client's connector has the timer, so a request that asks
+    /// for timings gets `connect` and `reused` whatever its client says.
     fn times_connects(&self) -> bool {
-        self.timings && self.state.times_connects
+        self.timings
     }
 
     /// Waits for room under the limits, then makes attempts until one's
@@ -451,7 +448,7 @@ impl Plan {
                 total: complete.then(|| self.start.elapsed()),
                 remote_addr: r.remote_addr,
             };
-            let reused = self.state.times_connects.then_some(r.connect.is_none());
+            let reused = r.connect.is_none();
             (t, reused)
         });
         if attempts.is_none() && timings.is_none() {
