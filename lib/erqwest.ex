@@ -139,13 +139,17 @@ defmodule Erqwest do
     * `:auth` — default credentials for every request, as the request
       option
     * `:decode_body` — the request option's default; `true` unless given
-    * `:retry` — `true` (the default for clients made from Elixir, as
-      Req's `:safe_transient`), `false`, or settings such as
-      `[max_retries: 3, base: 500, max: 30_000]`: idempotent requests that
-      got 408, 429, 500, 502, 503 or 504, or failed to connect or timed
-      out, are sent again after a jittered exponential backoff or the
-      server's `Retry-After`; the response carries `attempts`. The README
-      lists every setting and its default.
+    * `:retry` — `true` (the default for clients made from Elixir),
+      `false`, or settings such as `[max_retries: 3, base: 500, max:
+      30_000]`. `true` means Req's `:safe_transient`: GET and HEAD
+      requests that got 408, 429, 500, 502, 503 or 504, timed out, or
+      found the connection refused or closed, are sent again after a
+      jittered exponential backoff or the server's `Retry-After` (never
+      after another connect failure, such as a name that does not resolve
+      or a certificate that does not verify); the response carries
+      `attempts`. Settings start from the same (`methods: [:get, :head],
+      errors: [:timeout, :refused, :closed]`); the README lists every
+      setting and its default.
     * `:hedge` — `[delay: ms, max: 1]`: an idempotent request with no
       response head after `delay` ms is sent again on another connection;
       the first head wins

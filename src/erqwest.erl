@@ -102,7 +102,7 @@
     max_retries => non_neg_integer(),
     methods => idempotent | all | [method()],
     statuses => [100..599],
-    errors => [connect | timeout],
+    errors => [connect | timeout | refused | closed],
     base => non_neg_integer(),
     max => non_neg_integer(),
     max_retry_after => non_neg_integer(),

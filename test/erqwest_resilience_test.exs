@@ -63,6 +63,58 @@ defmodule ErqwestResilienceTest do
       assert hits.() == 1
     end
 
+    test "do not retry PUT, DELETE or OPTIONS either: GET and HEAD only" do
+      for method <- [:put, :delete, :options] do
+        {h, hits} = scripted([{503, [], "down"}, {200, [], "ok"}])
+        s = Server.start(h)
+        c = Erqwest.make_client()
+
+        assert {:ok, %Response{status: 503, attempts: 1}} =
+                 Erqwest.request(c, method: method, url: Server.url(s))
+
+        assert hits.() == 1
+      end
+
+      {h, hits} = scripted([{503, [], ""}, {200, [], ""}])
+      s = Server.start(h)
+
+      assert {:ok, %Response{status: 200, attempts: 2}} =
+               Erqwest.head(Erqwest.make_client(retry: [base: 1]), Server.url(s))
+
+      assert hits.() == 2
+    end
+
+    test "a refused connection is retried, with settings starting from the same defaults" do
+      c = Erqwest.make_client(retry: [base: 1, max: 2, max_retries: 2])
+
+      assert {:error, %Error{code: :connect, attempts: 3}} = Erqwest.get(c, refused_url())
+      # Not a POST, whatever the error.
+      assert {:error, %Error{code: :connect, attempts: 1}} =
+               Erqwest.post(c, refused_url(), body: "x")
+    end
+
+    test "a connection closed before the response is retried" do
+      {h, hits} = scripted([:close, {200, [], "ok"}])
+      s = Server.start(h)
+      c = Erqwest.make_client(retry: [base: 1])
+
+      assert {:ok, %Response{status: 200, body: "ok", attempts: 2}} =
+               Erqwest.get(c, Server.url(s))
+
+      assert hits.() == 2
+    end
+
+    test "retry: true means :safe_transient's methods and errors" do
+      assert %{retry: %{methods: [:get, :head], errors: [:timeout, :refused, :closed]}} =
+               Erqwest.Options.client([])
+
+      assert %{retry: %{methods: [:get, :head], errors: [:timeout, :refused, :closed]}} =
+               Erqwest.Options.client(retry: true)
+
+      assert %{retry: %{methods: :all, errors: [:timeout, :refused, :closed], max_retries: 1}} =
+               Erqwest.Options.client(retry: [methods: :all, max_retries: 1])
+    end
+
     test "retry: false gives the answer as it came, without attempts" do
       {h, hits} = scripted([{503, [], "down"}, {200, [], "ok"}])
       s = Server.start(h)

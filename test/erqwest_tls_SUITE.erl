@@ -13,6 +13,7 @@ all() ->
 
 groups() ->
     [{trust, [parallel], [trusted_with_additional_root, rejected_without_root,
+                          safe_transient_does_not_retry_a_refused_certificate,
                           accepted_with_invalid_certs_allowed, only_given_roots,
                           wrong_hostname, wrong_hostname_allowed, min_tls_version]},
      {identity, [parallel], [client_cert_missing, client_cert_pkcs12, client_cert_pem,
@@ -110,6 +111,20 @@ rejected_without_root(Config) ->
         {error, #{code := connect, reason := R}} =
             erqwest:get(erqwest:make_client(), erqwest_test_server:url(S, "/")),
         ct:pal("reason: ~s", [R])
+    end).
+
+%% Issue 31: the Elixir default (Req's :safe_transient) retries a refused
+%% or closed connection, never a certificate that does not verify.
+safe_transient_does_not_retry_a_refused_certificate(Config) ->
+    with_tls_server(Config, [], fun(S) ->
+        C = erqwest:make_client(#{retry => #{methods => [get, head], base => 1,
+                                             errors => [timeout, refused, closed]}}),
+        {error, #{code := connect, attempts := 1}} =
+            erqwest:get(C, erqwest_test_server:url(S, "/")),
+        %% With `connect' it is retried (erqwest's Erlang default).
+        C2 = erqwest:make_client(#{retry => #{base => 1, max_retries => 2}}),
+        {error, #{code := connect, attempts := 3}} =
+            erqwest:get(C2, erqwest_test_server:url(S, "/"))
     end).
 
 accepted_with_invalid_certs_allowed(Config) ->

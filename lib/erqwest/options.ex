@@ -48,9 +48,16 @@ defmodule Erqwest.Options do
   # Request defaults above the transport (lib/erqwest/compose.ex).
   @client_checks @client_checks ++ Erqwest.Compose.client_checks()
 
-  # Retries on by default for Elixir clients, as Req's :safe_transient
-  # (Erlang clients keep erqwest 0.2.5's behaviour: none).
-  @client_defaults %{retry: true}
+  # `retry: true` from Elixir means Req's :safe_transient: GET and HEAD
+  # only, after a timeout, a refused or closed connection, or a 408, 429,
+  # 500, 502, 503 or 504 (the Erlang default statuses). Never another
+  # connect failure (a name that does not resolve, a certificate that does
+  # not verify). Settings given as a list start from the same.
+  @safe_transient %{methods: [:get, :head], errors: [:timeout, :refused, :closed]}
+
+  # Retries on by default for Elixir clients (Erlang clients keep erqwest
+  # 0.2.5's behaviour: none).
+  @client_defaults %{retry: @safe_transient}
   @retry_keys [:max_retries, :methods, :statuses, :errors, :base, :max, :max_retry_after, :budget]
 
   @request_checks [
@@ -223,8 +230,13 @@ defmodule Erqwest.Options do
 
   # Retry and hedge settings: only the keys are checked here, the values
   # by the NIF (which raises ArgumentError for a bad one).
-  defp check(:retry, v) when is_boolean(v), do: {:ok, v}
-  defp check(:retry, v), do: settings(v, @retry_keys, &retry_value/2)
+  defp check(:retry, true), do: {:ok, @safe_transient}
+  defp check(:retry, false), do: {:ok, false}
+
+  defp check(:retry, v) do
+    with {:ok, map} <- settings(v, @retry_keys, &retry_value/2),
+         do: {:ok, Map.merge(@safe_transient, map)}
+  end
   defp check(:hedge, false), do: {:ok, false}
 
   defp check(:hedge, v) do

@@ -91,6 +91,44 @@ impl Error {
     }
 }
 
+/// Why a request failed before its response, finer than its [`Code`]:
+/// what retry policies that follow Req's `:safe_transient` ask about (a
+/// refused connect is worth another try; a name that does not resolve or a
+/// certificate that does not verify is not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The peer refused the connection.
+    Refused,
+    /// The connection closed or was reset before a whole response came.
+    Closed,
+    Other,
+}
+
+impl Cause {
+    pub fn of(e: &reqwest::Error) -> Cause {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(inner) = cur {
+            if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind as K;
+                match io.kind() {
+                    K::ConnectionRefused => return Cause::Refused,
+                    K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                        return Cause::Closed
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(h) = inner.downcast_ref::<hyper::Error>() {
+                if h.is_incomplete_message() || h.is_closed() {
+                    return Cause::Closed;
+                }
+            }
+            cur = inner.source();
+        }
+        Cause::Other
+    }
+}
+
 /// reqwest's `Display` stops at the outermost layer ("error sending
 /// request"); the useful part is usually further down the source chain.
 fn chain(e: &dyn std::error::Error) -> String {

@@ -37,7 +37,7 @@ use timings::Timings;
 pub(crate) mod atoms {
     rustler::atoms! {
         retry, hedge, timings, max_in_flight, max_in_flight_per_host, queue_timeout,
-        max_retries, methods, statuses, errors, base, max, max_retry_after, budget,
+        max_retries, methods, statuses, errors, base, max, max_retry_after, budget, refused, closed,
         ratio, min_per_sec, idempotent, delay, attempts, queued, headers, total,
         reused, remote_addr, in_flight, hosts, infinity,
     }
@@ -374,7 +374,10 @@ impl Plan {
                         .get(reqwest::header::RETRY_AFTER)
                         .map(|v| v.as_bytes()),
                 )),
-                (Some(p), Err(e)) => p.classify(Outcome::Failed(Error::from_reqwest(e).code())),
+                (Some(p), Err(e)) => p.classify(Outcome::Failed(
+                    Error::from_reqwest(e).code(),
+                    crate::error::Cause::of(e),
+                )),
                 (None, _) => Verdict::Done,
             };
             let (policy, next, after) = match (&self.retry, spare, verdict) {

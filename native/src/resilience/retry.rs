@@ -14,7 +14,7 @@ use reqwest::Method;
 use rustler::{Atom, Error as NifError, MapIterator, NifResult, Term};
 
 use super::atoms;
-use crate::error::Code;
+use crate::error::{Cause, Code};
 use crate::term::{decode_int, decode_list, decode_ms};
 
 /// Which methods may be sent again.
@@ -74,6 +74,10 @@ pub struct RetryPolicy {
     pub statuses: Vec<u16>,
     pub retry_connect: bool,
     pub retry_timeout: bool,
+    /// Only a refused connect (`connect` covers it and more).
+    pub retry_refused: bool,
+    /// A connection that closed before a whole response came.
+    pub retry_closed: bool,
     pub base: Duration,
     pub max: Duration,
     pub max_retry_after: Duration,
@@ -88,6 +92,8 @@ impl Default for RetryPolicy {
             statuses: vec![408, 429, 500, 502, 503, 504],
             retry_connect: true,
             retry_timeout: true,
+            retry_refused: false,
+            retry_closed: false,
             base: Duration::from_millis(500),
             max: Duration::from_millis(30_000),
             max_retry_after: Duration::from_millis(60_000),
@@ -108,7 +114,7 @@ pub enum Verdict {
 /// One attempt's outcome, as far as the policy cares.
 pub enum Outcome<'a> {
     Status(u16, Option<&'a [u8]>),
-    Failed(Code),
+    Failed(Code, Cause),
 }
 
 impl RetryPolicy {
@@ -130,10 +136,13 @@ impl RetryPolicy {
                 }
                 k if k == atoms::errors() => {
                     (p.retry_connect, p.retry_timeout) = (false, false);
+                    (p.retry_refused, p.retry_closed) = (false, false);
                     for e in decode_list(v)? {
                         match e.decode::<Atom>()? {
                             a if a == crate::atoms::connect() => p.retry_connect = true,
                             a if a == crate::atoms::timeout() => p.retry_timeout = true,
+                            a if a == atoms::refused() => p.retry_refused = true,
+                            a if a == atoms::closed() => p.retry_closed = true,
                             _ => return Err(NifError::BadArg),
                         }
                     }
@@ -162,9 +171,15 @@ impl RetryPolicy {
                 }
             }
             Outcome::Status(..) => Verdict::Done,
-            Outcome::Failed(Code::Connect) if self.retry_connect => Verdict::Retry { after: None },
-            Outcome::Failed(Code::Timeout) if self.retry_timeout => Verdict::Retry { after: None },
-            Outcome::Failed(_) => Verdict::Done,
+            Outcome::Failed(Code::Connect, _) if self.retry_connect => Verdict::Retry { after: None },
+            Outcome::Failed(Code::Timeout, _) if self.retry_timeout => Verdict::Retry { after: None },
+            // Never a cancel, whatever caused it.
+            Outcome::Failed(Code::Cancelled, _) => Verdict::Done,
+            Outcome::Failed(_, Cause::Refused) if self.retry_refused => {
+                Verdict::Retry { after: None }
+            }
+            Outcome::Failed(_, Cause::Closed) if self.retry_closed => Verdict::Retry { after: None },
+            Outcome::Failed(..) => Verdict::Done,
         }
     }
 
@@ -335,19 +350,40 @@ mod tests {
     fn errors_retried_are_connect_and_timeout_never_cancelled() {
         let p = RetryPolicy::default();
         let retry = Verdict::Retry { after: None };
-        assert_eq!(p.classify(Outcome::Failed(Code::Connect)), retry);
-        assert_eq!(p.classify(Outcome::Failed(Code::Timeout)), retry);
+        assert_eq!(p.classify(Outcome::Failed(Code::Connect, Cause::Other)), retry);
+        assert_eq!(p.classify(Outcome::Failed(Code::Timeout, Cause::Other)), retry);
         for c in [Code::Cancelled, Code::Body, Code::Request, Code::Url] {
-            assert_eq!(p.classify(Outcome::Failed(c)), Verdict::Done);
+            assert_eq!(p.classify(Outcome::Failed(c, Cause::Other)), Verdict::Done);
+            // Closed or refused count only when asked for.
+            assert_eq!(p.classify(Outcome::Failed(c, Cause::Closed)), Verdict::Done);
         }
         let no_timeouts = RetryPolicy {
             retry_timeout: false,
             ..RetryPolicy::default()
         };
         assert_eq!(
-            no_timeouts.classify(Outcome::Failed(Code::Timeout)),
+            no_timeouts.classify(Outcome::Failed(Code::Timeout, Cause::Other)),
             Verdict::Done
         );
+    }
+
+    /// Req's `:safe_transient` errors: a refused or closed connection and
+    /// a timeout, but not any other connect failure (a name that does not
+    /// resolve, a certificate that does not verify), never a cancel.
+    #[test]
+    fn refused_and_closed_without_connect() {
+        let p = RetryPolicy {
+            retry_connect: false,
+            retry_refused: true,
+            retry_closed: true,
+            ..RetryPolicy::default()
+        };
+        let retry = Verdict::Retry { after: None };
+        assert_eq!(p.classify(Outcome::Failed(Code::Connect, Cause::Refused)), retry);
+        assert_eq!(p.classify(Outcome::Failed(Code::Request, Cause::Closed)), retry);
+        assert_eq!(p.classify(Outcome::Failed(Code::Connect, Cause::Closed)), retry);
+        assert_eq!(p.classify(Outcome::Failed(Code::Connect, Cause::Other)), Verdict::Done);
+        assert_eq!(p.classify(Outcome::Failed(Code::Cancelled, Cause::Closed)), Verdict::Done);
     }
 
     #[test]
