@@ -237,6 +237,7 @@ defmodule Erqwest.Options do
     with {:ok, map} <- settings(v, @retry_keys, &retry_value/2),
          do: {:ok, Map.merge(@safe_transient, map)}
   end
+
   defp check(:hedge, false), do: {:ok, false}
 
   defp check(:hedge, v) do

@@ -112,9 +112,10 @@ impl Cause {
                 use std::io::ErrorKind as K;
                 match io.kind() {
                     K::ConnectionRefused => return Cause::Refused,
-                    K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-                        return Cause::Closed
-                    }
+                    K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::BrokenPipe
+                    | K::UnexpectedEof => return Cause::Closed,
                     _ => {}
                 }
             }

@@ -171,14 +171,20 @@ impl RetryPolicy {
                 }
             }
             Outcome::Status(..) => Verdict::Done,
-            Outcome::Failed(Code::Connect, _) if self.retry_connect => Verdict::Retry { after: None },
-            Outcome::Failed(Code::Timeout, _) if self.retry_timeout => Verdict::Retry { after: None },
+            Outcome::Failed(Code::Connect, _) if self.retry_connect => {
+                Verdict::Retry { after: None }
+            }
+            Outcome::Failed(Code::Timeout, _) if self.retry_timeout => {
+                Verdict::Retry { after: None }
+            }
             // Never a cancel, whatever caused it.
             Outcome::Failed(Code::Cancelled, _) => Verdict::Done,
             Outcome::Failed(_, Cause::Refused) if self.retry_refused => {
                 Verdict::Retry { after: None }
             }
-            Outcome::Failed(_, Cause::Closed) if self.retry_closed => Verdict::Retry { after: None },
+            Outcome::Failed(_, Cause::Closed) if self.retry_closed => {
+                Verdict::Retry { after: None }
+            }
             Outcome::Failed(..) => Verdict::Done,
         }
     }
@@ -350,8 +356,14 @@ mod tests {
     fn errors_retried_are_connect_and_timeout_never_cancelled() {
         let p = RetryPolicy::default();
         let retry = Verdict::Retry { after: None };
-        assert_eq!(p.classify(Outcome::Failed(Code::Connect, Cause::Other)), retry);
-        assert_eq!(p.classify(Outcome::Failed(Code::Timeout, Cause::Other)), retry);
+        assert_eq!(
+            p.classify(Outcome::Failed(Code::Connect, Cause::Other)),
+            retry
+        );
+        assert_eq!(
+            p.classify(Outcome::Failed(Code::Timeout, Cause::Other)),
+            retry
+        );
         for c in [Code::Cancelled, Code::Body, Code::Request, Code::Url] {
             assert_eq!(p.classify(Outcome::Failed(c, Cause::Other)), Verdict::Done);
             // Closed or refused count only when asked for.
@@ -379,11 +391,26 @@ mod tests {
             ..RetryPolicy::default()
         };
         let retry = Verdict::Retry { after: None };
-        assert_eq!(p.classify(Outcome::Failed(Code::Connect, Cause::Refused)), retry);
-        assert_eq!(p.classify(Outcome::Failed(Code::Request, Cause::Closed)), retry);
-        assert_eq!(p.classify(Outcome::Failed(Code::Connect, Cause::Closed)), retry);
-        assert_eq!(p.classify(Outcome::Failed(Code::Connect, Cause::Other)), Verdict::Done);
-        assert_eq!(p.classify(Outcome::Failed(Code::Cancelled, Cause::Closed)), Verdict::Done);
+        assert_eq!(
+            p.classify(Outcome::Failed(Code::Connect, Cause::Refused)),
+            retry
+        );
+        assert_eq!(
+            p.classify(Outcome::Failed(Code::Request, Cause::Closed)),
+            retry
+        );
+        assert_eq!(
+            p.classify(Outcome::Failed(Code::Connect, Cause::Closed)),
+            retry
+        );
+        assert_eq!(
+            p.classify(Outcome::Failed(Code::Connect, Cause::Other)),
+            Verdict::Done
+        );
+        assert_eq!(
+            p.classify(Outcome::Failed(Code::Cancelled, Cause::Closed)),
+            Verdict::Done
+        );
     }
 
     #[test]
