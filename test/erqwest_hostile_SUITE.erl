@@ -44,7 +44,8 @@ groups() ->
      {apis, [], api_cases()}].
 
 transport_cases() ->
-    [%% chunked bodies
+    [engine_is_the_one_named,
+     %% chunked bodies
      chunked_63_one_byte_chunks_in_one_read,
      chunked_100k_one_byte_chunks,
      chunked_extensions_are_ignored,
@@ -62,6 +63,7 @@ transport_cases() ->
      ten_thousand_headers_is_request_error,
      slow_head_within_timeout_is_answered,
      slow_head_past_timeout_is_timeout,
+     head_stalled_midway_is_timeout,
      head_cut_then_close_is_request_error,
      garbage_instead_of_status_line_is_request_error,
      http10_without_length_reads_to_close,
@@ -75,6 +77,8 @@ transport_cases() ->
      gzip_declared_but_garbage_is_body_error,
      gzip_truncated_is_body_error,
      gzip_bomb_over_max_body_is_body_too_large,
+     gzip_bomb_over_client_max_body_is_body_too_large,
+     gzip_bomb_streamed_stays_bounded,
      %% TLS
      tls_garbage_instead_of_server_hello,
      tls_alert_right_away_is_connect_error,
@@ -98,7 +102,9 @@ api_cases() ->
     [gzip_bomb_builder_is_right,
      async_gives_one_final_message_on_hostile_answers,
      events_line_over_max_line_then_close_is_line_too_long,
+     events_invalid_chunk_size_is_body_error,
      pages_garbage_link_header_ends_listing,
+     pages_next_page_cut_mid_body_is_body_error,
      operation_status_not_json_is_body_error].
 
 init_per_suite(Config) ->
@@ -171,6 +177,36 @@ assert_body(Body, Result) ->
     ?assertMatch({ok, #{status := 200, body := B}} when B =:= Body, Result).
 
 ms_since(T0) -> erlang:monotonic_time(millisecond) - T0.
+
+%%% The engine
+
+%% The group's engine is the one answering: while the server holds the
+%% answer, a scheduler-engine request has no reqwest task, a runtime one
+%% has one. (Otherwise a case could pass on the wrong engine.)
+engine_is_the_one_named(Config) ->
+    Self = self(),
+    Script = fun(Conn) ->
+        {ok, _, Conn1} = erqwest_hostile_server:recv_request(Conn),
+        Self ! {held, self()},
+        receive go -> erqwest_hostile_server:send(Conn1, ok(<<"late">>)) after 5000 -> ok end
+    end,
+    with(Script, fun(S) ->
+        C = client(Config),
+        {_, BaseTasks} = erqwest_check:baseline(),
+        Url = erqwest_hostile_server:url(S, "/"),
+        Ref = make_ref(),
+        {Pid, Mon} = spawn_monitor(fun() -> Self ! {Ref, get(Config, C, Url)} end),
+        Conn = receive {held, P} -> P after 5000 -> error(request_never_arrived) end,
+        {_, Tasks} = erqwest_nif:live_resources(),
+        Conn ! go,
+        Result = receive {Ref, R} -> R after 8000 -> error(no_answer) end,
+        receive {'DOWN', Mon, process, Pid, normal} -> ok end,
+        assert_body(<<"late">>, Result),
+        case engine(Config) of
+            scheduler -> ?assertEqual(BaseTasks, Tasks);
+            runtime -> ?assert(Tasks > BaseTasks, {Tasks, BaseTasks})
+        end
+    end).
 
 %%% Chunked bodies
 
@@ -272,6 +308,21 @@ slow_head_past_timeout_is_timeout(Config) ->
         ?assert(ms_since(T0) < 2500)
     end).
 
+%% Half a head, then nothing: the request's `timeout' ends the wait.
+head_stalled_midway_is_timeout(Config) ->
+    Script = fun(Conn) ->
+        {ok, _, Conn1} = erqwest_hostile_server:recv_request(Conn),
+        ok = erqwest_hostile_server:send(Conn1, "HTTP/1.1 200 OK\r\ncontent-len"),
+        gen_tcp:recv(erqwest_hostile_server:sock(Conn1), 0, 10000)
+    end,
+    with(Script, fun(S) ->
+        T0 = erlang:monotonic_time(millisecond),
+        assert_code(timeout, get(Config, client(Config), erqwest_hostile_server:url(S, "/"),
+                                 #{timeout => 500})),
+        Took = ms_since(T0),
+        ?assert(Took >= 450 andalso Took < 2500, Took)
+    end).
+
 trickle(_Conn, <<>>, _Ms) -> ok;
 trickle(Conn, <<B, Rest/binary>>, Ms) ->
     case erqwest_hostile_server:send(Conn, <<B>>) of
@@ -352,6 +403,48 @@ gzip_bomb_over_max_body_is_body_too_large(Config) ->
     ?assertMatch({error, #{code := body_too_large, limit := Limit}}, Result),
     ?assert(Bin1 - Bin0 < 200 bsl 20),
     ?assert(Rss1 - Rss0 < 200 bsl 20).
+
+%% The same with `max_body' a client option.
+gzip_bomb_over_client_max_body_is_body_too_large(Config) ->
+    Limit = 10 bsl 20,
+    Bytes = ok(gzip_bomb(1024), [{"content-encoding", "gzip"}]),
+    with(erqwest_hostile_server:reply(Bytes), fun(S) ->
+        C = client(Config, #{max_body => Limit}),
+        Result = get(Config, C, erqwest_hostile_server:url(S, "/"), #{timeout => 20000}),
+        ?assertMatch({error, #{code := body_too_large, limit := Limit}}, Result)
+    end).
+
+%% Read as a stream, the bomb inflates piece by piece: all 1 GiB comes
+%% through while the VM's memory grows by far less (the reader is in
+%% control, so no max_body applies).
+gzip_bomb_streamed_stays_bounded(Config) ->
+    Bytes = ok(gzip_bomb(1024), [{"content-encoding", "gzip"}]),
+    with(erqwest_hostile_server:reply(Bytes), fun(S) ->
+        C = client(Config),
+        Url = erqwest_hostile_server:url(S, "/"),
+        erqwest_check:gc_all(),
+        {Bin0, Rss0} = {erlang:memory(binary), rss()},
+        {Total, Peak} = erqwest_engine:guard(fun() ->
+            {ok, #{status := 200, body := H}} =
+                erqwest:get(C, Url, #{response_body => stream, timeout => 20000}),
+            drain(H, 0, 0)
+        end, 25000),
+        Rss1 = rss(),
+        ct:pal("streamed ~b MB; binary ~b MB before, peak ~b MB; RSS ~b -> ~b MB",
+               [Total bsr 20, Bin0 bsr 20, Peak bsr 20, Rss0 bsr 20, Rss1 bsr 20]),
+        ?assertEqual(1 bsl 30, Total),
+        ?assert(Peak - Bin0 < 200 bsl 20),
+        ?assert(Rss1 - Rss0 < 200 bsl 20)
+    end).
+
+%% Reads to the end, dropping the data; returns the bytes read and the
+%% highest erlang:memory(binary) seen.
+drain(H, Total, Peak) ->
+    Peak1 = max(Peak, erlang:memory(binary)),
+    case erqwest:read(H, #{length => 8 bsl 20}) of
+        {more, Data} -> drain(H, Total + byte_size(Data), Peak1);
+        {ok, Data} -> {Total + byte_size(Data), Peak1}
+    end.
 
 %% A gzip member of `MiB' MiB of zeros, built without holding them: one
 %% MiB deflated with a full flush gives the same bytes each time, so the
@@ -684,6 +777,34 @@ events_line_over_max_line_then_close_is_line_too_long(_Config) ->
         ?assertEqual(1, length(erqwest_hostile_server:requests(S)))
     end).
 
+%% A chunk size that is not hex in an event stream: the stream ends with
+%% code `body' (no reconnect asked), once.
+events_invalid_chunk_size_is_body_error(_Config) ->
+    Bytes = ["HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+             "transfer-encoding: chunked\r\n\r\n",
+             "d\r\ndata: first\n\n\r\nzz\r\ndata: x\n\n\r\n0\r\n\r\n"],
+    with(erqwest_hostile_server:reply_close(Bytes), fun(S) ->
+        Ref = make_ref(),
+        H = erqwest_events:open(erqwest:make_client(), self(), Ref,
+                                #{method => get, url => erqwest_hostile_server:url(S, "/sse"),
+                                  timeout => 5000},
+                                #{active => 10, reconnect => false}),
+        Msgs = events_until_final(Ref, []),
+        ok = erqwest_events:close(H),
+        ?assertMatch([{open, #{status := 200}}, {event, #{data := <<"first">>}},
+                      {error, #{code := body}}], Msgs),
+        receive {erqwest_events, Ref, _, _} = M -> error({after_final, M}) after 100 -> ok end
+    end).
+
+events_until_final(Ref, Acc) ->
+    receive
+        {erqwest_events, Ref, Final, Arg} when Final =:= error; Final =:= closed ->
+            lists:reverse([{Final, Arg} | Acc]);
+        {erqwest_events, Ref, Kind, Arg} -> events_until_final(Ref, [{Kind, Arg} | Acc]);
+        {erqwest_events, Ref, passive} -> events_until_final(Ref, [passive | Acc])
+    after 5000 -> error({no_final_message, lists:reverse(Acc)})
+    end.
+
 %% A Link header that is garbage holds no next link: the first page is
 %% the whole listing, and no second request is made.
 pages_garbage_link_header_ends_listing(_Config) ->
@@ -695,6 +816,24 @@ pages_garbage_link_header_ends_listing(_Config) ->
         Result = erqwest_engine:guard(fun() -> erqwest_pages:to_list(Pages) end, 8000),
         ?assertMatch({ok, [#{status := 200, body := <<"page">>}]}, Result),
         ?assertEqual(1, length(erqwest_hostile_server:requests(S)))
+    end).
+
+%% The first page is whole, the second is cut short: the listing gives
+%% the first page, then the second's `body' error, and stops.
+pages_next_page_cut_mid_body_is_body_error(_Config) ->
+    Answer = fun(#{target := <<"/p1">>}) -> ok(<<"one">>, [{"link", "</p2>; rel=\"next\""}]);
+                (#{target := <<"/p2">>}) -> {close, "HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\ntw"}
+             end,
+    with(erqwest_hostile_server:reply_each(Answer), fun(S) ->
+        P0 = erqwest_pages:new(erqwest:make_client(),
+                               #{method => get, url => erqwest_hostile_server:url(S, "/p1")},
+                               #{timeout => 5000}),
+        erqwest_engine:guard(fun() ->
+            {ok, #{body := <<"one">>}, P1} = erqwest_pages:next(P0),
+            ?assertMatch({error, #{code := body}}, erqwest_pages:next(P1))
+        end, 8000),
+        ?assertEqual([<<"/p1">>, <<"/p2">>],
+                     [T || #{target := T} <- erqwest_hostile_server:requests(S)])
     end).
 
 %% An operation whose status URL answers a body that is not JSON (with a
