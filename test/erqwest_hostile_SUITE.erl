@@ -14,7 +14,8 @@
 %% <ul>
 %% <li>issue 28 case 1, scheduler: chunked_63_one_byte_chunks_in_one_read,
 %%     chunked_100k_one_byte_chunks (a `timeout' instead of the body);</li>
-%% <li>issue 28 case 2, scheduler: the four tls_* cases against a server
+%% <li>issue 28 case 2, scheduler: the six tls_*_is_connect_error cases
+%%     and tls_garbage_instead_of_server_hello, against a server
 %%     that serves one connection (the direct path's failed handshake is
 %%     retried by reqwest on a second connection nobody answers: a hang);</li>
 %% <li>issue 28 case 3, both: send_after_finish_send_with_connection_close_
@@ -84,6 +85,8 @@ transport_cases() ->
      tls_alert_right_away_is_connect_error,
      tls_close_right_after_accept_is_connect_error,
      tls_close_after_record_header_is_connect_error,
+     tls_alert_after_server_hello_is_connect_error,
+     tls_close_after_server_hello_is_connect_error,
      tls_stall_in_handshake_ends_at_connect_timeout,
      %% redirects
      redirect_loop_stops_at_client_limit,
@@ -499,6 +502,22 @@ tls_close_after_record_header_is_connect_error(Config) ->
         _ = erqwest_hostile_server:send(Conn, <<22, 3, 3, 0, 100>>)
     end, connect).
 
+%% A ServerHello the client takes (TLS 1.2, ECDHE-RSA-AES128-GCM-SHA256,
+%% no extensions), then a fatal alert where the certificate should be.
+tls_alert_after_server_hello_is_connect_error(Config) ->
+    tls_fault(Config, fun(Conn) ->
+        _ = erqwest_hostile_server:send(Conn, [server_hello(), <<21, 3, 3, 0, 2, 2, 40>>])
+    end, connect).
+
+tls_close_after_server_hello_is_connect_error(Config) ->
+    tls_fault(Config, fun(Conn) -> _ = erqwest_hostile_server:send(Conn, server_hello()) end,
+              connect).
+
+server_hello() ->
+    Body = <<3, 3, (crypto:strong_rand_bytes(32))/binary, 0, 16#C0, 16#2F, 0, 0, 0>>,
+    Handshake = <<2, (byte_size(Body)):24, Body/binary>>,
+    <<22, 3, 3, (byte_size(Handshake)):16, Handshake/binary>>.
+
 tls_fault(Config, Then, Code) -> tls_fault(Config, Then, Code, true).
 tls_fault(Config, Then, Code, WaitHello) ->
     Script = case WaitHello of
@@ -512,9 +531,9 @@ tls_fault(Config, Then, Code, WaitHello) ->
         Url = erqwest_hostile_server:url(S, "https", "/"),
         T0 = erlang:monotonic_time(millisecond),
         Result = erqwest_engine:req(engine(Config), client(Config),
-                                    #{method => get, url => Url}, 5000),
+                                    #{method => get, url => Url}, 3000),
         assert_code(Code, Result),
-        ?assert(ms_since(T0) < 5000)
+        ?assert(ms_since(T0) < 3000)
     after
         erqwest_hostile_server:stop(S)
     end.
