@@ -32,7 +32,51 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--compile([export_all, nowarn_export_all]).
+-export([suite/0, all/0, groups/0, init_per_suite/1, end_per_suite/1, init_per_group/2,
+         end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
+-export([engine_is_the_one_named/1, chunked_63_one_byte_chunks_in_one_read/1,
+         chunked_100k_one_byte_chunks/1, chunked_extensions_are_ignored/1,
+         chunked_uppercase_and_leading_zero_sizes/1, chunked_invalid_size_is_body_error/1,
+         chunked_size_over_64_bits_is_body_error/1,
+         chunked_trailers_are_consumed_and_connection_kept/1,
+         chunked_missing_last_chunk_then_close_is_body_error/1,
+         continue_flood_before_200_is_skipped/1, early_hints_flood_before_200_is_skipped/1,
+         unknown_1xx_before_200_is_skipped/1, header_of_one_megabyte_is_request_error/1,
+         ten_thousand_headers_is_request_error/1, slow_head_within_timeout_is_answered/1,
+         slow_head_past_timeout_is_timeout/1, head_stalled_midway_is_timeout/1,
+         head_cut_then_close_is_request_error/1,
+         garbage_instead_of_status_line_is_request_error/1,
+         http10_without_length_reads_to_close/1, status_999_is_answered_as_is/1,
+         status_of_two_digits_is_request_error/1,
+         body_shorter_than_content_length_is_body_error/1,
+         body_longer_than_content_length_does_not_leak_into_next_request/1,
+         conflicting_content_lengths_is_request_error/1,
+         content_length_and_chunked_reads_chunked_body/1,
+         gzip_declared_but_garbage_is_body_error/1, gzip_truncated_is_body_error/1,
+         gzip_bomb_over_max_body_is_body_too_large/1,
+         gzip_bomb_over_client_max_body_is_body_too_large/1,
+         gzip_bomb_streamed_stays_bounded/1, tls_garbage_instead_of_server_hello/1,
+         tls_alert_right_away_is_connect_error/1,
+         tls_close_right_after_accept_is_connect_error/1,
+         tls_close_after_record_header_is_connect_error/1,
+         tls_alert_after_server_hello_is_connect_error/1,
+         tls_close_after_server_hello_is_connect_error/1,
+         tls_stall_in_handshake_ends_at_connect_timeout/1,
+         redirect_loop_stops_at_client_limit/1,
+         redirect_to_same_url_stops_at_client_limit/1, redirect_to_ftp_is_unknown_error/1,
+         redirect_to_data_or_file_url_answers_the_302/1,
+         redirect_location_of_64k_is_never_requested_as_another_target/1,
+         redirect_to_other_host_drops_credentials/1,
+         redirect_relative_with_dot_segments_is_resolved/1,
+         send_after_finish_send_with_connection_close_is_badarg/1,
+         server_closes_during_upload_is_error/1,
+         streamed_response_cut_mid_body_is_body_error/1, gzip_bomb_builder_is_right/1,
+         async_gives_one_final_message_on_hostile_answers/1,
+         events_line_over_max_line_then_close_is_line_too_long/1,
+         events_invalid_chunk_size_is_body_error/1,
+         pages_garbage_link_header_ends_listing/1,
+         pages_next_page_cut_mid_body_is_body_error/1,
+         operation_status_not_json_is_body_error/1]).
 
 %% The longest a case may take.
 suite() -> [{timetrap, {seconds, 30}}].
