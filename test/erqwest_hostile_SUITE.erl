@@ -34,7 +34,7 @@
 
 -export([suite/0, all/0, groups/0, init_per_suite/1, end_per_suite/1, init_per_group/2,
          end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
--export([engine_is_the_one_named/1, chunked_63_one_byte_chunks_in_one_read/1,
+-export([nothing_is_left_behind/1, engine_is_the_one_named/1, chunked_63_one_byte_chunks_in_one_read/1,
          chunked_100k_one_byte_chunks/1, chunked_extensions_are_ignored/1,
          chunked_uppercase_and_leading_zero_sizes/1, chunked_invalid_size_is_body_error/1,
          chunked_size_over_64_bits_is_body_error/1,
@@ -84,9 +84,9 @@ suite() -> [{timetrap, {seconds, 30}}].
 all() -> [{group, scheduler}, {group, runtime}, {group, apis}].
 
 groups() ->
-    [{scheduler, [], transport_cases()},
-     {runtime, [], transport_cases()},
-     {apis, [], api_cases()}].
+    [{scheduler, [], transport_cases() ++ [nothing_is_left_behind]},
+     {runtime, [], transport_cases() ++ [nothing_is_left_behind]},
+     {apis, [], api_cases() ++ [nothing_is_left_behind]}].
 
 transport_cases() ->
     [engine_is_the_one_named,
@@ -161,8 +161,12 @@ init_per_suite(Config) ->
 end_per_suite(_Config) ->
     ok.
 
-init_per_group(apis, Config) -> Config;
-init_per_group(Engine, Config) -> [{engine, Engine} | Config].
+init_per_group(Group, Config) ->
+    Base = [{baseline, erqwest_check:baseline()} | Config],
+    case Group of
+        apis -> Base;
+        Engine -> [{engine, Engine} | Base]
+    end.
 
 end_per_group(_, _Config) -> ok.
 
@@ -224,6 +228,13 @@ assert_body(Body, Result) ->
     ?assertMatch({ok, #{status := 200, body := B}} when B =:= Body, Result).
 
 ms_since(T0) -> erlang:monotonic_time(millisecond) - T0.
+
+%%% Leaks
+
+%% Run last in each group: once every case's clients and handles are
+%% garbage, no NIF handle or runtime task of the group is still alive.
+nothing_is_left_behind(Config) ->
+    ?assertEqual(ok, erqwest_check:wait_baseline(?config(baseline, Config), 5000)).
 
 %%% The engine
 
