@@ -131,14 +131,6 @@ impl Options {
         Ok(())
     }
 
-    /// Whether nothing of this module shapes the request or its answer,
-    /// with the client's defaults: no decoding, no wire option, no auth.
-    pub fn is_plain(&self, defaults: &Defaults) -> bool {
-        self.decode.or(defaults.decode).unwrap_or_default() == decode::Mode::None
-            && self.wire.is_empty()
-            && defaults.auth.is_none()
-    }
-
     /// Whether a body option was given (then `body` may not be).
     pub fn has_body(&self) -> bool {
         self.wire.body.is_some()
@@ -171,6 +163,11 @@ impl Options {
 impl Wire {
     pub fn is_empty(&self) -> bool {
         self.query.is_none() && self.body.is_none() && self.auth.is_none()
+    }
+
+    /// Whether the body is multipart (its files are opened on the runtime).
+    pub fn is_multipart(&self) -> bool {
+        matches!(self.body, Some(Body::Multipart(_) | Body::Opened(_)))
     }
 
     /// Removes the caller's headers that an option replaces: its
@@ -259,12 +256,6 @@ impl Defaults {
             _ => return Err(NifError::BadArg),
         }
         Ok(())
-    }
-
-    /// Whether no default shapes requests on the wire or their answers
-    /// (a base URL only resolves the URL, which happens first).
-    pub fn is_plain(&self) -> bool {
-        self.decode.unwrap_or_default() == decode::Mode::None && self.auth.is_none()
     }
 
     /// The request URL, joined to the base URL when it is only a path.

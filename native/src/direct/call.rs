@@ -20,9 +20,17 @@ use super::received::Collected;
 use super::redirect::{self, Chain, Next, Template};
 use super::tasks::{self, Gate, Resolver};
 use super::Transport;
+use crate::compose::Decoding;
 use crate::error::{Code, Error};
 use crate::max_body::MaxBody;
 use crate::reply::Head;
+
+/// JSON bodies up to this many bytes are decoded in the NIF call that
+/// read their last byte. The decoder made 80-110 MB/s of terms from an
+/// array of small objects on this machine under load (a 1.8 KB body in
+/// 18 µs, 70 KB in 650 µs): 32 KB stays near a third of the 1 ms a NIF
+/// call may take. Longer ones are decoded on the runtime.
+const DECODE_HERE: usize = 32 * 1024;
 
 pub(crate) enum Outcome {
     Reply(Head, Bytes),
@@ -128,7 +136,9 @@ impl Flow {
                     self.hop = None;
                     let decode = tasks::compressed(self.t.accept, &head);
                     return match body {
-                        Collected::Whole(body) if !decode => Outcome::Reply(head, body),
+                        Collected::Whole(body) if !decode && !self.heavy(&head, &body) => {
+                            Outcome::Reply(head, body)
+                        }
                         body => {
                             let accept = decode.then_some(self.t.accept);
                             self.task = Some(tasks::complete(
@@ -179,6 +189,17 @@ impl Flow {
                 Step::Failed(e) => return Outcome::Error(e),
             }
         }
+    }
+
+    /// How the answer's body is decoded (`decode => json | auto`).
+    pub(crate) fn decoding(&self) -> Decoding {
+        self.gate.decoding()
+    }
+
+    /// Whether the body is JSON to decode and too long to decode in a NIF
+    /// call: then the runtime decodes it and answers (`tasks::complete`).
+    fn heavy(&self, head: &Head, body: &Bytes) -> bool {
+        body.len() > DECODE_HERE && self.gate.decoding().applies(head, body)
     }
 
     /// The nearest deadline: the whole request's, or its hop's own.

@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
@@ -194,8 +195,7 @@ impl Transport {
             && !c.http2_prior_knowledge
             && c.resolve.is_empty()
             && no_proxy_for_http(&c.proxy)
-            && c.resilience.is_inert()
-            && c.compose.is_plain();
+            && c.resilience.is_inert();
         if !plain {
             return None;
         }
@@ -445,41 +445,55 @@ pub struct Call {
 impl rustler::Resource for Call {}
 
 /// The request of `spec` on this path, or `None` when it needs reqwest.
+///
+/// Composed here as for reqwest (query, a JSON or form body, auth; the
+/// client's default auth and base URL), with the same builder
+/// (`request::build`), so both engines send the same bytes; a multipart
+/// body opens files, and stays reqwest's.
 fn template(
     t: &Transport,
     spec: Spec,
-    client: &Client,
+    http: &reqwest::Client,
 ) -> Result<Option<Template>, crate::error::Error> {
-    if spec.upload
-        || spec.response_body != BodyMode::Complete
-        || !spec.resilience.is_empty()
-        || !spec.compose.is_plain(client.compose())
-    {
+    if spec.upload || spec.response_body != BodyMode::Complete || !spec.resilience.is_empty() {
         return Ok(None);
     }
     let checked = spec.checked?;
     // reqwest turns a URL's credentials into basic `authorization` and
     // takes them out of the URL it answers with: such requests are its.
     let credentials = !checked.url.username().is_empty() || checked.url.password().is_some();
-    if !checked.compose.is_empty() || credentials || t.route(&checked.url).is_none() {
+    if checked.compose.is_multipart() || credentials || t.route(&checked.url).is_none() {
         return Ok(None);
     }
-    let body = match checked.body {
-        RequestBody::Empty => None,
-        RequestBody::Full(b) if b.len() <= MAX_BODY => Some(b),
-        RequestBody::Full(_) | RequestBody::Stream => return Ok(None),
+    let (method, mut url, mut headers, body) = if checked.compose.is_empty() {
+        let body = match checked.body {
+            RequestBody::Empty => None,
+            RequestBody::Full(b) if b.len() <= MAX_BODY => Some(b),
+            RequestBody::Full(_) | RequestBody::Stream => return Ok(None),
+        };
+        (spec.method, checked.url, checked.headers, body)
+    } else {
+        let built = crate::request::build::build_opened(http, spec.method, checked, None)?;
+        let mut req = built.request;
+        let body = match req.body() {
+            None => None,
+            Some(b) => match b.as_bytes() {
+                Some(b) if b.len() <= MAX_BODY => Some(Bytes::copy_from_slice(b)),
+                _ => return Ok(None),
+            },
+        };
+        let headers = std::mem::take(req.headers_mut());
+        (req.method().clone(), req.url().clone(), headers, body)
     };
-    let mut headers = checked.headers;
     for (k, v) in &t.defaults {
         if !headers.contains_key(k) {
             headers.insert(k.clone(), v.clone());
         }
     }
     // A fragment never goes on the wire, nor into the answer's `url`.
-    let mut url = checked.url;
     url.set_fragment(None);
     Ok(Some(Template {
-        method: spec.method,
+        method,
         url,
         headers,
         body,
@@ -515,9 +529,12 @@ fn answer<'a>(
     call: Option<ResourceArc<Call>>,
     reference: Term<'a>,
 ) -> Term<'a> {
+    let decoding = flow.decoding();
     match flow.advance() {
         Outcome::Reply(head, body) => {
-            match crate::reply::encode_resp(env, &head, Some(&body), Default::default()) {
+            // Decoded here only when small (`call::DECODE_HERE`); larger
+            // bodies are answered by the runtime.
+            match crate::reply::encode_resp(env, &head, Some(&body), decoding) {
                 Ok(resp) => (atoms::ok(), resp).encode(env),
                 Err(err) => (atoms::error(), err).encode(env),
             }
@@ -562,9 +579,10 @@ fn direct_req<'a>(
     let spec = Spec::decode_for(opts, client.compose())?;
     let timeout = spec.timeout.or(t.timeout);
     let max_body = spec.max_body.unwrap_or(client.max_body());
-    match template(&t, spec, &client) {
+    let decoding = spec.compose.decoding(client.compose());
+    match template(&t, spec, &http) {
         Ok(Some(tpl)) => {
-            let gate = Arc::new(tasks::Gate::new(env.pid(), reference));
+            let gate = Arc::new(tasks::Gate::new(env.pid(), reference, decoding));
             let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
             let flow = Flow::new(t, http, rt, gate, tpl, deadline, max_body);
             Ok(answer(env, flow, None, reference))

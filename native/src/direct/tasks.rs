@@ -24,6 +24,7 @@ use super::redirect::Template;
 use super::tls::{self, Handshake};
 use super::{Accept, Route, Target, Transport};
 use crate::atoms;
+use crate::compose::Decoding;
 use crate::error::{Code, Error};
 use crate::max_body::MaxBody;
 use crate::reply::{encode_resp, Head};
@@ -35,15 +36,22 @@ pub(crate) struct Gate {
     pid: LocalPid,
     reference: OwnedBinary,
     open: Mutex<bool>,
+    /// How the answer's body is decoded (`decode`), here on the runtime.
+    decoding: Decoding,
 }
 
 impl Gate {
-    pub(crate) fn new(pid: LocalPid, reference: Term) -> Self {
+    pub(crate) fn new(pid: LocalPid, reference: Term, decoding: Decoding) -> Self {
         Gate {
             pid,
             reference: reference.to_binary(),
             open: Mutex::new(true),
+            decoding,
         }
+    }
+
+    pub(crate) fn decoding(&self) -> Decoding {
+        self.decoding
     }
 
     pub(crate) fn close(&self) {
@@ -88,7 +96,7 @@ impl Gate {
 
     pub(crate) fn answer(&self, result: Result<(Head, Bytes), Error>) {
         self.send(|e, r| match result {
-            Ok((head, body)) => match encode_resp(e, &head, Some(&body), Default::default()) {
+            Ok((head, body)) => match encode_resp(e, &head, Some(&body), self.decoding) {
                 Ok(resp) => (atoms::erqwest_response(), r, atoms::reply(), resp).encode(e),
                 Err(err) => (atoms::erqwest_response(), r, atoms::error(), err).encode(e),
             },

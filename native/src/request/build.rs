@@ -38,7 +38,9 @@ pub(crate) fn build(
     }
 }
 
-fn build_opened(
+/// The same for a request with no files to open (no multipart body): no
+/// wait, so it may run in a NIF call (the direct path composes with it).
+pub(crate) fn build_opened(
     http: &reqwest::Client,
     method: reqwest::Method,
     checked: Checked,
