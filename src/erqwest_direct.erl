@@ -40,7 +40,8 @@ next({wait, Call, Ms}, Ref) ->
         {erqwest_response, Ref, reply, Resp} -> {ok, Resp};
         {erqwest_response, Ref, error, Err} -> {error, Err}
     after Ms ->
-        case erqwest_nif:direct_expire(Call) of
+        %% A deadline passed, or a retry is due (its wait is this one).
+        case erqwest_nif:direct_expire(Call, Ref) of
             {error, _} = Err ->
                 flush(Ref),
                 Err;

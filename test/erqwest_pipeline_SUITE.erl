@@ -11,7 +11,7 @@
 -compile([export_all, nowarn_export_all]).
 
 all() ->
-    [{group, parity}, {group, placement}].
+    [{group, parity}, {group, placement}, {group, scheduler}, {group, runtime}].
 
 groups() ->
     [{parity, [parallel], [query_pairs, json_body, form_body, basic_and_bearer_auth,
@@ -19,7 +19,26 @@ groups() ->
                            decode_json_small_and_large, decode_auto_by_content_type,
                            decode_error_is_the_same, json_with_content_type_of_its_own]},
      {placement, [], [composed_requests_take_the_scheduler_engine,
-                      large_decoded_bodies_leave_the_scheduler]}].
+                      large_decoded_bodies_leave_the_scheduler,
+                      retried_requests_take_the_scheduler_engine,
+                      client_info_counts_scheduler_requests]},
+     {scheduler, [], retry_cases()},
+     {runtime, [], retry_cases()}].
+
+%% Retries, the same on both engines (issue 31: the decision in Rust, the
+%% wait in the calling process on the scheduler engine).
+retry_cases() ->
+    [transient_statuses_are_retried, retry_after_is_waited, refused_is_retried,
+     post_is_not_retried, timeout_bounds_each_attempt, safe_transient_skips_put,
+     redirect_then_retry_starts_over].
+
+init_per_group(G, Config) when G =:= scheduler; G =:= runtime ->
+    [{engine, G} | Config];
+init_per_group(_, Config) ->
+    Config.
+
+end_per_group(_, _Config) ->
+    ok.
 
 suite() -> [{timetrap, {seconds, 60}}].
 
@@ -225,3 +244,168 @@ large_decoded_bodies_leave_the_scheduler(_Config) ->
         {ok, Decoded} = erqwest_json:decode(Raw),
         ?assertEqual(Decoded, L)
     end).
+
+%%% retries
+
+%% A server answering its requests from `Steps' in order (the last one
+%% repeated); returns it and a fun counting its requests.
+scripted(Steps) ->
+    Counter = counters:new(1, []),
+    Handler = fun(_Req) ->
+        N = counters:get(Counter, 1),
+        counters:add(Counter, 1, 1),
+        case lists:nth(min(N + 1, length(Steps)), Steps) of
+            {stall, Ms} -> {custom, fun(_, _) -> timer:sleep(Ms), close end};
+            Reply -> Reply
+        end
+    end,
+    {ok, S} = erqwest_test_server:start(Handler),
+    {S, fun() -> counters:get(Counter, 1) end}.
+
+engine_req(Config, C, Opts) ->
+    erqwest_engine:req(?config(engine, Config), C, maps:merge(#{method => get}, Opts)).
+
+fast() -> #{base => 1, max => 2}.
+
+transient_statuses_are_retried(Config) ->
+    {S, Hits} = scripted([{503, [], <<"down">>}, {502, [], <<"bad">>}, {200, [], <<"ok">>}]),
+    try
+        C = erqwest:make_client(#{retry => fast()}),
+        {ok, #{status := 200, body := <<"ok">>, attempts := 3}} =
+            engine_req(Config, C, #{url => url(S, "/")}),
+        ?assertEqual(3, Hits()),
+        %% The retried answers' connections were kept (their bodies read).
+        ?assert(erqwest_test_server:connections(S) =< 2)
+    after erqwest_test_server:stop(S)
+    end.
+
+retry_after_is_waited(Config) ->
+    {S, Hits} = scripted([{429, [{"retry-after", "1"}], <<>>}, {200, [], <<"ok">>}]),
+    try
+        C = erqwest:make_client(#{retry => fast()}),
+        T0 = erlang:monotonic_time(millisecond),
+        {ok, #{status := 200, attempts := 2}} = engine_req(Config, C, #{url => url(S, "/")}),
+        ?assert(erlang:monotonic_time(millisecond) - T0 >= 1000),
+        ?assertEqual(2, Hits())
+    after erqwest_test_server:stop(S)
+    end.
+
+refused_is_retried(Config) ->
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Port} = inet:port(L),
+    ok = gen_tcp:close(L),
+    Url = iolist_to_binary(["http://127.0.0.1:", integer_to_list(Port), "/"]),
+    C = erqwest:make_client(#{retry => (fast())#{max_retries => 2}}),
+    {error, #{code := connect, attempts := 3}} = engine_req(Config, C, #{url => Url}),
+    %% Req's :safe_transient: refused is retried, by cause.
+    C2 = erqwest:make_client(#{retry => (fast())#{errors => [refused]}}),
+    {error, #{code := connect, attempts := 4}} = engine_req(Config, C2, #{url => Url}).
+
+post_is_not_retried(Config) ->
+    {S, Hits} = scripted([{503, [], <<"down">>}, {200, [], <<"ok">>}]),
+    try
+        C = erqwest:make_client(#{retry => fast()}),
+        {ok, #{status := 503, attempts := 1}} =
+            engine_req(Config, C, #{method => post, url => url(S, "/"), body => <<"x">>}),
+        ?assertEqual(1, Hits())
+    after erqwest_test_server:stop(S)
+    end.
+
+timeout_bounds_each_attempt(Config) ->
+    {S, Hits} = scripted([{stall, 2000}, {200, [], <<"second">>}]),
+    try
+        C = erqwest:make_client(#{retry => fast()}),
+        T0 = erlang:monotonic_time(millisecond),
+        {ok, #{body := <<"second">>, attempts := 2}} =
+            engine_req(Config, C, #{url => url(S, "/"), timeout => 300}),
+        ?assert(erlang:monotonic_time(millisecond) - T0 < 1500),
+        ?assertEqual(2, Hits())
+    after erqwest_test_server:stop(S)
+    end.
+
+safe_transient_skips_put(Config) ->
+    {S, Hits} = scripted([{503, [], <<>>}, {503, [], <<>>}, {200, [], <<"ok">>}]),
+    try
+        C = erqwest:make_client(#{retry => #{methods => [get, head], base => 1,
+                                             errors => [timeout, refused, closed]}}),
+        {ok, #{status := 503, attempts := 1}} =
+            engine_req(Config, C, #{method => put, url => url(S, "/"), body => <<>>}),
+        {ok, #{status := 200, attempts := 2}} = engine_req(Config, C, #{url => url(S, "/")}),
+        ?assertEqual(3, Hits())
+    after erqwest_test_server:stop(S)
+    end.
+
+redirect_then_retry_starts_over(Config) ->
+    %% /start redirects to /next, which fails once: the retry starts again
+    %% from /start, as reqwest's does.
+    Counter = counters:new(1, []),
+    Handler = fun(#{path := <<"/start">>}) -> {302, [{"location", "/next"}], <<>>};
+                 (#{path := <<"/next">>}) ->
+                      counters:add(Counter, 1, 1),
+                      case counters:get(Counter, 1) of
+                          1 -> {500, [], <<"once">>};
+                          _ -> {200, [], <<"ok">>}
+                      end
+              end,
+    {ok, S} = erqwest_test_server:start(Handler),
+    try
+        C = erqwest:make_client(#{retry => fast()}),
+        {ok, #{status := 200, attempts := 2, url := U}} =
+            engine_req(Config, C, #{url => url(S, "/start")}),
+        ?assertEqual(url(S, "/next"), U),
+        ?assertEqual([<<"/start">>, <<"/next">>, <<"/start">>, <<"/next">>],
+                     [P || #{path := P} <- erqwest_test_server:requests(S)])
+    after erqwest_test_server:stop(S)
+    end.
+
+%% Elixir clients retry by default: their requests must not leave the
+%% scheduler engine for it.
+retried_requests_take_the_scheduler_engine(_Config) ->
+    Self = self(),
+    Hold = fun(_) -> {custom, fun(Sock, Req) ->
+        Self ! {held, self()},
+        receive go -> ok end,
+        erqwest_test_server:send_response({gen_tcp, Sock}, {200, [], <<"ok">>}, Req),
+        keep
+    end} end,
+    {ok, S} = erqwest_test_server:start(Hold),
+    try
+        C = erqwest:make_client(#{retry => #{methods => [get, head],
+                                             errors => [timeout, refused, closed]}}),
+        Caller = spawn_link(fun() -> Self ! {done, erqwest:get(C, url(S, "/"))} end),
+        Conn = receive {held, P} -> P after 5000 -> error(not_held) end,
+        ?assertEqual({0, 0}, erqwest_nif:live_resources()),
+        Conn ! go,
+        receive {done, R} -> ?assertMatch({ok, #{status := 200, attempts := 1}}, R)
+        after 5000 -> error(no_answer)
+        end,
+        unlink(Caller)
+    after
+        erqwest_test_server:stop(S)
+    end.
+
+%% Issue 31: client_info/1 counted no request of the scheduler engine.
+client_info_counts_scheduler_requests(_Config) ->
+    Self = self(),
+    Hold = fun(_) -> {custom, fun(Sock, Req) ->
+        Self ! {held, self()},
+        receive go -> ok end,
+        erqwest_test_server:send_response({gen_tcp, Sock}, {200, [], <<"ok">>}, Req),
+        keep
+    end} end,
+    {ok, S} = erqwest_test_server:start(Hold),
+    try
+        C = erqwest:make_client(),
+        Caller = spawn_link(fun() -> Self ! {done, erqwest:get(C, url(S, "/"))} end),
+        Conn = receive {held, P} -> P after 5000 -> error(not_held) end,
+        ?assertEqual({0, 0}, erqwest_nif:live_resources()),
+        Host = iolist_to_binary(["127.0.0.1:", integer_to_list(erqwest_test_server:port(S))]),
+        ?assertMatch(#{in_flight := 1, hosts := #{Host := #{in_flight := 1}}},
+                     erqwest:client_info(C)),
+        Conn ! go,
+        receive {done, {ok, _}} -> ok after 5000 -> error(no_answer) end,
+        unlink(Caller),
+        ?assertMatch(#{in_flight := 0}, erqwest:client_info(C))
+    after
+        erqwest_test_server:stop(S)
+    end.

@@ -39,6 +39,8 @@ pub struct Error {
     reason: String,
     /// The `limit` of a `body_too_large` error, in bytes.
     limit: Option<u64>,
+    /// What a retry policy asks beyond the code (never sent to Erlang).
+    cause: Cause,
 }
 
 impl Error {
@@ -47,7 +49,18 @@ impl Error {
             code,
             reason: reason.into(),
             limit: None,
+            cause: Cause::Other,
         }
+    }
+
+    /// The same error, known to have this cause.
+    pub fn with_cause(mut self, cause: Cause) -> Self {
+        self.cause = cause;
+        self
+    }
+
+    pub fn cause(&self) -> Cause {
+        self.cause
     }
 
     /// A complete response body would hold more than `limit` bytes.
@@ -56,6 +69,7 @@ impl Error {
             code: Code::BodyTooLarge,
             reason: format!("the response body is larger than max_body ({limit} bytes)"),
             limit: Some(limit),
+            cause: Cause::Other,
         }
     }
 
@@ -87,7 +101,7 @@ impl Error {
         } else {
             Code::Unknown
         };
-        Error::new(code, chain(e))
+        Error::new(code, chain(e)).with_cause(Cause::of(e))
     }
 }
 
@@ -105,7 +119,9 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub fn of(e: &reqwest::Error) -> Cause {
+    /// The cause found in an error's source chain (an io error's kind, or
+    /// hyper's incomplete message).
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> Cause {
         let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
         while let Some(inner) = cur {
             if let Some(io) = inner.downcast_ref::<std::io::Error>() {

@@ -4,11 +4,11 @@
 //! reach.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use reqwest::header::{HeaderMap, HeaderValue, HOST, LOCATION};
+use reqwest::header::{HeaderMap, HeaderValue, HOST, LOCATION, RETRY_AFTER};
 use reqwest::Url;
 use std::str::FromStr;
 use url::Position;
@@ -24,6 +24,7 @@ use crate::compose::Decoding;
 use crate::error::{Code, Error};
 use crate::max_body::MaxBody;
 use crate::reply::Head;
+use crate::resilience::stepwise::Stepwise;
 
 /// JSON bodies up to this many bytes are decoded in the NIF call that
 /// read their last byte. The decoder made 80-110 MB/s of terms from an
@@ -54,6 +55,26 @@ pub(crate) struct Flow {
     task: Option<tokio::task::AbortHandle>,
     deadline: Option<Instant>,
     max_body: MaxBody,
+    /// Retries and the client's in-flight count (resilience/stepwise.rs).
+    stepwise: Stepwise,
+    /// With retries on: the request as first asked (redirects change
+    /// `template`), its `timeout` (each attempt's own, as on the runtime),
+    /// and when the next attempt is due.
+    retry: Option<Box<Again>>,
+}
+
+/// What the layers above the engine decided for the request: its
+/// `timeout` (each attempt's), its `max_body`, and its retries.
+pub(crate) struct Policy {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_body: MaxBody,
+    pub(crate) stepwise: Stepwise,
+}
+
+struct Again {
+    first: Template,
+    timeout: Option<Duration>,
+    at: Option<Instant>,
 }
 
 impl Flow {
@@ -63,9 +84,21 @@ impl Flow {
         rt: tokio::runtime::Handle,
         gate: Arc<Gate>,
         template: Template,
-        deadline: Option<Instant>,
-        max_body: MaxBody,
+        policy: Policy,
     ) -> Self {
+        let Policy {
+            timeout,
+            max_body,
+            stepwise,
+        } = policy;
+        let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
+        let retry = stepwise.attempts().is_some().then(|| {
+            Box::new(Again {
+                first: template.clone(),
+                timeout,
+                at: None,
+            })
+        });
         let resolver = Arc::new(Resolver {
             rt: rt.clone(),
             gate: gate.clone(),
@@ -83,9 +116,62 @@ impl Flow {
             task: None,
             deadline,
             max_body,
+            stepwise,
+            retry,
         };
+        flow.stepwise.attempt();
         flow.start_hop();
         flow
+    }
+
+    /// After a final-looking outcome: waits for another attempt when the
+    /// retry policy says so (`timeout` bounds each attempt, not the waits
+    /// between them, as on the runtime). `true` when an attempt is due
+    /// later.
+    fn retry_later(&mut self, wait: Option<Duration>) -> bool {
+        let (Some(wait), Some(again)) = (wait, self.retry.as_mut()) else {
+            return false;
+        };
+        let Some(at) = Instant::now().checked_add(wait) else {
+            return false;
+        };
+        again.at = Some(at);
+        self.hop = None;
+        true
+    }
+
+    /// Whether an attempt is due: then it is started (`advance` goes on
+    /// with it).
+    pub(crate) fn retry_due(&mut self, now: Instant) -> bool {
+        let Some(again) = self.retry.as_mut() else {
+            return false;
+        };
+        if again.at.is_none_or(|at| at > now) {
+            return false;
+        }
+        again.at = None;
+        self.template = again.first.clone();
+        self.chain = Chain::default();
+        self.deadline = again.timeout.and_then(|d| now.checked_add(d));
+        self.stepwise.attempt();
+        self.start_hop();
+        true
+    }
+
+    /// The error of a deadline that has passed, unless the retry policy
+    /// takes a timeout for another attempt (then one is due later).
+    pub(crate) fn expire(&mut self, now: Instant) -> Option<Error> {
+        let e = self.expired(now)?;
+        let wait = self.stepwise.after_error(&self.method(), &e);
+        if self.retry_later(wait) {
+            return None;
+        }
+        Some(e)
+    }
+
+    /// The final message's `attempts`, when retries are on.
+    pub(crate) fn attempts(&self) -> Option<u32> {
+        self.stepwise.attempts()
     }
 
     /// The next hop on this path, or on reqwest's when it leaves this
@@ -132,8 +218,19 @@ impl Flow {
                 return Outcome::Parked;
             };
             match hop.advance() {
-                Step::Done(head, body) => {
+                Step::Done(mut head, body) => {
                     self.hop = None;
+                    let wait = self.stepwise.after_status(
+                        &self.method(),
+                        head.status,
+                        head.headers.get(RETRY_AFTER).map(|v| v.as_bytes()),
+                    );
+                    if self.retry_later(wait) {
+                        // The body was read (its connection is reused);
+                        // it is dropped here, never copied to Erlang.
+                        return Outcome::Parked;
+                    }
+                    head.meta = self.stepwise.meta();
                     let decode = tasks::compressed(self.t.accept, &head);
                     return match body {
                         Collected::Whole(body) if !decode && !self.heavy(&head, &body) => {
@@ -186,8 +283,24 @@ impl Flow {
                     self.hand_off();
                     return Outcome::Parked;
                 }
-                Step::Failed(e) => return Outcome::Error(e),
+                Step::Failed(e) => {
+                    self.hop = None;
+                    let wait = self.stepwise.after_error(&self.method(), &e);
+                    if self.retry_later(wait) {
+                        return Outcome::Parked;
+                    }
+                    return Outcome::Error(e);
+                }
             }
+        }
+    }
+
+    /// The method the request was made with (a redirect may change the
+    /// template's; retries go by the first).
+    fn method(&self) -> reqwest::Method {
+        match &self.retry {
+            Some(again) => again.first.method.clone(),
+            None => self.template.method.clone(),
         }
     }
 
@@ -205,14 +318,16 @@ impl Flow {
     /// The nearest deadline: the whole request's, or its hop's own.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let hop = self.hop.as_ref().and_then(|h| h.deadline());
-        match (self.deadline, hop) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let retry = self.retry.as_ref().and_then(|a| a.at);
+        [self.deadline, hop, retry].into_iter().flatten().min()
     }
 
     /// The error of a deadline that has passed, if one has.
     pub(crate) fn expired(&self, now: Instant) -> Option<Error> {
+        // Waiting between attempts: the attempt's own timeout is over.
+        if self.retry.as_ref().is_some_and(|a| a.at.is_some()) {
+            return None;
+        }
         if self.deadline.is_some_and(|d| d <= now) {
             return Some(Error::new(
                 Code::Timeout,

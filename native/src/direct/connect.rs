@@ -11,13 +11,15 @@ use super::Transport;
 use crate::error::{Code, Error};
 
 /// reqwest's words for a connect that failed.
-pub(super) fn refused(url: &str, e: impl std::fmt::Display) -> Error {
+pub(super) fn refused(url: &str, e: std::io::Error) -> Error {
+    let cause = crate::error::Cause::of(&e);
     Error::new(
         Code::Connect,
         format!(
             "error sending request for url ({url}): client error (Connect): tcp connect error: {e}"
         ),
     )
+    .with_cause(cause)
 }
 
 pub(super) fn start(addr: SocketAddr, transport: &Transport, url: &str) -> Result<Arc<Fd>, Error> {

@@ -614,7 +614,7 @@ fn sending(url: &str, e: &hyper::Error) -> Error {
     } else {
         Code::Request
     };
-    Error::new(code, reason)
+    Error::new(code, reason).with_cause(crate::error::Cause::of(e))
 }
 
 /// The longest wait `receive ... after` takes, in milliseconds.

@@ -195,7 +195,7 @@ impl Transport {
             && !c.http2_prior_knowledge
             && c.resolve.is_empty()
             && no_proxy_for_http(&c.proxy)
-            && c.resilience.is_inert();
+            && c.resilience.is_stepwise();
         if !plain {
             return None;
         }
@@ -455,7 +455,7 @@ fn template(
     spec: Spec,
     http: &reqwest::Client,
 ) -> Result<Option<Template>, crate::error::Error> {
-    if spec.upload || spec.response_body != BodyMode::Complete || !spec.resilience.is_empty() {
+    if spec.upload || spec.response_body != BodyMode::Complete {
         return Ok(None);
     }
     let checked = spec.checked?;
@@ -530,6 +530,7 @@ fn answer<'a>(
     reference: Term<'a>,
 ) -> Term<'a> {
     let decoding = flow.decoding();
+    let attempts = flow.attempts();
     match flow.advance() {
         Outcome::Reply(head, body) => {
             // Decoded here only when small (`call::DECODE_HERE`); larger
@@ -539,7 +540,7 @@ fn answer<'a>(
                 Err(err) => (atoms::error(), err).encode(env),
             }
         }
-        Outcome::Error(e) => (atoms::error(), e).encode(env),
+        Outcome::Error(e) => error_term(env, &e, attempts),
         Outcome::Again => {
             // This call used its share: let the scheduler run others.
             rustler::schedule::consume_timeslice(env, 100);
@@ -580,11 +581,27 @@ fn direct_req<'a>(
     let timeout = spec.timeout.or(t.timeout);
     let max_body = spec.max_body.unwrap_or(client.max_body());
     let decoding = spec.compose.decoding(client.compose());
+    // Retries are carried out here (the waits in the caller); hedging,
+    // timings and limits need the runtime's tasks.
+    let stepwise = match &spec.checked {
+        Ok(c) => match client.resilience().stepwise(&spec.resilience, &c.url) {
+            Some(s) => Some(s),
+            None => return fallback(),
+        },
+        Err(_) => None,
+    };
     match template(&t, spec, &http) {
         Ok(Some(tpl)) => {
+            let Some(stepwise) = stepwise else {
+                return fallback();
+            };
             let gate = Arc::new(tasks::Gate::new(env.pid(), reference, decoding));
-            let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
-            let flow = Flow::new(t, http, rt, gate, tpl, deadline, max_body);
+            let policy = call::Policy {
+                timeout,
+                max_body,
+                stepwise,
+            };
+            let flow = Flow::new(t, http, rt, gate, tpl, policy);
             Ok(answer(env, flow, None, reference))
         }
         Ok(None) => fallback(),
@@ -606,19 +623,45 @@ fn direct_poll<'a>(
     }
 }
 
-/// Called when the wait of `{wait, Call, Ms}` ran out: `{error, Err}` for
-/// the deadline that passed (the request is dropped), or `{wait, ...}`.
+/// Called when the wait of `{wait, Call, Ms}` ran out: the next attempt
+/// when a retry is due, `{error, Err}` for the deadline that passed (the
+/// request is dropped), or `{wait, ...}`.
 #[rustler::nif]
-fn direct_expire<'a>(env: Env<'a>, call: ResourceArc<Call>) -> NifResult<Term<'a>> {
+fn direct_expire<'a>(
+    env: Env<'a>,
+    call: ResourceArc<Call>,
+    reference: Term<'a>,
+) -> NifResult<Term<'a>> {
     let flow = call.flow.lock().ok().and_then(|mut s| s.take());
-    let Some(flow) = flow else {
+    let Some(mut flow) = flow else {
         return Err(rustler::Error::BadArg);
     };
-    match flow.expired(Instant::now()) {
+    let now = Instant::now();
+    if flow.retry_due(now) {
+        return Ok(answer(env, flow, Some(call), reference));
+    }
+    match flow.expire(now) {
         Some(e) => {
+            let attempts = flow.attempts();
             drop(flow);
-            Ok((atoms::error(), e).encode(env))
+            Ok(error_term(env, &e, attempts))
         }
         None => Ok(wait_term(env, flow, Some(call))),
     }
+}
+
+/// `{error, Err}`, with `attempts` when retries were on (as the runtime's
+/// `Plan::send_error` gives it).
+fn error_term<'a>(env: Env<'a>, e: &crate::error::Error, attempts: Option<u32>) -> Term<'a> {
+    let err = e.encode(env);
+    let err = match attempts {
+        Some(n) => err
+            .map_put(
+                crate::resilience::atoms::attempts().encode(env),
+                n.encode(env),
+            )
+            .unwrap_or(err),
+        None => err,
+    };
+    (atoms::error(), err).encode(env)
 }

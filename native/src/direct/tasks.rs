@@ -207,7 +207,7 @@ async fn connect_name(
     }
     Err(super::connect::refused(
         url,
-        last.map_or_else(|| "no addresses".to_owned(), |e| e.to_string()),
+        last.unwrap_or_else(|| std::io::Error::other("no addresses")),
     ))
 }
 

@@ -16,6 +16,7 @@
 pub mod hedge;
 pub mod limit;
 pub mod retry;
+pub mod stepwise;
 pub mod timings;
 
 use std::collections::HashMap;
@@ -103,10 +104,12 @@ impl ClientOptions {
             || key == atoms::max_in_flight_per_host()
     }
 
-    /// Whether requests of this client use nothing of this module unless
-    /// they ask: no default, no limit.
-    pub fn is_inert(&self) -> bool {
-        self.defaults.is_empty()
+    /// Whether requests of this client can be carried out by the
+    /// scheduler engine unless they ask for more: no limit, and no hedging
+    /// or timings by default (retries are: `stepwise.rs`).
+    pub fn is_stepwise(&self) -> bool {
+        self.defaults.hedge.flatten().is_none()
+            && self.defaults.timings != Some(true)
             && self.max_in_flight.is_none()
             && self.max_in_flight_per_host.is_none()
     }
@@ -374,10 +377,10 @@ impl Plan {
                         .get(reqwest::header::RETRY_AFTER)
                         .map(|v| v.as_bytes()),
                 )),
-                (Some(p), Err(e)) => p.classify(Outcome::Failed(
-                    Error::from_reqwest(e).code(),
-                    crate::error::Cause::of(e),
-                )),
+                (Some(p), Err(e)) => {
+                    let e = Error::from_reqwest(e);
+                    p.classify(Outcome::Failed(e.code(), e.cause()))
+                }
                 (None, _) => Verdict::Done,
             };
             let (policy, next, after) = match (&self.retry, spare, verdict) {
