@@ -11,7 +11,8 @@
 -compile([export_all, nowarn_export_all]).
 
 all() ->
-    [{group, parity}, {group, placement}, {group, scheduler}, {group, runtime}].
+    [{group, parity}, {group, placement}, {group, scheduler}, {group, runtime},
+     {group, divergences}].
 
 groups() ->
     [{parity, [parallel], [query_pairs, json_body, form_body, basic_and_bearer_auth,
@@ -22,6 +23,10 @@ groups() ->
                       large_decoded_bodies_leave_the_scheduler,
                       retried_requests_take_the_scheduler_engine,
                       client_info_counts_scheduler_requests]},
+     %% Where the two engines answered differently (issue 31, "Why").
+     {divergences, [], [https_proxy_from_the_environment_is_honoured,
+                        connect_goes_out_in_authority_form,
+                        timeout_zero_fails_at_once_on_both_engines]},
      {scheduler, [], retry_cases()},
      {runtime, [], retry_cases()}].
 
@@ -409,3 +414,63 @@ client_info_counts_scheduler_requests(_Config) ->
     after
         erqwest_test_server:stop(S)
     end.
+
+%%% divergences
+
+https_proxy_from_the_environment_is_honoured(_Config) ->
+    %% A "proxy" that records the CONNECT and refuses it: both engines
+    %% must go through it for an HTTPS URL when HTTPS_PROXY says so. The
+    %% variable is read from the OS environment (os:putenv does not reach
+    %% it), so the requests run in a VM started with it.
+    {ok, P} = erqwest_test_server:start(fun(_) -> {403, [], <<"no">>} end),
+    try
+        Paths = lists:append([["-pa", D] || D <- code:get_path()]),
+        {ok, Peer, _} = peer:start_link(#{connection => standard_io, args => Paths,
+                                       env => [{"HTTPS_PROXY", binary_to_list(url(P, ""))}]}),
+        try
+            {Scheduler, Runtime} = peer:call(Peer, ?MODULE, proxied_requests, [], 20000),
+            ?assertMatch({error, #{code := _}}, Scheduler),
+            ?assertEqual(Runtime, Scheduler)
+        after
+            peer:stop(Peer)
+        end,
+        ?assertMatch([#{method := <<"CONNECT">>, path := <<"127.0.0.1:9">>},
+                      #{method := <<"CONNECT">>, path := <<"127.0.0.1:9">>}],
+                     erqwest_test_server:requests(P))
+    after
+        erqwest_test_server:stop(P)
+    end.
+
+%% Run in the peer VM of the case above.
+proxied_requests() ->
+    {ok, _} = application:ensure_all_started(erqwest),
+    C = erqwest:make_client(#{retry => false}),
+    Target = <<"https://127.0.0.1:9/">>,
+    {erqwest:get(C, Target), via_runtime(C, #{method => get, url => Target})}.
+
+connect_goes_out_in_authority_form(_Config) ->
+    with_server(fun(S) ->
+        C = erqwest:make_client(),
+        Port = integer_to_binary(erqwest_test_server:port(S)),
+        _ = same(C, S, #{method => connect, url => url(S, "/some/path")}),
+        [#{method := <<"CONNECT">>, path := Path} | _] =
+            lists:reverse(erqwest_test_server:requests(S)),
+        ?assertEqual(<<"127.0.0.1:", Port/binary>>, Path)
+    end).
+
+timeout_zero_fails_at_once_on_both_engines(_Config) ->
+    with_server(fun(S) ->
+        Reason = <<"error sending request for url (", (url(S, "/z"))/binary,
+                   "): operation timed out">>,
+        Want = {error, #{code => timeout, reason => Reason}},
+        C = erqwest:make_client(),
+        [?assertEqual(Want, R) || _ <- lists:seq(1, 20),
+                                  R <- [erqwest:get(C, url(S, "/z"), #{timeout => 0}),
+                                        via_runtime(C, #{method => get, url => url(S, "/z"),
+                                                         timeout => 0})]],
+        %% A client's timeout of 0 too.
+        C0 = erqwest:make_client(#{timeout => 0}),
+        ?assertEqual(Want, erqwest:get(C0, url(S, "/z#frag"))),
+        ?assertEqual(Want, via_runtime(C0, #{method => get, url => url(S, "/z")})),
+        ?assertEqual([], erqwest_test_server:requests(S))
+    end).

@@ -29,6 +29,8 @@ pub struct Client {
     direct: Option<Arc<crate::direct::Transport>>,
     /// The requests' default `max_body`.
     max_body: MaxBody,
+    /// The client's `timeout` (reqwest has its own copy).
+    timeout: Option<Duration>,
 }
 
 #[rustler::resource_impl]
@@ -52,6 +54,11 @@ impl Client {
     /// The direct transport (direct/), if this client has one.
     pub fn direct(&self) -> Option<Arc<crate::direct::Transport>> {
         self.direct.clone()
+    }
+
+    /// A request's `timeout`, the client's when it has none.
+    pub(crate) fn timeout_of(&self, request: Option<Duration>) -> Option<Duration> {
+        request.or(self.timeout)
     }
 
     /// The most a complete response body may hold, unless a request says.
@@ -434,6 +441,7 @@ fn make_client<'a>(
     let mut config = ClientConfig::decode(opts)?;
     let compose = std::mem::take(&mut config.compose);
     let max_body = config.max_body;
+    let timeout = config.timeout;
     let resilience = crate::resilience::ClientState::new(&config.resilience);
     let direct = crate::direct::Transport::for_config(&config, handle.clone()).map(Arc::new);
     // Some reqwest internals (the system proxy lookup) expect a runtime context.
@@ -446,6 +454,7 @@ fn make_client<'a>(
             resilience,
             direct,
             max_body,
+            timeout,
         })
         .encode(env)),
         Err(reason) => Ok((atoms::error(), reason.as_bytes().encode_binary(env)).encode(env)),

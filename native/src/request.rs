@@ -157,6 +157,18 @@ fn check(
     })
 }
 
+/// `timeout => 0`: the request fails at once, nothing sent, whichever
+/// engine would take it (tokio's timer let a fast answer through before
+/// its first tick, so it used to succeed now and then).
+pub(crate) fn timed_out_at_once(url: &reqwest::Url) -> Error {
+    let mut url = url.clone();
+    url.set_fragment(None);
+    Error::new(
+        Code::Timeout,
+        format!("error sending request for url ({url}): operation timed out"),
+    )
+}
+
 pub(crate) fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| Error::new(Code::Url, "URL is not valid UTF-8"))?;
@@ -224,6 +236,9 @@ fn start<'a>(
     let http = client.get().ok_or(NifError::BadArg)?;
     let mut spec = Spec::decode_for(opts, client.compose())?;
     spec.max_body = Some(spec.max_body.unwrap_or(client.max_body()));
+    if client.timeout_of(spec.timeout) == Some(Duration::ZERO) {
+        spec.checked = spec.checked.and_then(|c| Err(timed_out_at_once(&c.url)));
+    }
     let rt = client
         .runtime()
         .handle()

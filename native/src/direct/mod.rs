@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::Method;
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::atoms;
@@ -234,7 +235,10 @@ impl Transport {
             timeout: c.timeout,
             connect_timeout: c.connect_timeout,
             read_timeout: c.read_timeout,
-            tls: tls::config_for(c),
+            // HTTPS through a proxy of the environment is reqwest's.
+            tls: no_proxy_for_https(&c.proxy)
+                .then(|| tls::config_for(c))
+                .flatten(),
             origins: Mutex::default(),
         })
     }
@@ -426,10 +430,20 @@ async fn reap(t: std::sync::Weak<Transport>, timeout: Duration) {
 /// reqwest's system proxy on Linux is the environment's: a client that
 /// may find one there goes through reqwest.
 fn no_proxy_for_http(p: &ProxyConfig) -> bool {
+    no_system_proxy(p, &["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"])
+}
+
+/// The same for HTTPS, which `HTTPS_PROXY` (and `ALL_PROXY`) send through
+/// a proxy too; such a client's HTTPS requests go to reqwest.
+fn no_proxy_for_https(p: &ProxyConfig) -> bool {
+    no_system_proxy(p, &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"])
+}
+
+fn no_system_proxy(p: &ProxyConfig, vars: &[&str]) -> bool {
     match p {
         ProxyConfig::NoProxy => true,
         ProxyConfig::Rules(_) => false,
-        ProxyConfig::System => ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+        ProxyConfig::System => vars
             .iter()
             .all(|k| std::env::var_os(k).is_none_or(|v| v.is_empty())),
     }
@@ -455,7 +469,9 @@ fn template(
     spec: Spec,
     http: &reqwest::Client,
 ) -> Result<Option<Template>, crate::error::Error> {
-    if spec.upload || spec.response_body != BodyMode::Complete {
+    // CONNECT's target is an authority, which hyper's client takes from
+    // reqwest's builder only: such requests are reqwest's.
+    if spec.upload || spec.response_body != BodyMode::Complete || spec.method == Method::CONNECT {
         return Ok(None);
     }
     let checked = spec.checked?;
@@ -579,6 +595,12 @@ fn direct_req<'a>(
     }
     let spec = Spec::decode_for(opts, client.compose())?;
     let timeout = spec.timeout.or(t.timeout);
+    if timeout == Some(Duration::ZERO) {
+        if let Ok(c) = &spec.checked {
+            let e = crate::request::timed_out_at_once(&c.url);
+            return Ok((atoms::error(), e).encode(env));
+        }
+    }
     let max_body = spec.max_body.unwrap_or(client.max_body());
     let decoding = spec.compose.decoding(client.compose());
     // Retries are carried out here (the waits in the caller); hedging,
