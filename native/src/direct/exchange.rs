@@ -23,6 +23,12 @@ use crate::reply::Head;
 const READ_PER_CALL: usize = 128 * 1024;
 const TIME_PER_CALL: Duration = Duration::from_micros(200);
 
+/// Passes in a row that one call makes without a body frame before it
+/// lets the scheduler go: a bound for a hyper that keeps waking itself
+/// without moving (each pass that brings a frame is bounded by the
+/// call's bytes and time instead).
+const IDLE_PASSES: u32 = 64;
+
 /// What a runtime task reading a large body takes per turn before it
 /// lets the worker's other tasks go (`bulk.rs`).
 const BULK_PER_TURN: usize = 1024 * 1024;
@@ -285,6 +291,7 @@ impl Exchange {
         let waker = Waker::from(self.flag.clone());
         let mut cx = Context::from_waker(&waker);
         let mut read = 0usize;
+        let mut frames = 0usize;
         let started = Instant::now();
         // A call after the first comes after a select, or to go on with a
         // body: it reads what the socket has got since. (The first follows
@@ -296,9 +303,13 @@ impl Exchange {
             c.wants.begin_call();
         }
         self.polled = true;
-        // Each pass either moves or returns; the bound is for a hyper that
-        // kept waking itself without moving.
-        for _ in 0..64 {
+        // A pass that was woken goes on to the next. hyper's HTTP/1 body
+        // hands over one frame per pass (its channel takes one at a time),
+        // so passes that bring a frame are bounded by the call's bytes and
+        // time (below); passes that bring none, by [`IDLE_PASSES`].
+        let mut idle = 0;
+        loop {
+            let frames_before = frames;
             if let Some(c) = &self.conn {
                 c.wants.clear();
             }
@@ -397,6 +408,7 @@ impl Exchange {
                     }
                     match std::pin::Pin::new(&mut body).poll_frame(&mut cx) {
                         Poll::Ready(Some(Ok(frame))) => {
+                            frames += 1;
                             if let Ok(data) = frame.into_data() {
                                 read += data.len();
                                 parts.push(data);
@@ -456,7 +468,15 @@ impl Exchange {
             if self.flag.take() || !alive {
                 // Woken, or the connection ended with the request pending:
                 // the response future has the reason on the next pass.
-                continue;
+                idle = if frames > frames_before { 0 } else { idle + 1 };
+                if idle < IDLE_PASSES {
+                    continue;
+                }
+                // hyper kept waking itself without handing over anything:
+                // it may still hold bytes it read (a body in many small
+                // chunks), which no readiness of the socket would announce,
+                // so the next call goes on rather than waits.
+                return Step::Again;
             }
             if self.conn.as_ref().is_some_and(|c| c.wants.spent()) {
                 // The socket may hold more than this call could read.
@@ -470,7 +490,6 @@ impl Exchange {
                 .unwrap_or(Interest::Read);
             return self.wait(interest);
         }
-        self.wait(Interest::Read)
     }
 
     /// Whether the rest of this body is read on the runtime: a large body
