@@ -38,9 +38,8 @@ const BULK_TIME_PER_TURN: Duration = Duration::from_millis(1);
 pub(crate) type Follows = fn(&Transport, u16, &reqwest::header::HeaderMap, &str) -> bool;
 
 /// What a connect on the runtime gives: a socket (with its TLS session
-/// for HTTPS), or `None` when the request is reqwest's after all (the
-/// handshake failed).
-pub(crate) type Connected = oneshot::Receiver<Result<Option<Link>, Error>>;
+/// for HTTPS), or the error that ended the connect or the handshake.
+pub(crate) type Connected = oneshot::Receiver<Result<Link, Error>>;
 
 pub(crate) struct Link {
     pub(crate) stream: std::net::TcpStream,
@@ -319,8 +318,7 @@ impl Exchange {
             };
             match std::mem::replace(&mut self.stage, Stage::Done) {
                 Stage::Resolving(mut rx) => match rx.try_recv() {
-                    Ok(Ok(None)) => return Step::Handoff,
-                    Ok(Ok(Some(link))) => match Fd::new(link.stream) {
+                    Ok(Ok(link)) => match Fd::new(link.stream) {
                         Some(fd) => match handshake(Arc::new(fd), link.tls, link.h2) {
                             Ok(Some(conn)) => {
                                 self.send_on(conn);
