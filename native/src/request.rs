@@ -9,7 +9,7 @@
 pub(crate) mod build;
 mod task;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -190,6 +190,10 @@ pub struct Handle {
     progress: Arc<Progress>,
     upload: bool,
     download: bool,
+    /// Set by `finish_send`: the body is complete, so a later `send` or
+    /// `finish_send` is a mistake (the task ignores them, and a caller
+    /// waiting for their answer would wait for ever).
+    send_finished: AtomicBool,
 }
 
 #[rustler::resource_impl]
@@ -229,6 +233,7 @@ fn start<'a>(
         progress: progress.clone(),
         upload: spec.upload,
         download: spec.response_body == BodyMode::Stream,
+        send_finished: AtomicBool::new(false),
     });
     if env.monitor(&handle, &pid).is_none() {
         // Already dead: run the request to its cancellation all the same,
@@ -269,7 +274,7 @@ fn req_dirty<'a>(
 }
 
 fn queue_send(handle: &Handle, data: Term) -> NifResult<Atom> {
-    if !handle.upload {
+    if !handle.upload || handle.send_finished.load(Ordering::Acquire) {
         return Err(NifError::BadArg);
     }
     let bytes = bytes_from_iodata(data).ok_or(NifError::BadArg)?;
@@ -281,7 +286,7 @@ fn queue_send(handle: &Handle, data: Term) -> NifResult<Atom> {
 }
 
 /// Queues a chunk of a streamed body: `ok`, or `finished` when the request
-/// no longer takes a body.
+/// no longer takes a body; `badarg` after `finish_send`.
 #[rustler::nif]
 fn send(handle: ResourceArc<Handle>, data: Term) -> NifResult<Atom> {
     queue_send(&handle, data)
@@ -292,9 +297,11 @@ fn send_dirty(handle: ResourceArc<Handle>, data: Term) -> NifResult<Atom> {
     queue_send(&handle, data)
 }
 
+/// Ends a streamed body: `ok`, or `finished` when the request no longer
+/// takes a body. Only once: a second call raises `badarg`.
 #[rustler::nif]
 fn finish_send(handle: ResourceArc<Handle>) -> NifResult<Atom> {
-    if !handle.upload {
+    if !handle.upload || handle.send_finished.swap(true, Ordering::AcqRel) {
         return Err(NifError::BadArg);
     }
     if handle.progress.upload_closed() {
