@@ -160,7 +160,9 @@ pub(crate) fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
     let too_long = |n: usize| {
         Error::new(
             Code::Url,
-            format!("URL is too long: {n} bytes, where a request's URL holds at most {MAX_URL_LEN}"),
+            format!(
+                "URL is too long: {n} bytes, where a request's URL holds at most {MAX_URL_LEN}"
+            ),
         )
     };
     if bytes.len() > MAX_URL_LEN {
@@ -403,7 +405,9 @@ mod tests {
         };
         assert!(parse_url(&url(MAX_URL_LEN)).is_ok());
         for len in [MAX_URL_LEN + 1, 1 << 20] {
-            let e = parse_url(&url(len)).err().map(|e| (e.code(), e.reason().len() < 200));
+            let e = parse_url(&url(len))
+                .err()
+                .map(|e| (e.code(), e.reason().len() < 200));
             assert_eq!(e, Some((Code::Url, true)), "{len}");
         }
         // Grown past the limit by parsing: a space in the path is

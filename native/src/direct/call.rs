@@ -220,9 +220,9 @@ impl Drop for Flow {
 
 fn follows(t: &Transport, status: u16, headers: &HeaderMap, url: &str) -> bool {
     redirect::may_follow(t.redirects, status)
-        && headers.get(LOCATION).is_some_and(|l| {
-            Url::parse(url).is_ok_and(|u| redirect::resolve(&u, l).is_some())
-        })
+        && headers
+            .get(LOCATION)
+            .is_some_and(|l| Url::parse(url).is_ok_and(|u| redirect::resolve(&u, l).is_some()))
 }
 
 /// A hop as hyper takes it, with its target in both forms (see
