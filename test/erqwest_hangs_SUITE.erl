@@ -13,7 +13,7 @@
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1]).
 -export([chunked_63_small_chunks_in_one_read/1, chunked_chunk_counts_around_the_pass_bound/1,
-         chunked_million_tiny_chunks/1,
+         chunked_million_tiny_chunks/1, chunked_small_chunks_over_tls/1,
          tls_non_tls_answer_to_client_hello/1, tls_alert_answer_to_client_hello/1,
          tls_close_at_accept/1,
          send_after_finish_send_raises_badarg/1,
@@ -29,7 +29,8 @@ all() ->
 groups() ->
     [{chunked, [], [chunked_63_small_chunks_in_one_read,
                     chunked_chunk_counts_around_the_pass_bound,
-                    chunked_million_tiny_chunks]},
+                    chunked_million_tiny_chunks,
+                    chunked_small_chunks_over_tls]},
      {tls, [], [tls_non_tls_answer_to_client_hello, tls_alert_answer_to_client_hello,
                 tls_close_at_accept]},
      {upload, [], [send_after_finish_send_raises_badarg]},
@@ -191,6 +192,22 @@ chunked_million_tiny_chunks(_Config) ->
         ?assert(DMs < ?BOUND),
         ?assert(RMs < ?BOUND)
     after stop(Srv) end.
+
+%% The same over HTTPS (HTTP/1.1), where the records are decrypted in the
+%% same calls.
+chunked_small_chunks_over_tls(Config) ->
+    Certs = erqwest_test_certs:make(filename:join(?config(priv_dir, Config), "certs")),
+    #{server_cert := Cert, server_key := Key, ca := Ca} = Certs,
+    {ok, S} = erqwest_test_server:start(fun(_) -> {raw, tiny_chunks(5000)} end,
+                                        #{tls => [{certfile, Cert}, {keyfile, Key},
+                                                  {alpn_preferred_protocols, [<<"http/1.1">>]}]}),
+    try
+        C = erqwest:make_client(#{additional_root_certs => [erqwest_test_certs:der(Ca)]}),
+        Expected = {ok, 200, binary:copy(<<"x">>, 5000)},
+        [{D, _}, {R, _}] = both(C, #{method => get, url => erqwest_test_server:url(S, "/")}),
+        ?assertEqual(Expected, shape(D)),
+        ?assertEqual(Expected, shape(R))
+    after erqwest_test_server:stop(S) end.
 
 %%% tls
 
