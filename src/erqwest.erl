@@ -335,7 +335,8 @@ patch(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => patch}).
 
 %% @doc Sends a chunk of a streamed request body, blocking while the
 %% connection cannot take more. `{reply, Resp}' when the server answered
-%% early. Raises `badarg' once the request takes no more body.
+%% early. Raises `badarg' once the request takes no more body: after
+%% `finish_send/1', or after the final answer.
 -spec send(handle(), iodata()) -> ok | {reply, resp()} | {error, err()}.
 send(#sync_handle{handle = Handle} = H, Data) ->
     owner(H),
@@ -360,6 +361,8 @@ send(#sync_handle{handle = Handle} = H, Data) ->
     end.
 
 %% @doc Completes a streamed request body and waits for the response.
+%% Raises `badarg' when called again, or after the final answer (with
+%% `response_body => stream' the body is still read with {@link read/2}).
 -spec finish_send(handle()) -> {ok, resp()} | {error, err()}.
 finish_send(#sync_handle{handle = Handle} = H) ->
     owner(H),

@@ -56,7 +56,8 @@ req(Client, Pid, Ref, Opts) ->
     end.
 
 %% @doc Streams a chunk of the request body; see the module doc for the
-%% messages that answer it.
+%% messages that answer it. Raises `badarg' after {@link finish_send/1}
+%% (and for a request made without `body => stream').
 -spec send(handle(), iodata()) -> ok.
 send(Handle, Data) when is_binary(Data) ->
     _ = erqwest_nif:send(Handle, Data),
@@ -66,6 +67,7 @@ send(Handle, Data) ->
     ok.
 
 %% @doc Completes the request body; the next message is `reply' or `error'.
+%% Raises `badarg' when called a second time.
 -spec finish_send(handle()) -> ok.
 finish_send(Handle) ->
     _ = erqwest_nif:finish_send(Handle),

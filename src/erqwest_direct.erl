@@ -8,8 +8,8 @@
 %% the socket is ready (`{select, _, Ref, _}'); the next NIF call reads the
 %% response. No tokio thread takes part, unless a body must be decoded, a
 %% name looked up or a TLS handshake done (then a runtime task wakes this
-%% process), or the request is handed to reqwest after all (the server
-%% chose HTTP/2, a handshake failed): then a runtime task answers with the usual
+%% process), or the request is handed to reqwest after all (an HTTP/2
+%% origin's connection is busy): then a runtime task answers with the usual
 %% `{erqwest_response, Ref, ...}' message. Everything else answers
 %% `fallback' and goes through `erqwest_async'.
 -module(erqwest_direct).

@@ -75,6 +75,18 @@ defmodule Erqwest.AsyncTest do
     assert [%{method: "PUT", complete: true}] = Server.requests(s)
   end
 
+  test "write/2 and a second finish/1 after finish/1 raise ArgumentError", %{client: c} do
+    s = Server.start(fn _ -> {200, [], "done"} end)
+    ref = make_ref()
+    handle = Async.request(c, self(), ref, method: :put, url: Server.url(s), body: :stream)
+    assert Async.await(ref) == :next
+    assert Async.finish(handle) == :ok
+    assert {:reply, %Response{status: 200, body: "done"}} = Async.await(ref)
+    assert_raise ArgumentError, fn -> Async.write(handle, "late") end
+    assert_raise ArgumentError, fn -> Async.finish(handle) end
+    assert Async.await(ref, 100) == :timeout
+  end
+
   test "a streamed response: reply without body, then chunk and fin", %{client: c} do
     data = :binary.copy("d", 300_000)
     s = Server.start(Server.reply(200, data))

@@ -286,6 +286,25 @@ defmodule Erqwest.StreamTest do
       assert Enum.join(body) == "ababab"
     end
 
+    test "write/2 and finish/1 after finish/1 raise at once; the streamed body still reads",
+         %{client: c} do
+      # Issue 28, case 3: the write waited for ever. In a task, so that a
+      # regression fails here instead of hanging the run.
+      s = Server.start(fn _ -> {200, [{"connection", "close"}], "answer"} end)
+
+      task =
+        Task.async(fn ->
+          up = Erqwest.post!(c, Server.url(s), body: :stream, response_body: :stream)
+          :ok = Upload.write(up, "Data")
+          %Response{status: 200, body: body} = Upload.finish!(up)
+          assert_raise ArgumentError, ~r/request is over/, fn -> Upload.write(up, "fail") end
+          assert_raise ArgumentError, ~r/request is over/, fn -> Upload.finish(up) end
+          Enum.join(body)
+        end)
+
+      assert (Task.yield(task, 10_000) || Task.shutdown(task)) == {:ok, "answer"}
+    end
+
     test "finish! raises Erqwest.Error", %{client: c} do
       s = Server.start(fn _ -> {:custom, fn _sock, _req -> :close end} end, %{read_body: false})
       up = Erqwest.post!(c, Server.url(s), body: :stream)

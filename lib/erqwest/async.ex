@@ -84,7 +84,7 @@ defmodule Erqwest.Async do
 
   @doc """
   Sends a chunk of a streamed request body (after a `:next`); answered by
-  `:next`, `:reply` or `:error`.
+  `:next`, `:reply` or `:error`. Raises `ArgumentError` after `finish/1`.
 
       :ok = Erqwest.Async.write(handle, "some bytes")
   """
@@ -92,7 +92,8 @@ defmodule Erqwest.Async do
   def write(handle, data), do: :erqwest_async.send(handle, data)
 
   @doc """
-  Ends a streamed request body; answered by `:reply` or `:error`.
+  Ends a streamed request body; answered by `:reply` or `:error`. Raises
+  `ArgumentError` when called a second time.
   """
   @spec finish(handle()) :: :ok
   def finish(handle), do: :erqwest_async.finish_send(handle)

@@ -6,8 +6,10 @@ defmodule Erqwest.Error do
 
     * `:timeout` — a timeout passed
     * `:redirect` — too many redirects, or a redirect loop
-    * `:url` — the URL does not parse or has an unsupported scheme
-    * `:connect` — the connection was refused or the host was not found
+    * `:url` — the URL does not parse, has an unsupported scheme, or is over
+      65,534 bytes
+    * `:connect` — the connection was refused, the host was not found, or
+      the TLS handshake failed
     * `:request` — the request could not be sent (a bad header, a body
       that is not iodata)
     * `:body` — the body was cut off

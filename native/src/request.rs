@@ -9,7 +9,7 @@
 pub(crate) mod build;
 mod task;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,11 +169,32 @@ pub(crate) fn timed_out_at_once(url: &reqwest::Url) -> Error {
     )
 }
 
+/// The longest URL a request can go to: http's `Uri`, which reqwest
+/// makes of every URL (and hyper sends), holds at most `u16::MAX - 1`
+/// bytes. A longer one failed later as reqwest's "builder error".
+pub(crate) const MAX_URL_LEN: usize = u16::MAX as usize - 1;
+
 pub(crate) fn parse_url(bytes: &[u8]) -> Result<reqwest::Url, Error> {
+    let too_long = |n: usize| {
+        Error::new(
+            Code::Url,
+            format!(
+                "URL is too long: {n} bytes, where a request's URL holds at most {MAX_URL_LEN}"
+            ),
+        )
+    };
+    if bytes.len() > MAX_URL_LEN {
+        // Not repeated in the reason: it could be megabytes.
+        return Err(too_long(bytes.len()));
+    }
     let text =
         std::str::from_utf8(bytes).map_err(|_| Error::new(Code::Url, "URL is not valid UTF-8"))?;
     let url =
         reqwest::Url::parse(text).map_err(|e| Error::new(Code::Url, format!("{e}: {text}")))?;
+    // Parsing may make it longer (percent-encoding, a "/" added).
+    if url.as_str().len() > MAX_URL_LEN {
+        return Err(too_long(url.as_str().len()));
+    }
     match url.scheme() {
         "http" | "https" => Ok(url),
         other => Err(Error::new(
@@ -208,6 +229,10 @@ pub struct Handle {
     progress: Arc<Progress>,
     upload: bool,
     download: bool,
+    /// Set by `finish_send`: the body is complete, so a later `send` or
+    /// `finish_send` is a mistake (the task ignores them, and a caller
+    /// waiting for their answer would wait for ever).
+    send_finished: AtomicBool,
 }
 
 #[rustler::resource_impl]
@@ -251,6 +276,7 @@ fn start<'a>(
         progress: progress.clone(),
         upload: spec.upload,
         download: spec.response_body == BodyMode::Stream,
+        send_finished: AtomicBool::new(false),
     });
     if env.monitor(&handle, &pid).is_none() {
         // Already dead: run the request to its cancellation all the same,
@@ -291,7 +317,7 @@ fn req_dirty<'a>(
 }
 
 fn queue_send(handle: &Handle, data: Term) -> NifResult<Atom> {
-    if !handle.upload {
+    if !handle.upload || handle.send_finished.load(Ordering::Acquire) {
         return Err(NifError::BadArg);
     }
     let bytes = bytes_from_iodata(data).ok_or(NifError::BadArg)?;
@@ -303,7 +329,7 @@ fn queue_send(handle: &Handle, data: Term) -> NifResult<Atom> {
 }
 
 /// Queues a chunk of a streamed body: `ok`, or `finished` when the request
-/// no longer takes a body.
+/// no longer takes a body; `badarg` after `finish_send`.
 #[rustler::nif]
 fn send(handle: ResourceArc<Handle>, data: Term) -> NifResult<Atom> {
     queue_send(&handle, data)
@@ -314,9 +340,11 @@ fn send_dirty(handle: ResourceArc<Handle>, data: Term) -> NifResult<Atom> {
     queue_send(&handle, data)
 }
 
+/// Ends a streamed body: `ok`, or `finished` when the request no longer
+/// takes a body. Only once: a second call raises `badarg`.
 #[rustler::nif]
 fn finish_send(handle: ResourceArc<Handle>) -> NifResult<Atom> {
-    if !handle.upload {
+    if !handle.upload || handle.send_finished.swap(true, Ordering::AcqRel) {
         return Err(NifError::BadArg);
     }
     if handle.progress.upload_closed() {
@@ -388,5 +416,26 @@ mod tests {
             Err(Code::Url)
         );
         assert_eq!(parse_url(b"ftp://h/").map_err(|e| e.code()), Err(Code::Url));
+    }
+
+    #[test]
+    fn a_url_longer_than_a_uri_holds_is_a_url_error() {
+        let url = |len: usize| {
+            let mut u = b"http://h/".to_vec();
+            u.resize(len, b'a');
+            u
+        };
+        assert!(parse_url(&url(MAX_URL_LEN)).is_ok());
+        for len in [MAX_URL_LEN + 1, 1 << 20] {
+            let e = parse_url(&url(len))
+                .err()
+                .map(|e| (e.code(), e.reason().len() < 200));
+            assert_eq!(e, Some((Code::Url, true)), "{len}");
+        }
+        // Grown past the limit by parsing: a space in the path is
+        // percent-encoded.
+        let mut spaced = url(MAX_URL_LEN - 1);
+        spaced[10] = b' ';
+        assert_eq!(parse_url(&spaced).map_err(|e| e.code()), Err(Code::Url));
     }
 }

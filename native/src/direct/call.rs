@@ -61,6 +61,8 @@ pub(crate) struct Flow {
     /// `template`), its `timeout` (each attempt's own, as on the runtime),
     /// and when the next attempt is due.
     retry: Option<Box<Again>>,
+    /// A hop that could not start: the answer at the next `advance`.
+    failed: Option<Error>,
 }
 
 /// What the layers above the engine decided for the request: its
@@ -118,6 +120,7 @@ impl Flow {
             max_body,
             stepwise,
             retry,
+            failed: None,
         };
         flow.stepwise.attempt();
         flow.start_hop();
@@ -180,7 +183,13 @@ impl Flow {
         match self.t.route(&self.template.url) {
             Some(route) => {
                 let headers = self.chain.hop_headers(&self.template);
-                let (req, forms) = hop_request(&self.template, headers);
+                let (req, forms) = match hop_request(&self.template, headers) {
+                    Ok(hop) => hop,
+                    Err(e) => {
+                        self.failed = Some(e);
+                        return;
+                    }
+                };
                 self.hop = Some(Exchange::start(
                     self.t.clone(),
                     route,
@@ -214,6 +223,9 @@ impl Flow {
 
     pub(crate) fn advance(&mut self) -> Outcome {
         loop {
+            if let Some(e) = self.failed.take() {
+                return Outcome::Error(e);
+            }
             let Some(hop) = &mut self.hop else {
                 return Outcome::Parked;
             };
@@ -258,6 +270,7 @@ impl Flow {
                         &head.headers,
                         &mut self.template,
                     ) {
+                        // (`failed` is seen at the top of the loop.)
                         Next::Follow => self.start_hop(),
                         // `follows` said it would be followed.
                         Next::Stop => return Outcome::Reply(head, Bytes::new()),
@@ -355,8 +368,7 @@ fn follows(t: &Transport, status: u16, headers: &HeaderMap, url: &str) -> bool {
     redirect::may_follow(t.redirects, status)
         && headers
             .get(LOCATION)
-            .and_then(|l| std::str::from_utf8(l.as_bytes()).ok())
-            .is_some_and(|l| Url::parse(url).is_ok_and(|u| u.join(l).is_ok()))
+            .is_some_and(|l| Url::parse(url).is_ok_and(|u| redirect::resolve(&u, l).is_some()))
 }
 
 /// A hop as hyper takes it, with its target in both forms (see
@@ -364,7 +376,9 @@ fn follows(t: &Transport, status: u16, headers: &HeaderMap, url: &str) -> bool {
 ///
 /// The authority and the target are slices of the URL as it is written
 /// (`host[:port]` without credentials, `path[?query]`), each parsed once.
-fn hop_request(t: &Template, headers: HeaderMap) -> (hyper::Request<Body>, Forms) {
+/// A URL they do not make a valid target of (none that `parse_url` or
+/// `redirect::resolve` let through) is an error: never another target.
+fn hop_request(t: &Template, headers: HeaderMap) -> Result<(hyper::Request<Body>, Forms), Error> {
     let authority = &t.url[Position::BeforeHost..Position::AfterPort];
     let target = &t.url[Position::BeforePath..Position::AfterQuery];
     let host = if headers.contains_key(HOST) {
@@ -372,15 +386,19 @@ fn hop_request(t: &Template, headers: HeaderMap) -> (hyper::Request<Body>, Forms
     } else {
         HeaderValue::from_str(authority).ok()
     };
-    // A parsed URL's path and query always make a valid target, and its
-    // scheme, host and port a valid URI.
-    let pq = PathAndQuery::from_str(target).unwrap_or_else(|_| PathAndQuery::from_static("/"));
+    let invalid = |e: &dyn std::fmt::Display| {
+        Error::new(
+            Code::Url,
+            format!("URL is not a valid request target ({e}): {}", t.url),
+        )
+    };
+    let pq = PathAndQuery::from_str(target).map_err(|e| invalid(&e))?;
     let absolute = hyper::Uri::builder()
         .scheme(t.url.scheme())
         .authority(authority)
         .path_and_query(pq.clone())
         .build()
-        .unwrap_or_default();
+        .map_err(|e| invalid(&e))?;
     let forms = Forms {
         absolute,
         origin: hyper::Uri::from(pq),
@@ -389,7 +407,7 @@ fn hop_request(t: &Template, headers: HeaderMap) -> (hyper::Request<Body>, Forms
     let mut req = hyper::Request::new(Body::new(t.body.clone().unwrap_or_default()));
     *req.method_mut() = t.method.clone();
     *req.headers_mut() = headers;
-    (req, forms)
+    Ok((req, forms))
 }
 
 #[cfg(test)]
@@ -404,7 +422,7 @@ mod tests {
             headers: HeaderMap::new(),
             body: None,
         };
-        hop_request(&t, headers).1
+        hop_request(&t, headers).expect("hop").1
     }
 
     #[test]
@@ -427,6 +445,18 @@ mod tests {
             f.host.as_ref().map(|h| h.as_bytes()),
             Some(&b"example.com"[..])
         );
+    }
+
+    #[test]
+    fn a_target_too_long_is_an_error_not_another_target() {
+        let t = Template {
+            method: Method::GET,
+            url: Url::parse(&format!("http://h/{}", "a".repeat(70000))).expect("url"),
+            headers: HeaderMap::new(),
+            body: None,
+        };
+        let e = hop_request(&t, HeaderMap::new()).err().map(|e| e.code());
+        assert_eq!(e, Some(Code::Url));
     }
 
     #[test]

@@ -24,6 +24,12 @@ use crate::reply::Head;
 const READ_PER_CALL: usize = 128 * 1024;
 const TIME_PER_CALL: Duration = Duration::from_micros(200);
 
+/// Passes in a row that one call makes without a body frame before it
+/// lets the scheduler go: a bound for a hyper that keeps waking itself
+/// without moving (each pass that brings a frame is bounded by the
+/// call's bytes and time instead).
+const IDLE_PASSES: u32 = 64;
+
 /// What a runtime task reading a large body takes per turn before it
 /// lets the worker's other tasks go (`bulk.rs`).
 const BULK_PER_TURN: usize = 1024 * 1024;
@@ -33,9 +39,8 @@ const BULK_TIME_PER_TURN: Duration = Duration::from_millis(1);
 pub(crate) type Follows = fn(&Transport, u16, &reqwest::header::HeaderMap, &str) -> bool;
 
 /// What a connect on the runtime gives: a socket (with its TLS session
-/// for HTTPS), or `None` when the request is reqwest's after all (the
-/// handshake failed).
-pub(crate) type Connected = oneshot::Receiver<Result<Option<Link>, Error>>;
+/// for HTTPS), or the error that ended the connect or the handshake.
+pub(crate) type Connected = oneshot::Receiver<Result<Link, Error>>;
 
 /// How a hop treats the answer it gets: whether a redirect is followed
 /// (then its body is left unread), and the most a body may hold.
@@ -303,6 +308,7 @@ impl Exchange {
         let waker = Waker::from(self.flag.clone());
         let mut cx = Context::from_waker(&waker);
         let mut read = 0usize;
+        let mut frames = 0usize;
         let started = Instant::now();
         // A call after the first comes after a select, or to go on with a
         // body: it reads what the socket has got since. (The first follows
@@ -314,9 +320,13 @@ impl Exchange {
             c.wants.begin_call();
         }
         self.polled = true;
-        // Each pass either moves or returns; the bound is for a hyper that
-        // kept waking itself without moving.
-        for _ in 0..64 {
+        // A pass that was woken goes on to the next. hyper's HTTP/1 body
+        // hands over one frame per pass (its channel takes one at a time),
+        // so passes that bring a frame are bounded by the call's bytes and
+        // time (below); passes that bring none, by [`IDLE_PASSES`].
+        let mut idle = 0;
+        loop {
+            let frames_before = frames;
             if let Some(c) = &self.conn {
                 c.wants.clear();
             }
@@ -326,8 +336,7 @@ impl Exchange {
             };
             match std::mem::replace(&mut self.stage, Stage::Done) {
                 Stage::Resolving(mut rx) => match rx.try_recv() {
-                    Ok(Ok(None)) => return Step::Handoff,
-                    Ok(Ok(Some(link))) => match Fd::new(link.stream) {
+                    Ok(Ok(link)) => match Fd::new(link.stream) {
                         Some(fd) => match handshake(Arc::new(fd), link.tls, link.h2) {
                             Ok(Some(conn)) => {
                                 self.send_on(conn);
@@ -423,6 +432,7 @@ impl Exchange {
                     }
                     match std::pin::Pin::new(&mut body).poll_frame(&mut cx) {
                         Poll::Ready(Some(Ok(frame))) => {
+                            frames += 1;
                             if let Ok(data) = frame.into_data() {
                                 read += data.len();
                                 // Counted before it is kept: memory stays
@@ -488,7 +498,15 @@ impl Exchange {
             if self.flag.take() || !alive {
                 // Woken, or the connection ended with the request pending:
                 // the response future has the reason on the next pass.
-                continue;
+                idle = if frames > frames_before { 0 } else { idle + 1 };
+                if idle < IDLE_PASSES {
+                    continue;
+                }
+                // hyper kept waking itself without handing over anything:
+                // it may still hold bytes it read (a body in many small
+                // chunks), which no readiness of the socket would announce,
+                // so the next call goes on rather than waits.
+                return Step::Again;
             }
             if self.conn.as_ref().is_some_and(|c| c.wants.spent()) {
                 // The socket may hold more than this call could read.
@@ -502,7 +520,6 @@ impl Exchange {
                 .unwrap_or(Interest::Read);
             return self.wait(interest);
         }
-        self.wait(Interest::Read)
     }
 
     /// Whether the rest of this body is read on the runtime: a large body

@@ -558,6 +558,12 @@ fn answer<'a>(
         }
         Outcome::Error(e) => error_term(env, &e, attempts),
         Outcome::Again => {
+            // A request that keeps going on without a wait still ends at
+            // its deadlines (`direct_expire` only runs after a wait).
+            if let Some(e) = flow.expired(Instant::now()) {
+                drop(flow);
+                return (atoms::error(), e).encode(env);
+            }
             // This call used its share: let the scheduler run others.
             rustler::schedule::consume_timeslice(env, 100);
             (atoms::again(), store(call, flow)).encode(env)

@@ -37,6 +37,18 @@ pub(crate) enum Next {
     Error(Error),
 }
 
+/// The next hop's URL for a `Location`, as tower-http's follow-redirect
+/// (reqwest's) resolves it: joined onto the current URL, and only when
+/// the result is also an http `Uri`, which holds at most 65,534 bytes.
+/// Otherwise the redirect is not followed and the response is the answer.
+pub(crate) fn resolve(base: &Url, location: &HeaderValue) -> Option<Url> {
+    let next = base
+        .join(std::str::from_utf8(location.as_bytes()).ok()?)
+        .ok()?;
+    http::Uri::try_from(next.as_str()).ok()?;
+    Some(next)
+}
+
 /// Whether a response with this status may be followed at all; the body of
 /// one that is followed is not read.
 pub(crate) fn may_follow(policy: Redirects, status: u16) -> bool {
@@ -75,11 +87,7 @@ impl Chain {
             StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT => {}
             _ => return Next::Stop,
         }
-        let Some(mut next) = headers
-            .get(LOCATION)
-            .and_then(|l| std::str::from_utf8(l.as_bytes()).ok())
-            .and_then(|l| t.url.join(l).ok())
-        else {
+        let Some(mut next) = headers.get(LOCATION).and_then(|l| resolve(&t.url, l)) else {
             return Next::Stop;
         };
         // As http's `Uri`, which reqwest's chain goes through, has none.
@@ -244,6 +252,28 @@ mod tests {
         let h = c.hop_headers(&t);
         assert!(!h.contains_key(AUTHORIZATION));
         assert_eq!(h.get(REFERER).unwrap(), "http://a/same");
+    }
+
+    #[test]
+    fn a_location_too_long_for_a_uri_is_not_followed() {
+        let base = "http://a/x";
+        // "http://a/" and the path make exactly the most a URI holds.
+        let fits = format!("/{}", "p".repeat(65534 - "http://a/".len()));
+        let mut t = template(Method::GET, base);
+        let mut c = Chain::default();
+        assert!(matches!(
+            c.next(Redirects::Limit(10), 302, &location(&fits), &mut t),
+            Next::Follow
+        ));
+        assert_eq!(t.url.as_str().len(), 65534);
+        for long in [format!("{fits}p"), format!("/{}", "p".repeat(70000))] {
+            let mut t = template(Method::GET, base);
+            assert!(matches!(
+                c.next(Redirects::Limit(10), 302, &location(&long), &mut t),
+                Next::Stop
+            ));
+            assert_eq!(t.url.as_str(), base);
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The parts of a direct request that run on the runtime: looking up a
 //! name, connecting and the TLS handshake; decoding a compressed body
 //! (a large one is read there too, `bulk.rs`); and a hop this path does
-//! not take (HTTP/2, a failed handshake, a redirect out of its reach),
+//! not take (HTTP/2 on a busy origin, a redirect out of its reach),
 //! handed to reqwest.
 //! Each tells the waiting process by message, through a [`Gate`] that
 //! the process can close first.
@@ -140,7 +140,7 @@ impl Resolver {
     }
 }
 
-async fn dial(t: &Transport, route: &Route, url: &str) -> Result<Option<Link>, Error> {
+async fn dial(t: &Transport, route: &Route, url: &str) -> Result<Link, Error> {
     let tcp = match route.target() {
         Target::Addr(addr) => connect_addr(t, *addr)
             .await
@@ -151,11 +151,11 @@ async fn dial(t: &Transport, route: &Route, url: &str) -> Result<Option<Link>, E
         let stream = tcp
             .into_std()
             .map_err(|e| super::connect::refused(url, e))?;
-        return Ok(Some(Link {
+        return Ok(Link {
             stream,
             tls: None,
             h2: None,
-        }));
+        });
     };
     let handshake = tls::handshake(config.clone(), name.clone(), tcp)
         .await
@@ -163,22 +163,29 @@ async fn dial(t: &Transport, route: &Route, url: &str) -> Result<Option<Link>, E
     match handshake {
         Handshake::Http1(stream, session) => {
             t.learned(&route.key, Some(false));
-            Ok(Some(Link {
+            Ok(Link {
                 stream,
                 tls: Some(session),
                 h2: None,
-            }))
+            })
         }
-        Handshake::Http2(stream, session) => Ok(Some(Link {
+        Handshake::Http2(stream, session) => Ok(Link {
             stream,
             tls: Some(session),
             h2: t.learned(&route.key, Some(true)),
-        })),
-        Handshake::Failed => {
-            t.learned(&route.key, None);
-            Ok(None)
-        }
+        }),
+        // (The caller marks the origin unknown again on any error.)
+        Handshake::Failed(e) => Err(handshake_failed(url, &e)),
     }
+}
+
+/// reqwest's words for a TLS handshake that failed: hyper-util's
+/// connect error around tokio-rustls's (the same error on both paths).
+fn handshake_failed(url: &str, e: &std::io::Error) -> Error {
+    Error::new(
+        Code::Connect,
+        format!("error sending request for url ({url}): client error (Connect): {e}"),
+    )
 }
 
 async fn connect_name(

@@ -6,10 +6,11 @@
 //! The session's config is built from the client's options the way
 //! reqwest builds its own, so both paths trust and offer the same things.
 //! Where it could differ, the direct path does not take TLS at all
-//! ([`config_for`] gives `None`), and a handshake that fails here hands
-//! the request to reqwest, whose error (or success) is then the answer:
-//! this path never accepts a server reqwest would refuse, nor words an
-//! error its own way.
+//! ([`config_for`] gives `None`). A handshake that fails here is answered
+//! as reqwest answers the same failure (a `connect` error, in its words),
+//! not tried again through reqwest: that would connect a second time, and
+//! a server that serves one connection (or answers the first wrongly and
+//! goes away) would leave the second waiting for ever.
 
 use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
@@ -114,8 +115,8 @@ pub(crate) enum Handshake {
     Http1(std::net::TcpStream, Box<ClientConnection>),
     /// The same, where the server chose HTTP/2.
     Http2(std::net::TcpStream, Box<ClientConnection>),
-    /// The handshake failed; reqwest tries again and says why.
-    Failed,
+    /// The handshake failed: why, as tokio-rustls says it to reqwest.
+    Failed(io::Error),
 }
 
 /// Runs the handshake on `tcp`.
@@ -127,7 +128,7 @@ pub(crate) async fn handshake(
     let connector = tokio_rustls::TlsConnector::from(config);
     let stream = match connector.connect(name, tcp).await {
         Ok(s) => s,
-        Err(_) => return Ok(Handshake::Failed),
+        Err(e) => return Ok(Handshake::Failed(e)),
     };
     let (tcp, session) = stream.into_inner();
     let h2 = session.alpn_protocol() == Some(&b"h2"[..]);
