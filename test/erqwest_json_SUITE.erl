@@ -16,9 +16,12 @@
          invalid_utf8_in_strings/1, control_characters/1, negative_zero/1,
          float_out_of_range/1, big_integers/1, long_integers/1, empty_and_duplicate_keys/1,
          deep_nesting/1, a_million_brackets/1, trailing_garbage/1, whitespace/1,
-         grammar_errors_give_offsets/1, null_option/1, bad_arguments/1, repeated_keys_are_shared/1]).
+         grammar_errors_give_offsets/1, null_option/1, bad_arguments/1, repeated_keys_are_shared/1,
+         repeated_keys_over_32_members_make_a_proper_map/1,
+         long_mantissas_and_exponents_decode_exactly/1]).
 -export([encode_values/1, encode_floats_shortest/1, encode_escapes/1, encode_keys/1,
-         encode_errors_name_the_path/1, encode_deep_nesting/1, large_inputs_go_dirty/1]).
+         encode_errors_name_the_path/1, encode_deep_nesting/1, large_inputs_go_dirty/1,
+         non_latin1_atoms_encode_as_utf8/1]).
 -export([round_trip/1, jiffy_reads_our_encoding/1, we_read_jiffys_encoding/1]).
 
 -define(NUM_PROP, 400).
@@ -33,10 +36,13 @@ groups() ->
       [scalars, every_escape, surrogate_pairs, lone_surrogates, invalid_utf8_in_strings,
        control_characters, negative_zero, float_out_of_range, big_integers, long_integers,
        empty_and_duplicate_keys, deep_nesting, a_million_brackets, trailing_garbage, whitespace,
-       grammar_errors_give_offsets, null_option, bad_arguments, repeated_keys_are_shared]},
+       grammar_errors_give_offsets, null_option, bad_arguments, repeated_keys_are_shared,
+       repeated_keys_over_32_members_make_a_proper_map,
+       long_mantissas_and_exponents_decode_exactly]},
      {encode, [parallel],
       [encode_values, encode_floats_shortest, encode_escapes, encode_keys,
-       encode_errors_name_the_path, encode_deep_nesting, large_inputs_go_dirty]},
+       encode_errors_name_the_path, encode_deep_nesting, large_inputs_go_dirty,
+       non_latin1_atoms_encode_as_utf8]},
      {properties, [], [round_trip, jiffy_reads_our_encoding, we_read_jiffys_encoding]}].
 
 init_per_suite(Config) ->
@@ -234,6 +240,87 @@ repeated_keys_are_shared(_) ->
     [#{<<"v">> := V1}, #{<<"v">> := V2}] = dec(<<"[{\"v\":\"same\"},{\"v\":\"same\"}]">>),
     ?assertNot(erts_debug:same(V1, V2)).
 
+%% Issue 28, case 4: over 32 members whose repeated keys leave 32 or
+%% fewer distinct ones made a map in the hash-map layout, which the VM
+%% never builds for so few keys: it compared unequal to its equal and was
+%% not found in ets.
+repeated_keys_over_32_members_make_a_proper_map(_) ->
+    Tab = ets:new(proper_maps, [set]),
+    Cases = [{N, D} || N <- [33, 40, 41, 63, 64, 65, 100, 1000],
+                       D <- [1, 2, 20, 31, 32, 33, 63, 64, 65], D =< N],
+    lists:foreach(fun({N, D}) ->
+        %% Keys cycle, so the last occurrence of each is the highest I.
+        Pairs = [{integer_to_binary(I rem D), I} || I <- lists:seq(1, N)],
+        Expected = maps:from_list(Pairs),
+        Got = dec(object(Pairs)),
+        same_map(Expected, Got, {N, D}),
+        true = ets:insert(Tab, {Expected, {N, D}}),
+        ?assertEqual([{Expected, {N, D}}], ets:lookup(Tab, Got), {N, D}),
+        ?assertEqual({N, D}, maps:get(Got, #{Expected => {N, D}}, missing), {N, D})
+    end, Cases),
+    %% The issue's own: {"k":1,"k":2,...} 41 times.
+    K41 = dec(object([{<<"k">>, I} || I <- lists:seq(1, 41)])),
+    same_map(#{<<"k">> => 41}, K41, k41),
+    ?assertMatch(#{<<"k">> := 41}, K41),
+    %% On a dirty scheduler, and nested, as well.
+    Pairs40 = [{integer_to_binary(I rem 20), I} || I <- lists:seq(1, 40)],
+    {ok, [Nested]} = erqwest_nif:json_decode_dirty(iolist_to_binary(["[", object(Pairs40), "]"]), null),
+    same_map(maps:from_list(Pairs40), Nested, dirty),
+    ets:delete(Tab).
+
+%% `Got' is `Expected' in every way the VM can tell: equal, matching,
+%% the same size in words.
+same_map(Expected, Got, Case) ->
+    ?assertEqual(map_size(Expected), map_size(Got), Case),
+    ?assert(Expected =:= Got, Case),
+    ?assert(Expected == Got, Case),
+    ?assertEqual(erts_debug:size(Expected), erts_debug:size(Got), Case),
+    ?assertEqual(lists:sort(maps:to_list(Expected)), lists:sort(maps:to_list(Got)), Case),
+    ?assert(case Got of Expected -> true; _ -> false end, Case),
+    ?assertEqual(erlang:phash2(Expected), erlang:phash2(Got), Case).
+
+%% A JSON object of the pairs, in their order, repeated keys kept.
+object(Pairs) ->
+    iolist_to_binary(["{", lists:join(",", [[enc(K), ":", enc(V)] || {K, V} <- Pairs]), "}"]).
+
+%% Issue 28, case 7: a number whose exponent is long enough to be cut by
+%% the float reader (over 655,359) came out wrong ("0." 700,000 zeros
+%% "1e700001" is 1.0 and was 0.0).
+long_mantissas_and_exponents_decode_exactly(_) ->
+    Zeros = fun(N) -> binary:copy(<<"0">>, N) end,
+    [?assertEqual(1.0, dec(<<"0.", (Zeros(Z))/binary, "1e", (integer_to_binary(Z + 1))/binary>>), Z)
+     || Z <- [600000, 655358, 655359, 655360, 700000, 1000000]],
+    ?assertEqual(-1.0, dec(<<"-0.", (Zeros(700000))/binary, "1E+700001">>)),
+    %% Digits before the point, and a negative exponent to match.
+    ?assertEqual(1.0, dec(<<"1", (Zeros(700000))/binary, "e-700000">>)),
+    ?assertEqual(1.5, dec(<<"15", (Zeros(700000))/binary, ".000e-700001">>)),
+    ?assertEqual(0.1, dec(<<"1", (Zeros(700000))/binary, "e-700001">>)),
+    %% Leading zeros in the exponent do not count.
+    ?assertEqual(1.0e-5, dec(<<"1e-", (Zeros(700000))/binary, "5">>)),
+    ?assertEqual(100.0, dec(<<"1e", (Zeros(700000))/binary, "2">>)),
+    %% Long mantissas round correctly: just under, at and above a tie.
+    Half = <<"9007199254740993">>,  % 2^53 + 1, halfway between two floats
+    ?assertEqual(9007199254740992.0, dec(<<Half/binary, ".0">>)),
+    ?assertEqual(9007199254740994.0, dec(<<Half/binary, ".", (Zeros(700000))/binary, "1">>)),
+    ?assertEqual(9007199254740992.0,
+                 dec(<<"9007199254740992.", (binary:copy(<<"9">>, 700000))/binary>>)),
+    ?assertEqual(9007199254740994.0,
+                 dec(<<"9007199254740993", (Zeros(700000))/binary, "1e-700001">>)),
+    %% Out of range stays an error, under range is zero, however written.
+    ?assertMatch({0, <<"number out of float range", _/binary>>},
+                 err(<<"1", (Zeros(700000))/binary, "e-699690">>)),
+    ?assertEqual(1.0e308, dec(<<"1", (Zeros(700000))/binary, "e-699692">>)),
+    ?assertEqual(0.0, dec(<<"0.", (Zeros(700000))/binary, "1e400">>)),
+    ?assertMatch({0, <<"number out of float range", _/binary>>}, err(<<"1e99999999999999999999999">>)),
+    ?assertEqual(0.0, dec(<<"1e-99999999999999999999999">>)),
+    ?assertEqual(0.0, dec(<<"0e99999999999999999999999">>)),
+    ?assertEqual(0.0, dec(<<"0.", (Zeros(700000))/binary, "e99999999999999999999999">>)),
+    %% The smallest subnormal, and the largest float, with 700,000 zeros.
+    ?assertEqual(5.0e-324, dec(<<"0.", (Zeros(700000))/binary, "5e699677">>)),
+    ?assertEqual(0.0, dec(<<"0.", (Zeros(700000))/binary, "2e699677">>)),
+    ?assertEqual(1.7976931348623157e308,
+                 dec(<<"0.", (Zeros(700000))/binary, "17976931348623157e700309">>)).
+
 %%% Encoding
 
 enc(T) ->
@@ -329,6 +416,22 @@ large_inputs_go_dirty(_) ->
     {Time, true} = timer:tc(erqwest_dirty, json, [Long]),
     ct:log("check of a 10M list: ~p us", [Time]),
     ?assertEqual(10000000, length(dec(enc(Long)))).
+
+%% Issue 28, case 8: atoms are UTF-8 since OTP 20; a name beyond Latin-1
+%% was refused as a key and as a value's error path.
+non_latin1_atoms_encode_as_utf8(_) ->
+    ?assertEqual(<<"{\"α\":1}"/utf8>>, enc(#{'α' => 1})),
+    ?assertEqual(<<"{\"日本\":{\"😀\":[]}}"/utf8>>, enc(#{'日本' => #{'😀' => []}})),
+    %% Mixed with Latin-1 and ASCII keys in one map.
+    ?assertEqual(#{<<"α"/utf8>> => 1, <<"é"/utf8>> => 2, <<"a">> => 3},
+                 dec(enc(#{'α' => 1, 'é' => 2, a => 3}))),
+    %% The longest atom (255 characters, 1,020 bytes).
+    Long = list_to_atom(lists:duplicate(255, 16#1F600)),
+    ?assertEqual(#{atom_to_binary(Long) => true}, dec(enc(#{Long => true}))),
+    %% In an error's path, and as a value it is refused by name.
+    ?assertEqual({<<"/α"/utf8>>, <<"cannot encode a tuple as JSON at /α"/utf8>>},
+                 enc_err(#{'α' => {x}})),
+    ?assertMatch({<<"/0">>, <<"cannot encode the atom 'β'"/utf8, _/binary>>}, enc_err(['β'])).
 
 %%% Properties
 
