@@ -21,6 +21,8 @@ pub mod json;
 mod link;
 mod live;
 mod operation;
+#[cfg(test)]
+mod props;
 mod reply;
 mod request;
 mod resilience;
