@@ -1,6 +1,8 @@
 %% The JSON codec (erqwest_json, native/src/json.rs): RFC 8259 edge cases
 %% by hand, hostile input, and properties: random JSON-shaped terms
-%% survive encode then decode, and agree with jiffy both ways.
+%% survive encode then decode, and agree with jiffy both ways; objects
+%% with repeated keys decode as maps:from_list/1 makes them; long numbers
+%% decode as binary_to_float/1 reads them written plainly.
 %%
 %% Properties run from a fixed seed (value I is picked with {Seed, I, 1}),
 %% so that a failure names the case that reproduces it;
@@ -22,7 +24,8 @@
 -export([encode_values/1, encode_floats_shortest/1, encode_escapes/1, encode_keys/1,
          encode_errors_name_the_path/1, encode_deep_nesting/1, large_inputs_go_dirty/1,
          non_latin1_atoms_encode_as_utf8/1]).
--export([round_trip/1, jiffy_reads_our_encoding/1, we_read_jiffys_encoding/1]).
+-export([round_trip/1, jiffy_reads_our_encoding/1, we_read_jiffys_encoding/1,
+         repeated_keys_decode_as_maps_from_list/1, long_numbers_decode_as_the_reference/1]).
 
 -define(NUM_PROP, 400).
 -define(DEFAULT_SEED, 20261201).
@@ -43,7 +46,9 @@ groups() ->
       [encode_values, encode_floats_shortest, encode_escapes, encode_keys,
        encode_errors_name_the_path, encode_deep_nesting, large_inputs_go_dirty,
        non_latin1_atoms_encode_as_utf8]},
-     {properties, [], [round_trip, jiffy_reads_our_encoding, we_read_jiffys_encoding]}].
+     {properties, [], [round_trip, jiffy_reads_our_encoding, we_read_jiffys_encoding,
+                       repeated_keys_decode_as_maps_from_list,
+                       long_numbers_decode_as_the_reference]}].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erqwest),
@@ -443,6 +448,114 @@ jiffy_reads_our_encoding(_) ->
 
 we_read_jiffys_encoding(_) ->
     run(we_read, json_term(), fun(T) -> dec(iolist_to_binary(jiffy:encode(T))) =:= T end).
+
+%% Issue 28, case 4 as a property: objects with repeated keys, of every
+%% size around the flat map limit (32) and the first hash map levels
+%% (64), nested, decode to exactly the map `maps:from_list/1' makes of
+%% their pairs (the last value of a key wins), and to jiffy's.
+repeated_keys_decode_as_maps_from_list(_) ->
+    Tab = ets:new(repeated_keys, [set, public]),
+    run(repeated_keys, pairs_object(2), fun(Pairs) ->
+        Doc = iolist_to_binary(pairs_json(Pairs)),
+        Expected = pairs_map(Pairs),
+        {ok, Got} = erqwest_json:decode(Doc),
+        true = ets:insert(Tab, {Expected, found}),
+        Checks = [Got =:= Expected,
+                  %% The same words: the same layout (term_to_binary and
+                  %% back makes every binary as the decoder does).
+                  erts_debug:flat_size(Got)
+                      =:= erts_debug:flat_size(binary_to_term(term_to_binary(Expected))),
+                  erlang:phash2(Got) =:= erlang:phash2(Expected),
+                  ets:lookup(Tab, Got) =:= [{Expected, found}],
+                  maps:get(Got, #{Expected => found}, missing) =:= found,
+                  jiffy:decode(Doc, [return_maps]) =:= Got],
+        true = ets:delete(Tab, Expected),
+        lists:all(fun(C) -> C end, Checks) orelse {failed, Checks}
+    end).
+
+%% Issue 28, case 7 as a property: numbers whose significant digits are
+%% shifted by long runs of zeros (before or after them, or in the
+%% exponent) decode to what `binary_to_float/1' reads from the same value
+%% written plainly (`0.DIGITSeK'), or to a range error where it has none.
+long_numbers_decode_as_the_reference(_) ->
+    run(long_numbers, long_number(), fun({Json, Plain}) ->
+        Expected = try binary_to_float(Plain) of
+            F -> {ok, <<F:64/float>>}
+        catch error:badarg -> out_of_range
+        end,
+        Got = case erqwest_json:decode(Json) of
+            {ok, G} when is_float(G) -> {ok, <<G:64/float>>};
+            {error, #{reason := <<"number out of float range", _/binary>>}} -> out_of_range;
+            Other -> Other
+        end,
+        Got =:= Expected orelse {Plain, byte_size(Json), Expected, Got}
+    end).
+
+%% A list of {Key, Value} with repeated keys; a value may be such a list
+%% again (an object within), `Depth' levels deep.
+pairs_object(Depth) ->
+    ?LET({Members, Distinct}, {around_limits(), around_limits()},
+         ?LET(Strings, vector(Distinct, json_string()),
+              %% Exactly `Distinct' keys: any string, made unique.
+              case [<<S/binary, (integer_to_binary(I))/binary>>
+                    || {I, S} <- lists:zip(lists:seq(1, Distinct), Strings)] of
+                  [] -> [];
+                  Keys -> vector(Members, {elements(Keys), member_value(Depth)})
+              end)).
+
+around_limits() ->
+    frequency([{6, elements([1, 2, 31, 32, 33, 63, 64, 65])}, {2, range(1, 140)},
+               {1, elements([0, 3, 129, 1000])}]).
+
+member_value(0) ->
+    oneof([integer(), json_string(), null, true]);
+member_value(Depth) ->
+    frequency([{8, member_value(0)},
+               {1, ?LAZY(?LET(P, pairs_object(Depth - 1), {object, P}))},
+               {1, ?LAZY(list(member_value(Depth - 1)))}]).
+
+pairs_json(Pairs) when is_list(Pairs) ->
+    ["{", lists:join(",", [[enc(K), ":", value_json(V)] || {K, V} <- Pairs]), "}"].
+
+value_json({object, Pairs}) -> pairs_json(Pairs);
+value_json(L) when is_list(L) -> ["[", lists:join(",", [value_json(V) || V <- L]), "]"];
+value_json(V) -> enc(V).
+
+pairs_map(Pairs) -> maps:from_list([{K, value_term(V)} || {K, V} <- Pairs]).
+
+value_term({object, Pairs}) -> pairs_map(Pairs);
+value_term(L) when is_list(L) -> [value_term(V) || V <- L];
+value_term(V) -> V.
+
+%% {Json, Plain}: the same number with its digits shifted by zeros, and
+%% written plainly for binary_to_float/1.
+long_number() ->
+    ?LET({Sign, Digits, K, Shift, Shape},
+         {elements(["", "-"]), significant_digits(), range(-345, 312),
+          frequency([{4, elements([0, 1, 20])}, {3, elements([400, 5000, 70000])},
+                     {1, elements([655360, 700000])}]),
+          elements([leading_zeros, trailing_zeros, split, exponent_zeros])},
+         {iolist_to_binary([Sign, shaped(Shape, Digits, K, Shift)]),
+          iolist_to_binary([Sign, "0.", Digits, "e", integer_to_list(K)])}).
+
+%% A nonzero first digit, then up to ~40 (now and then ~900) more.
+significant_digits() ->
+    ?LET({First, Rest}, {range($1, $9), frequency([{6, list(range($0, $9))},
+                                                   {1, vector(900, range($0, $9))}])},
+         [First | Rest]).
+
+%% Every shape has the value 0.Digits x 10^K.
+shaped(leading_zeros, Digits, K, Shift) ->
+    ["0.", lists:duplicate(Shift, $0), Digits, "e", integer_to_list(K + Shift)];
+shaped(trailing_zeros, Digits, K, Shift) ->
+    [Digits, lists:duplicate(Shift, $0), "E", integer_to_list(K - length(Digits) - Shift)];
+shaped(split, Digits, K, Shift) ->
+    %% One digit before the point, the rest and the zeros after it.
+    Exp = if K >= 1 -> ["e+", integer_to_list(K - 1)]; true -> ["e", integer_to_list(K - 1)] end,
+    [hd(Digits), ".", tl(Digits), lists:duplicate(Shift, $0), "0", Exp];
+shaped(exponent_zeros, Digits, K, Shift) ->
+    Sign = if K < 0 -> "-"; true -> "" end,
+    ["0.", Digits, "e", Sign, lists:duplicate(Shift, $0), integer_to_list(abs(K))].
 
 run(Name, Type, Check) ->
     N = max(1, ?NUM_PROP * env_int("ERQWEST_PROP_NUMTESTS", 100) div 100),
