@@ -26,6 +26,7 @@ const EXP_LIMIT: i64 = 1 << 60;
 
 /// The value of `text` (the JSON number grammar, with a fraction or an
 /// exponent); `None` if it is out of the range of finite floats.
+#[inline]
 pub fn from_text(text: &[u8]) -> Option<f64> {
     let f = if text.len() <= DIRECT_MAX {
         std::str::from_utf8(text).ok()?.parse::<f64>().ok()?
@@ -36,6 +37,8 @@ pub fn from_text(text: &[u8]) -> Option<f64> {
 }
 
 /// `text` rewritten with a small exponent, then read.
+#[cold]
+#[inline(never)]
 fn long(text: &[u8]) -> Option<f64> {
     let (negative, rest) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
