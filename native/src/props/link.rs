@@ -6,9 +6,12 @@ use std::time::Instant;
 use super::{cases, Rng};
 use crate::link::{find_next, Links};
 
-/// One link-value as written, and what a reader must get from it:
-/// `Some((target, first rel))`, or `None` if it must be skipped.
-type Element = (Vec<u8>, Option<(Vec<u8>, Option<Vec<u8>>)>);
+/// A link a reader must find: its target and its first `rel` value.
+type Want = (Vec<u8>, Option<Vec<u8>>);
+
+/// One link-value as written, and the link in it, or `None` if a reader
+/// must skip it.
+type Element = (Vec<u8>, Option<Want>);
 
 const TCHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCXYZ0123456789!#$%&'*+-.^_`|~";
 const RELS: &[&[u8]] = &[
@@ -22,7 +25,8 @@ const RELS: &[&[u8]] = &[
 ];
 
 fn ows(rng: &mut Rng) -> &'static [u8] {
-    *rng.pick(&[b"" as &[u8], b"", b" ", b"\t", b" \t "])
+    let options: &[&'static [u8]] = &[b"", b"", b" ", b"\t", b" \t "];
+    options[rng.below(options.len())]
 }
 
 fn token(rng: &mut Rng) -> Vec<u8> {
@@ -128,7 +132,7 @@ fn model_has_rel(rel: &Option<Vec<u8>>, name: &str) -> bool {
     })
 }
 
-fn header(rng: &mut Rng) -> (Vec<u8>, Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+fn header(rng: &mut Rng) -> (Vec<u8>, Vec<Want>) {
     let mut value = Vec::new();
     let mut want = Vec::new();
     for k in 0..rng.below(6) {

@@ -120,14 +120,15 @@ fn stream(rng: &mut Rng) -> Vec<u8> {
     // Whole field lines now and then, so that events are common.
     for _ in 0..rng.below(8) {
         let at = rng.below(s.len() + 1);
-        let line: &[u8] = *rng.pick(&[
-            b"data: x\n\n" as &[u8],
+        let lines: &[&[u8]] = &[
+            b"data: x\n\n",
             b"\ndata:\xe2\x82\xac\r\n",
             b"id: 1\r",
             b"event: e\n",
             b"retry: 99\n",
             b"\xef\xbb\xbfdata\n\n",
-        ]);
+        ];
+        let line = lines[rng.below(lines.len())];
         s.splice(at..at, line.iter().copied());
     }
     s
