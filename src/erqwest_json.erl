@@ -16,12 +16,14 @@
 %% '''
 %%
 %% Objects decode to maps with binary keys (a repeated key: the last
-%% wins), arrays to lists, strings to binaries, integers to integers of any
-%% size (up to 4096 digits), other numbers to floats, and `null' to the
-%% atom `null' (or the `null' option). Nesting is limited to 512 levels,
-%% both ways. Encoding takes maps with binary, atom or integer keys, lists,
-%% UTF-8 binaries, integers, floats, `true', `false', `null' and `nil';
-%% floats are written in the shortest form that reads back the same.
+%% wins, as with `maps:from_list/1'), arrays to lists, strings to
+%% binaries, integers to integers of any size (up to 4096 digits), other
+%% numbers to floats (correctly rounded, however many digits they have),
+%% and `null' to the atom `null' (or the `null' option). Nesting is
+%% limited to 512 levels, both ways. Encoding takes maps with binary, atom
+%% (any Unicode name, written as UTF-8) or integer keys, lists, UTF-8
+%% binaries, integers, floats, `true', `false', `null' and `nil'; floats
+%% are written in the shortest form that reads back the same.
 -module(erqwest_json).
 
 -export([encode/1, decode/1, decode/2]).

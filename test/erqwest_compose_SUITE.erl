@@ -22,7 +22,7 @@
          auth_kept_on_same_origin_redirects/1, auth_bad/1,
          base_url_joins_paths/1, base_url_keeps_absolute_urls/1, base_url_bad/1,
          composed_in_async_requests/1, multipart_1gb_file_in_bounded_memory/1,
-         composed_operations/1]).
+         composed_operations/1, non_latin1_atoms_in_query_form_multipart_and_json/1]).
 
 suite() -> [{timetrap, {minutes, 5}}].
 
@@ -41,7 +41,8 @@ groups() ->
       [json_body, json_body_keeps_a_content_type, json_body_bad_terms, json_body_large_goes_dirty,
        body_options_exclude_each_other, form_body, form_keeps_a_content_type, multipart_body,
        multipart_file_part, multipart_missing_file, multipart_bad_parts,
-       composed_in_async_requests, composed_operations]},
+       composed_in_async_requests, composed_operations,
+       non_latin1_atoms_in_query_form_multipart_and_json]},
      {auth, [parallel],
       [auth_basic_and_bearer, auth_client_default, auth_not_sent_across_origins,
        auth_kept_on_same_origin_redirects, auth_bad]},
@@ -434,6 +435,34 @@ composed_in_async_requests(Config) ->
     end),
     ?assertMatch(#{method := <<"PUT">>, path := <<"/a?x=1">>, body := <<"{\"k\":\"v\"}">>}, Req),
     ?assertEqual([<<"Bearer t">>], header(<<"authorization">>, Req)).
+
+%% Issue 28, case 8: atoms are UTF-8 since OTP 20, and every option that
+%% takes an atom's name takes one beyond Latin-1, as its UTF-8 bytes.
+non_latin1_atoms_in_query_form_multipart_and_json(Config) ->
+    #{path := P} = wire(Config, #{method => get, query => [{'α', 1}, {k, 'β'}, {'é', 'ü'}]}),
+    ?assertEqual(<<"/p?%CE%B1=1&k=%CE%B2&%C3%A9=%C3%BC">>, P),
+    ?assertMatch(#{path := <<"/p?%CE%B1=1">>}, wire(Config, #{method => get, query => #{'α' => 1}})),
+    ?assertMatch(#{body := <<"%CE%B1=%F0%9F%98%80">>}, wire(Config, #{form => [{'α', '😀'}]})),
+    ?assertMatch(#{body := <<"{\"α\":[\"x\"]}"/utf8>>}, wire(Config, #{json => #{'α' => [<<"x">>]}})),
+    %% A multipart name given as an atom is sent as the same binary is.
+    AsBinary = wire(Config, #{multipart => [{<<"α"/utf8>>, <<"1">>},
+                                            #{name => <<"日本"/utf8>>, data => <<"2">>}]}),
+    AsAtom = wire(Config, #{multipart => [{'α', <<"1">>}, #{name => '日本', data => <<"2">>}]}),
+    Parts = fun(Req) -> binary:replace(maps:get(body, Req), boundary(Req), <<"B">>, [global]) end,
+    ?assertEqual(Parts(AsBinary), Parts(AsAtom)),
+    ?assertEqual(<<"--B\r\nContent-Disposition: form-data; name*=utf-8''%CE%B1\r\n\r\n1\r\n"
+                   "--B\r\nContent-Disposition: form-data; name*=utf-8''%E6%97%A5%E6%9C%AC\r\n"
+                   "\r\n2\r\n--B--\r\n">>, Parts(AsAtom)),
+    %% On the runtime's message API too.
+    [Req] = with_server(fun(S) ->
+        _ = erqwest_async:req(?config(client, Config), self(), au,
+                              #{method => get, url => erqwest_test_server:url(S, "/a"),
+                                query => [{'α', 'β'}]}),
+        receive {erqwest_response, au, reply, #{status := 200}} -> ok
+        after 5000 -> ct:fail(no_reply)
+        end
+    end),
+    ?assertMatch(#{path := <<"/a?%CE%B1=%CE%B2">>}, Req).
 
 %% Long-running operations (erqwest_operation) take the same options for
 %% their first request, and decode their result.

@@ -1,6 +1,8 @@
 %% The JSON codec (erqwest_json, native/src/json.rs): RFC 8259 edge cases
 %% by hand, hostile input, and properties: random JSON-shaped terms
-%% survive encode then decode, and agree with jiffy both ways.
+%% survive encode then decode, and agree with jiffy both ways; objects
+%% with repeated keys decode as maps:from_list/1 makes them; long numbers
+%% decode as binary_to_float/1 reads them written plainly.
 %%
 %% Properties run from a fixed seed (value I is picked with {Seed, I, 1}),
 %% so that a failure names the case that reproduces it;
@@ -16,10 +18,14 @@
          invalid_utf8_in_strings/1, control_characters/1, negative_zero/1,
          float_out_of_range/1, big_integers/1, long_integers/1, empty_and_duplicate_keys/1,
          deep_nesting/1, a_million_brackets/1, trailing_garbage/1, whitespace/1,
-         grammar_errors_give_offsets/1, null_option/1, bad_arguments/1, repeated_keys_are_shared/1]).
+         grammar_errors_give_offsets/1, null_option/1, bad_arguments/1, repeated_keys_are_shared/1,
+         repeated_keys_over_32_members_make_a_proper_map/1,
+         long_mantissas_and_exponents_decode_exactly/1]).
 -export([encode_values/1, encode_floats_shortest/1, encode_escapes/1, encode_keys/1,
-         encode_errors_name_the_path/1, encode_deep_nesting/1, large_inputs_go_dirty/1]).
--export([round_trip/1, jiffy_reads_our_encoding/1, we_read_jiffys_encoding/1]).
+         encode_errors_name_the_path/1, encode_deep_nesting/1, large_inputs_go_dirty/1,
+         non_latin1_atoms_encode_as_utf8/1]).
+-export([round_trip/1, jiffy_reads_our_encoding/1, we_read_jiffys_encoding/1,
+         repeated_keys_decode_as_maps_from_list/1, long_numbers_decode_as_the_reference/1]).
 
 -define(NUM_PROP, 400).
 -define(DEFAULT_SEED, 20261201).
@@ -33,11 +39,16 @@ groups() ->
       [scalars, every_escape, surrogate_pairs, lone_surrogates, invalid_utf8_in_strings,
        control_characters, negative_zero, float_out_of_range, big_integers, long_integers,
        empty_and_duplicate_keys, deep_nesting, a_million_brackets, trailing_garbage, whitespace,
-       grammar_errors_give_offsets, null_option, bad_arguments, repeated_keys_are_shared]},
+       grammar_errors_give_offsets, null_option, bad_arguments, repeated_keys_are_shared,
+       repeated_keys_over_32_members_make_a_proper_map,
+       long_mantissas_and_exponents_decode_exactly]},
      {encode, [parallel],
       [encode_values, encode_floats_shortest, encode_escapes, encode_keys,
-       encode_errors_name_the_path, encode_deep_nesting, large_inputs_go_dirty]},
-     {properties, [], [round_trip, jiffy_reads_our_encoding, we_read_jiffys_encoding]}].
+       encode_errors_name_the_path, encode_deep_nesting, large_inputs_go_dirty,
+       non_latin1_atoms_encode_as_utf8]},
+     {properties, [], [round_trip, jiffy_reads_our_encoding, we_read_jiffys_encoding,
+                       repeated_keys_decode_as_maps_from_list,
+                       long_numbers_decode_as_the_reference]}].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erqwest),
@@ -234,6 +245,87 @@ repeated_keys_are_shared(_) ->
     [#{<<"v">> := V1}, #{<<"v">> := V2}] = dec(<<"[{\"v\":\"same\"},{\"v\":\"same\"}]">>),
     ?assertNot(erts_debug:same(V1, V2)).
 
+%% Issue 28, case 4: over 32 members whose repeated keys leave 32 or
+%% fewer distinct ones made a map in the hash-map layout, which the VM
+%% never builds for so few keys: it compared unequal to its equal and was
+%% not found in ets.
+repeated_keys_over_32_members_make_a_proper_map(_) ->
+    Tab = ets:new(proper_maps, [set]),
+    Cases = [{N, D} || N <- [33, 40, 41, 63, 64, 65, 100, 1000],
+                       D <- [1, 2, 20, 31, 32, 33, 63, 64, 65], D =< N],
+    lists:foreach(fun({N, D}) ->
+        %% Keys cycle, so the last occurrence of each is the highest I.
+        Pairs = [{integer_to_binary(I rem D), I} || I <- lists:seq(1, N)],
+        Expected = maps:from_list(Pairs),
+        Got = dec(object(Pairs)),
+        same_map(Expected, Got, {N, D}),
+        true = ets:insert(Tab, {Expected, {N, D}}),
+        ?assertEqual([{Expected, {N, D}}], ets:lookup(Tab, Got), {N, D}),
+        ?assertEqual({N, D}, maps:get(Got, #{Expected => {N, D}}, missing), {N, D})
+    end, Cases),
+    %% The issue's own: {"k":1,"k":2,...} 41 times.
+    K41 = dec(object([{<<"k">>, I} || I <- lists:seq(1, 41)])),
+    same_map(#{<<"k">> => 41}, K41, k41),
+    ?assertMatch(#{<<"k">> := 41}, K41),
+    %% On a dirty scheduler, and nested, as well.
+    Pairs40 = [{integer_to_binary(I rem 20), I} || I <- lists:seq(1, 40)],
+    {ok, [Nested]} = erqwest_nif:json_decode_dirty(iolist_to_binary(["[", object(Pairs40), "]"]), null),
+    same_map(maps:from_list(Pairs40), Nested, dirty),
+    ets:delete(Tab).
+
+%% `Got' is `Expected' in every way the VM can tell: equal, matching,
+%% the same size in words.
+same_map(Expected, Got, Case) ->
+    ?assertEqual(map_size(Expected), map_size(Got), Case),
+    ?assert(Expected =:= Got, Case),
+    ?assert(Expected == Got, Case),
+    ?assertEqual(erts_debug:size(Expected), erts_debug:size(Got), Case),
+    ?assertEqual(lists:sort(maps:to_list(Expected)), lists:sort(maps:to_list(Got)), Case),
+    ?assert(case Got of Expected -> true; _ -> false end, Case),
+    ?assertEqual(erlang:phash2(Expected), erlang:phash2(Got), Case).
+
+%% A JSON object of the pairs, in their order, repeated keys kept.
+object(Pairs) ->
+    iolist_to_binary(["{", lists:join(",", [[enc(K), ":", enc(V)] || {K, V} <- Pairs]), "}"]).
+
+%% Issue 28, case 7: a number whose exponent is long enough to be cut by
+%% the float reader (over 655,359) came out wrong ("0." 700,000 zeros
+%% "1e700001" is 1.0 and was 0.0).
+long_mantissas_and_exponents_decode_exactly(_) ->
+    Zeros = fun(N) -> binary:copy(<<"0">>, N) end,
+    [?assertEqual(1.0, dec(<<"0.", (Zeros(Z))/binary, "1e", (integer_to_binary(Z + 1))/binary>>), Z)
+     || Z <- [600000, 655358, 655359, 655360, 700000, 1000000]],
+    ?assertEqual(-1.0, dec(<<"-0.", (Zeros(700000))/binary, "1E+700001">>)),
+    %% Digits before the point, and a negative exponent to match.
+    ?assertEqual(1.0, dec(<<"1", (Zeros(700000))/binary, "e-700000">>)),
+    ?assertEqual(1.5, dec(<<"15", (Zeros(700000))/binary, ".000e-700001">>)),
+    ?assertEqual(0.1, dec(<<"1", (Zeros(700000))/binary, "e-700001">>)),
+    %% Leading zeros in the exponent do not count.
+    ?assertEqual(1.0e-5, dec(<<"1e-", (Zeros(700000))/binary, "5">>)),
+    ?assertEqual(100.0, dec(<<"1e", (Zeros(700000))/binary, "2">>)),
+    %% Long mantissas round correctly: just under, at and above a tie.
+    Half = <<"9007199254740993">>,  % 2^53 + 1, halfway between two floats
+    ?assertEqual(9007199254740992.0, dec(<<Half/binary, ".0">>)),
+    ?assertEqual(9007199254740994.0, dec(<<Half/binary, ".", (Zeros(700000))/binary, "1">>)),
+    ?assertEqual(9007199254740992.0,
+                 dec(<<"9007199254740992.", (binary:copy(<<"9">>, 700000))/binary>>)),
+    ?assertEqual(9007199254740994.0,
+                 dec(<<"9007199254740993", (Zeros(700000))/binary, "1e-700001">>)),
+    %% Out of range stays an error, under range is zero, however written.
+    ?assertMatch({0, <<"number out of float range", _/binary>>},
+                 err(<<"1", (Zeros(700000))/binary, "e-699690">>)),
+    ?assertEqual(1.0e308, dec(<<"1", (Zeros(700000))/binary, "e-699692">>)),
+    ?assertEqual(0.0, dec(<<"0.", (Zeros(700000))/binary, "1e400">>)),
+    ?assertMatch({0, <<"number out of float range", _/binary>>}, err(<<"1e99999999999999999999999">>)),
+    ?assertEqual(0.0, dec(<<"1e-99999999999999999999999">>)),
+    ?assertEqual(0.0, dec(<<"0e99999999999999999999999">>)),
+    ?assertEqual(0.0, dec(<<"0.", (Zeros(700000))/binary, "e99999999999999999999999">>)),
+    %% The smallest subnormal, and the largest float, with 700,000 zeros.
+    ?assertEqual(5.0e-324, dec(<<"0.", (Zeros(700000))/binary, "5e699677">>)),
+    ?assertEqual(0.0, dec(<<"0.", (Zeros(700000))/binary, "2e699677">>)),
+    ?assertEqual(1.7976931348623157e308,
+                 dec(<<"0.", (Zeros(700000))/binary, "17976931348623157e700309">>)).
+
 %%% Encoding
 
 enc(T) ->
@@ -330,6 +422,22 @@ large_inputs_go_dirty(_) ->
     ct:log("check of a 10M list: ~p us", [Time]),
     ?assertEqual(10000000, length(dec(enc(Long)))).
 
+%% Issue 28, case 8: atoms are UTF-8 since OTP 20; a name beyond Latin-1
+%% was refused as a key and as a value's error path.
+non_latin1_atoms_encode_as_utf8(_) ->
+    ?assertEqual(<<"{\"α\":1}"/utf8>>, enc(#{'α' => 1})),
+    ?assertEqual(<<"{\"日本\":{\"😀\":[]}}"/utf8>>, enc(#{'日本' => #{'😀' => []}})),
+    %% Mixed with Latin-1 and ASCII keys in one map.
+    ?assertEqual(#{<<"α"/utf8>> => 1, <<"é"/utf8>> => 2, <<"a">> => 3},
+                 dec(enc(#{'α' => 1, 'é' => 2, a => 3}))),
+    %% The longest atom (255 characters, 1,020 bytes).
+    Long = list_to_atom(lists:duplicate(255, 16#1F600)),
+    ?assertEqual(#{atom_to_binary(Long) => true}, dec(enc(#{Long => true}))),
+    %% In an error's path, and as a value it is refused by name.
+    ?assertEqual({<<"/α"/utf8>>, <<"cannot encode a tuple as JSON at /α"/utf8>>},
+                 enc_err(#{'α' => {x}})),
+    ?assertMatch({<<"/0">>, <<"cannot encode the atom 'β'"/utf8, _/binary>>}, enc_err(['β'])).
+
 %%% Properties
 
 round_trip(_) ->
@@ -340,6 +448,116 @@ jiffy_reads_our_encoding(_) ->
 
 we_read_jiffys_encoding(_) ->
     run(we_read, json_term(), fun(T) -> dec(iolist_to_binary(jiffy:encode(T))) =:= T end).
+
+%% Issue 28, case 4 as a property: objects with repeated keys, of every
+%% size around the flat map limit (32) and the first hash map levels
+%% (64), nested, decode to exactly the map `maps:from_list/1' makes of
+%% their pairs (the last value of a key wins), and to jiffy's.
+repeated_keys_decode_as_maps_from_list(_) ->
+    Tab = ets:new(repeated_keys, [set, public]),
+    run(repeated_keys, pairs_object(2), fun(Pairs) ->
+        Doc = iolist_to_binary(pairs_json(Pairs)),
+        Expected = pairs_map(Pairs),
+        {ok, Got} = erqwest_json:decode(Doc),
+        true = ets:insert(Tab, {Expected, found}),
+        Checks = [Got =:= Expected,
+                  %% The same words: the same layout (term_to_binary and
+                  %% back makes every binary as the decoder does).
+                  erts_debug:flat_size(Got)
+                      =:= erts_debug:flat_size(binary_to_term(term_to_binary(Expected))),
+                  erlang:phash2(Got) =:= erlang:phash2(Expected),
+                  ets:lookup(Tab, Got) =:= [{Expected, found}],
+                  maps:get(Got, #{Expected => found}, missing) =:= found,
+                  jiffy:decode(Doc, [return_maps]) =:= Got],
+        true = ets:delete(Tab, Expected),
+        lists:all(fun(C) -> C end, Checks) orelse {failed, Checks}
+    end).
+
+%% Issue 28, case 7 as a property: numbers whose significant digits are
+%% shifted by long runs of zeros (before or after them, or in the
+%% exponent) decode to what `binary_to_float/1' reads from the same value
+%% written plainly (`0.DIGITSeK'), or to a range error where it has none.
+long_numbers_decode_as_the_reference(_) ->
+    run(long_numbers, long_number(), fun({Json, Plain}) ->
+        Expected = try binary_to_float(Plain) of
+            F -> {ok, <<F:64/float>>}
+        catch error:badarg -> out_of_range
+        end,
+        Got = case erqwest_json:decode(Json) of
+            {ok, G} when is_float(G) -> {ok, <<G:64/float>>};
+            {error, #{reason := <<"number out of float range", _/binary>>}} -> out_of_range;
+            Other -> Other
+        end,
+        Got =:= Expected orelse {Plain, byte_size(Json), Expected, Got}
+    end).
+
+%% A list of {Key, Value} with repeated keys; a value may be such a list
+%% again (an object within), `Depth' levels deep.
+pairs_object(Depth) ->
+    ?LET({Members, Distinct}, {around_limits(Depth), around_limits(Depth)},
+         ?LET(Strings, vector(Distinct, json_string()),
+              %% Exactly `Distinct' keys: any string, made unique.
+              case [<<S/binary, (integer_to_binary(I))/binary>>
+                    || {I, S} <- lists:zip(lists:seq(1, Distinct), Strings)] of
+                  [] -> [];
+                  Keys -> vector(Members, {elements(Keys), member_value(Depth)})
+              end)).
+
+%% Sizes around the limits; 1000 only at the top, to keep cases quick.
+around_limits(Depth) ->
+    Large = if Depth >= 2 -> [1000]; true -> [] end,
+    frequency([{6, elements([1, 2, 31, 32, 33, 63, 64, 65])}, {2, range(1, 140)},
+               {1, elements([0, 3, 129 | Large])}]).
+
+member_value(0) ->
+    oneof([integer(), json_string(), null, true]);
+member_value(Depth) ->
+    frequency([{8, member_value(0)},
+               {1, ?LAZY(?LET(P, pairs_object(Depth - 1), {object, P}))},
+               {1, ?LAZY(list(member_value(Depth - 1)))}]).
+
+pairs_json(Pairs) when is_list(Pairs) ->
+    ["{", lists:join(",", [[enc(K), ":", value_json(V)] || {K, V} <- Pairs]), "}"].
+
+value_json({object, Pairs}) -> pairs_json(Pairs);
+value_json(L) when is_list(L) -> ["[", lists:join(",", [value_json(V) || V <- L]), "]"];
+value_json(V) -> enc(V).
+
+pairs_map(Pairs) -> maps:from_list([{K, value_term(V)} || {K, V} <- Pairs]).
+
+value_term({object, Pairs}) -> pairs_map(Pairs);
+value_term(L) when is_list(L) -> [value_term(V) || V <- L];
+value_term(V) -> V.
+
+%% {Json, Plain}: the same number with its digits shifted by zeros, and
+%% written plainly for binary_to_float/1.
+long_number() ->
+    ?LET({Sign, Digits, K, Shift, Shape},
+         {elements(["", "-"]), significant_digits(), range(-345, 312),
+          frequency([{4, elements([0, 1, 20])}, {3, elements([400, 5000, 70000])},
+                     {1, elements([655360, 700000])}]),
+          elements([leading_zeros, trailing_zeros, split, exponent_zeros])},
+         {iolist_to_binary([Sign, shaped(Shape, Digits, K, Shift)]),
+          iolist_to_binary([Sign, "0.", Digits, "e", integer_to_list(K)])}).
+
+%% A nonzero first digit, then up to ~40 (now and then ~900) more.
+significant_digits() ->
+    ?LET({First, Rest}, {range($1, $9), frequency([{6, list(range($0, $9))},
+                                                   {1, vector(900, range($0, $9))}])},
+         [First | Rest]).
+
+%% Every shape has the value 0.Digits x 10^K.
+shaped(leading_zeros, Digits, K, Shift) ->
+    ["0.", lists:duplicate(Shift, $0), Digits, "e", integer_to_list(K + Shift)];
+shaped(trailing_zeros, Digits, K, Shift) ->
+    [Digits, lists:duplicate(Shift, $0), "E", integer_to_list(K - length(Digits) - Shift)];
+shaped(split, Digits, K, Shift) ->
+    %% One digit before the point, the rest and the zeros after it.
+    Exp = if K >= 1 -> ["e+", integer_to_list(K - 1)]; true -> ["e", integer_to_list(K - 1)] end,
+    [hd(Digits), ".", tl(Digits), lists:duplicate(Shift, $0), "0", Exp];
+shaped(exponent_zeros, Digits, K, Shift) ->
+    Sign = if K < 0 -> "-"; true -> "" end,
+    ["0.", Digits, "e", Sign, lists:duplicate(Shift, $0), integer_to_list(abs(K))].
 
 run(Name, Type, Check) ->
     N = max(1, ?NUM_PROP * env_int("ERQWEST_PROP_NUMTESTS", 100) div 100),

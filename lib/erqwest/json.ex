@@ -4,12 +4,14 @@ defmodule Erqwest.JSON do
   for JSON that is not in an HTTP body. It works on terms directly, in the
   NIF; large inputs are handled on a dirty scheduler.
 
-  Objects decode to maps with string keys (a repeated key: the last wins),
-  arrays to lists, strings to strings, integers to integers of any size
-  (up to 4096 digits), other numbers to floats and `null` to `nil`.
+  Objects decode to maps with string keys (a repeated key: the last wins,
+  as with `Map.new/1`), arrays to lists, strings to strings, integers to
+  integers of any size (up to 4096 digits), other numbers to floats
+  (correctly rounded, however many digits they have) and `null` to `nil`.
   Nesting is limited to 512 levels. Encoding takes maps with string, atom
-  or integer keys, lists, strings, integers, floats, `true`, `false` and
-  `nil`; floats are written in their shortest round-trip form.
+  (any Unicode name, written as UTF-8) or integer keys, lists, strings,
+  integers, floats, `true`, `false` and `nil`; floats are written in their
+  shortest round-trip form.
 
       iex> Erqwest.JSON.decode(~s({"a": [1, 2.5, "x", null]}))
       {:ok, %{"a" => [1, 2.5, "x", nil]}}

@@ -21,7 +21,9 @@
 //! either recurses to its 128-level limit or, with the limit off, until the
 //! stack runs out. Ours keeps an explicit stack, so nesting is a
 //! documented limit ([`MAX_DEPTH`]) and never a stack overflow. Floats are
-//! read by the standard library (correctly rounded) and written by `zmij`
+//! read by the standard library (correctly rounded; a number of more than
+//! 4 KB is first rewritten with a small exponent, see `float.rs`) and
+//! written by `zmij`
 //! (the shortest form that reads back the same, as serde_json writes them).
 //!
 //! ```text
@@ -31,6 +33,7 @@
 mod bignum;
 mod decode;
 mod encode;
+mod float;
 mod nif;
 mod term_sink;
 

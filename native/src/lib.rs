@@ -22,6 +22,8 @@ mod link;
 mod live;
 mod max_body;
 mod operation;
+#[cfg(test)]
+mod props;
 mod reply;
 mod request;
 mod resilience;

@@ -73,6 +73,45 @@ pub fn decode_int<T: TryFrom<u64>>(term: Term) -> NifResult<T> {
     T::try_from(term.decode::<u64>()?).map_err(|_| NifError::BadArg)
 }
 
+/// An atom's name as UTF-8, whatever its characters (atoms are Unicode
+/// since OTP 20); `None` for anything else. Every place that reads an
+/// atom's text (JSON keys, query and form pairs, multipart names) goes
+/// through here. rustler asks the VM for Latin-1, the only encoding OTP
+/// 25's `enif_get_atom` knows, which fails for a name beyond it; such a
+/// name is read from the atom's external term format instead.
+pub fn atom_name(t: Term) -> Option<String> {
+    if !t.is_atom() {
+        return None;
+    }
+    if let Ok(name) = t.atom_to_string() {
+        return Some(name);
+    }
+    atom_from_etf(t.to_binary().as_slice())
+}
+
+/// The name in an atom's external term format: the UTF-8 tags
+/// (`ATOM_UTF8_EXT`, `SMALL_ATOM_UTF8_EXT`) and the older Latin-1 ones.
+fn atom_from_etf(etf: &[u8]) -> Option<String> {
+    let (&tag, rest) = etf.strip_prefix(&[131])?.split_first()?;
+    let (len, name) = match tag {
+        100 | 118 => {
+            let (len, name) = (rest.get(..2)?, rest.get(2..)?);
+            (usize::from(u16::from_be_bytes([len[0], len[1]])), name)
+        }
+        115 | 119 => {
+            let (&len, name) = rest.split_first()?;
+            (usize::from(len), name)
+        }
+        _ => return None,
+    };
+    let name = name.get(..len)?;
+    if tag >= 118 {
+        String::from_utf8(name.to_vec()).ok()
+    } else {
+        Some(name.iter().map(|&b| char::from(b)).collect())
+    }
+}
+
 /// A proper list of `{binary(), binary()}`; the bytes are checked later.
 pub fn decode_header_list<'a>(term: Term<'a>) -> NifResult<Vec<(Binary<'a>, Binary<'a>)>> {
     let items = decode_list(term)?;
@@ -175,4 +214,36 @@ pub fn encode_version<'a>(env: Env<'a>, v: reqwest::Version) -> Term<'a> {
         _ => atoms::version_1_1(),
     };
     atom.encode(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::atom_from_etf;
+
+    #[test]
+    fn atom_names_from_the_external_format() {
+        // term_to_binary('α'), 'é' (OTP 26+ and OTP 25), and a 'x' of
+        // each Latin-1 tag.
+        assert_eq!(
+            atom_from_etf(&[131, 119, 2, 0xce, 0xb1]).as_deref(),
+            Some("α")
+        );
+        assert_eq!(
+            atom_from_etf(&[131, 119, 2, 0xc3, 0xa9]).as_deref(),
+            Some("é")
+        );
+        assert_eq!(atom_from_etf(&[131, 100, 0, 1, 0xe9]).as_deref(), Some("é"));
+        assert_eq!(atom_from_etf(&[131, 115, 1, b'x']).as_deref(), Some("x"));
+        assert_eq!(
+            atom_from_etf(&[131, 118, 0, 2, 0xce, 0xb1]).as_deref(),
+            Some("α")
+        );
+        // Cut, invalid or not an atom.
+        assert_eq!(atom_from_etf(&[131, 119, 3, 0xce, 0xb1]), None);
+        assert_eq!(atom_from_etf(&[131, 119, 1, 0xce]), None);
+        assert_eq!(atom_from_etf(&[131, 118, 0]), None);
+        assert_eq!(atom_from_etf(&[131, 97, 1]), None);
+        assert_eq!(atom_from_etf(&[130, 119, 1, b'x']), None);
+        assert_eq!(atom_from_etf(&[]), None);
+    }
 }

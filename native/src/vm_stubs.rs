@@ -68,6 +68,7 @@ stubs!(
     enif_get_atom_length,
     enif_get_double,
     enif_get_long,
+    enif_get_map_size,
     enif_make_double,
     enif_make_list_cell,
     enif_make_long,

@@ -16,7 +16,7 @@ use rustler::{Atom, Binary, MapIterator, NifResult, Term};
 
 use super::bad;
 use crate::error::{Code, Error};
-use crate::term::{bytes_from_iodata, decode_header_list, decode_list, header_map};
+use crate::term::{atom_name, bytes_from_iodata, decode_header_list, decode_list, header_map};
 
 rustler::atoms! {
     name,
@@ -154,7 +154,7 @@ pub async fn form(parts: Vec<PartSpec>) -> Result<Form, Error> {
 }
 
 fn text(t: Term) -> Option<String> {
-    if let Ok(name) = t.atom_to_string() {
+    if let Some(name) = atom_name(t) {
         return Some(name);
     }
     let b: Binary = t.decode().ok()?;

@@ -8,7 +8,7 @@
 use rustler::{Binary, MapIterator, NifResult, Term, TermType};
 
 use super::bad;
-use crate::term::decode_list;
+use crate::term::{atom_name, decode_list};
 
 /// Key-value pairs, ready for `RequestBuilder::query` or `::form`.
 pub type Pairs = Vec<(String, String)>;
@@ -51,7 +51,7 @@ pub fn decode(option: &str, t: Term) -> NifResult<Pairs> {
 fn key(t: Term) -> Option<String> {
     match t.get_type() {
         TermType::Binary => utf8(t),
-        TermType::Atom => t.atom_to_string().ok(),
+        TermType::Atom => atom_name(t),
         _ => None,
     }
 }
@@ -60,7 +60,7 @@ fn key(t: Term) -> Option<String> {
 pub fn value(t: Term) -> Option<String> {
     match t.get_type() {
         TermType::Binary => utf8(t),
-        TermType::Atom => t.atom_to_string().ok(),
+        TermType::Atom => atom_name(t),
         TermType::Integer => {
             if let Ok(i) = t.decode::<i64>() {
                 return Some(i.to_string());

@@ -382,14 +382,8 @@ impl<S: Sink> Parser<'_, S> {
         }
         let text = &self.s[start..self.i];
         if is_float {
-            // The grammar above is a subset of what `f64::from_str` reads.
-            let f: f64 = std::str::from_utf8(text)
-                .ok()
-                .and_then(|t| t.parse().ok())
+            let f = super::float::from_text(text)
                 .ok_or(DecodeError::at(start, Kind::FloatOutOfRange))?;
-            if !f.is_finite() {
-                return Err(DecodeError::at(start, Kind::FloatOutOfRange));
-            }
             return Ok(self.sink.float(f));
         }
         let digits = &self.s[int_start..int_end];

@@ -6,6 +6,7 @@ use rustler::{Binary, MapIterator, Term, TermType};
 
 use super::bignum::decimal_from_etf;
 use super::decode::MAX_DEPTH;
+use crate::term::atom_name;
 
 /// A term that has no JSON form, and where it was: a JSON Pointer
 /// (RFC 6901) such as `/users/3/name`, empty for the whole term.
@@ -184,9 +185,7 @@ impl Writer<'_> {
     }
 
     fn atom(&mut self, term: Term) -> Result<(), EncodeError> {
-        let name = term
-            .atom_to_string()
-            .map_err(|_| EncodeError::new("an atom"))?;
+        let name = atom_name(term).ok_or_else(|| EncodeError::new("an atom"))?;
         let word: &[u8] = match name.as_str() {
             "true" => b"true",
             "false" => b"false",
@@ -267,9 +266,7 @@ impl Writer<'_> {
                     .map_err(|_| EncodeError::new("a key that is not UTF-8"))
             }
             TermType::Atom => {
-                let name = k
-                    .atom_to_string()
-                    .map_err(|_| EncodeError::new("an atom key"))?;
+                let name = atom_name(k).ok_or_else(|| EncodeError::new("an atom key"))?;
                 self.string(name.as_bytes())
             }
             TermType::Integer => {
@@ -292,7 +289,7 @@ fn segment(k: Term) -> String {
     if let Ok(bin) = k.decode::<Binary>() {
         return String::from_utf8_lossy(bin.as_slice()).into_owned();
     }
-    if let Ok(name) = k.atom_to_string() {
+    if let Some(name) = atom_name(k) {
         return name;
     }
     let mut digits = Vec::new();

@@ -5,11 +5,12 @@
 //! goes to `enif_make_list_from_array` / `enif_make_map_from_arrays`
 //! without another copy of its elements.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use rustler::sys::{self, ErlNifTerm};
-use rustler::{Atom, Encoder, Env, Term};
+use rustler::{Atom, Binary, Encoder, Env, Term};
 
 use super::bignum::etf_from_digits;
 use super::decode::Sink;
@@ -135,23 +136,20 @@ impl Sink for TermSink<'_> {
     }
 
     fn object(&mut self, keys: Vec<ErlNifTerm>, values: Vec<ErlNifTerm>) -> ErlNifTerm {
-        let env = self.env.as_c_arg();
-        let mut map = ErlNifTerm::default();
-        // SAFETY: keys and values are terms of this environment, as many
-        // of each (the parser pushes a value for every key).
-        let made = unsafe {
-            sys::enif_make_map_from_arrays(
-                env,
-                keys.as_ptr(),
-                values.as_ptr(),
-                keys.len().min(values.len()),
-                &mut map,
-            )
-        };
-        if made != 0 {
+        let n = keys.len().min(values.len());
+        if let Some(map) = self.map_of_distinct(&keys[..n], &values[..n]) {
             return map;
         }
-        // A repeated key: put the pairs one at a time, so the last wins.
+        // A repeated key: keep the last value of each, in one more pass,
+        // then build the map once (a put per pair would copy a flat map
+        // per pair).
+        let (keys, values) = self.last_of_each(&keys[..n], &values[..n]);
+        if let Some(map) = self.map_of_distinct(&keys, &values) {
+            return map;
+        }
+        // Not reached with binary keys, which are now distinct; kept so
+        // that no path returns a wrong map.
+        let env = self.env.as_c_arg();
         let mut map = unsafe { sys::enif_make_new_map(env) };
         for (k, v) in keys.iter().zip(&values) {
             let mut next = ErlNifTerm::default();
@@ -160,5 +158,75 @@ impl Sink for TermSink<'_> {
             }
         }
         map
+    }
+}
+
+/// Up to this many pairs a map is flat; `enif_make_map_from_arrays`
+/// rejects a repeated key only up to here (OTP 25).
+const FLATMAP_LIMIT: usize = 32;
+
+impl TermSink<'_> {
+    /// The map of `keys` and `values`, or `None` if a key repeats.
+    fn map_of_distinct(&self, keys: &[ErlNifTerm], values: &[ErlNifTerm]) -> Option<ErlNifTerm> {
+        let env = self.env.as_c_arg();
+        let mut map = ErlNifTerm::default();
+        // SAFETY: keys and values are terms of this environment, and as
+        // many of each.
+        let made = unsafe {
+            sys::enif_make_map_from_arrays(
+                env,
+                keys.as_ptr(),
+                values.as_ptr(),
+                keys.len(),
+                &mut map,
+            )
+        };
+        if made == 0 {
+            return None;
+        }
+        // Over 32 pairs the VM builds a hash map and merges repeated keys
+        // instead of refusing them; if 32 or fewer remain, that map has a
+        // layout the VM itself never makes for so few keys, so it compares
+        // unequal to its equal and is not found in ets. A count that is
+        // short of the pairs' is the sign (one O(1) call).
+        if keys.len() > FLATMAP_LIMIT {
+            let mut size = 0;
+            // SAFETY: `map` was just made in this environment.
+            let ok = unsafe { sys::enif_get_map_size(env, map, &mut size) };
+            if ok == 0 || size != keys.len() {
+                return None;
+            }
+        }
+        Some(map)
+    }
+
+    /// Each key once, where it first appears, with the value of its last
+    /// appearance (what `maps:from_list/1` keeps). Linear in the pairs.
+    fn last_of_each(
+        &self,
+        keys: &[ErlNifTerm],
+        values: &[ErlNifTerm],
+    ) -> (Vec<ErlNifTerm>, Vec<ErlNifTerm>) {
+        let mut index: HashMap<&[u8], usize, BuildHasherDefault<Fnv>> = HashMap::default();
+        let mut out_keys = Vec::with_capacity(keys.len());
+        let mut out_values = Vec::with_capacity(values.len());
+        for (&k, &v) in keys.iter().zip(values) {
+            // Keys are the binaries `key` made; anything else (never the
+            // case) is kept as a distinct key.
+            let Ok(bin) = self.term(k).decode::<Binary>() else {
+                out_keys.push(k);
+                out_values.push(v);
+                continue;
+            };
+            match index.entry(bin.as_slice()) {
+                Entry::Occupied(e) => out_values[*e.get()] = v,
+                Entry::Vacant(e) => {
+                    e.insert(out_keys.len());
+                    out_keys.push(k);
+                    out_values.push(v);
+                }
+            }
+        }
+        (out_keys, out_values)
     }
 }
