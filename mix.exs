@@ -55,6 +55,7 @@ defmodule Erqwest.MixProject do
           Req.Response.Async,
           Req.TransportError,
           Tesla,
+          Tesla.Adapter,
           Tesla.Env,
           Tesla.Error,
           Tesla.Multipart

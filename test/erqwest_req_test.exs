@@ -356,9 +356,15 @@ defmodule Erqwest.ReqTest do
         |> Req.get!()
 
       assert resp.body == "there"
-      # Two requests: Req followed the redirect, the default client did not.
       assert length(Server.requests(s)) == 2
       assert is_reference(:erqwest.get_client(:erqwest_req_default))
+
+      # The default client does not follow redirects itself: with Req's
+      # off, the 301 comes back.
+      resp =
+        Req.new(url: Server.url(s, "/r"), redirect: false) |> Erqwest.Req.attach() |> Req.get!()
+
+      assert resp.status == 301
     end
 
     test "a named client's own settings apply (its default headers)", %{client: _} do
