@@ -226,6 +226,30 @@ defmodule Erqwest.ReqTest do
       assert r.raw =~ ~r{\APUT /up HTTP/1\.1\r\n}
     end
 
+    test "a server that stops reading a streamed body times out after receive_timeout",
+         %{client: c} do
+      s =
+        Server.start(fn _ -> {:custom, fn _sock, _ -> Process.sleep(10_000) && :close end} end, %{
+          read_body: false
+        })
+
+      chunk = :binary.copy("u", 65_536)
+      body = Stream.repeatedly(fn -> chunk end) |> Stream.take(4_000)
+
+      {us, result} =
+        :timer.tc(fn -> Req.put(req(c, url: Server.url(s), receive_timeout: 300), body: body) end)
+
+      assert {:error, %{__struct__: Req.TransportError, reason: :timeout}} = result
+      assert us < 3_000_000
+    end
+
+    test "HEAD", %{client: c} do
+      s = Server.start(Server.reply(200, "not sent"))
+      resp = Req.head!(req(c, url: Server.url(s)))
+      assert {resp.status, resp.body} == {200, ""}
+      assert [%{method: "HEAD"}] = Server.requests(s)
+    end
+
     test "iodata is sent with its content-length", %{client: c} do
       s = Server.start(Server.reply(200, "ok"))
       Req.post!(req(c, url: Server.url(s)), body: ["ab", ?c, ["de"]])
