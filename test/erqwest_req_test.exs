@@ -154,29 +154,48 @@ defmodule Erqwest.ReqTest do
   end
 
   describe "transport errors" do
-    test "a refused port is :econnrefused", %{client: c} do
+    # Each case runs on both engines: the client of setup (the scheduler
+    # engine for complete bodies) and one with a resolve entry, which
+    # erqwest always serves with reqwest. The answer must be the same.
+    setup %{client: c} do
+      name = :"req_runtime_#{System.unique_integer([:positive])}"
+      resolve = [resolve: [{"unused.invalid", {{127, 0, 0, 1}, 1}}]]
+      :ok = Erqwest.start_client(name, resolve ++ Erqwest.Req.client_options())
+      on_exit(fn -> Erqwest.stop_client(name) end)
+      %{clients: [c, name]}
+    end
+
+    test "a refused port is :econnrefused", %{clients: clients} do
       url = "http://127.0.0.1:#{Server.closed_port()}/"
 
-      assert {:error, %{__struct__: Req.TransportError, reason: :econnrefused}} =
-               Req.get(req(c, url: url))
+      for c <- clients do
+        assert {:error, %{__struct__: Req.TransportError, reason: :econnrefused}} =
+                 Req.get(req(c, url: url))
+      end
     end
 
-    test "a host that does not resolve is :nxdomain", %{client: c} do
-      assert {:error, %{__struct__: Req.TransportError, reason: :nxdomain}} =
-               Req.get(req(c, url: "http://erqwest-no-such-host.invalid/"))
+    test "a host that does not resolve is :nxdomain", %{clients: clients} do
+      for c <- clients do
+        assert {:error, %{__struct__: Req.TransportError, reason: :nxdomain}} =
+                 Req.get(req(c, url: "http://erqwest-no-such-host.invalid/"))
+      end
     end
 
-    test "a server that stalls past receive_timeout is :timeout, in bounded time", %{client: c} do
+    test "a server that stalls past receive_timeout is :timeout, in bounded time",
+         %{clients: clients} do
       s = Server.start(fn _ -> {:custom, fn _sock, _ -> Process.sleep(5_000) && :close end} end)
 
-      {us, result} =
-        :timer.tc(fn -> Req.get(req(c, url: Server.url(s), receive_timeout: 200)) end)
+      for c <- clients do
+        {us, result} =
+          :timer.tc(fn -> Req.get(req(c, url: Server.url(s), receive_timeout: 200)) end)
 
-      assert {:error, %{__struct__: Req.TransportError, reason: :timeout}} = result
-      assert us < 2_000_000
+        assert {:error, %{__struct__: Req.TransportError, reason: :timeout}} = result
+        assert us < 2_000_000
+      end
     end
 
-    test "a stall mid-body past receive_timeout is :timeout with into:", %{client: c} do
+    test "a stall mid-body past receive_timeout is :timeout, complete or with into:",
+         %{clients: clients} do
       s =
         Server.start(fn _ ->
           {:custom,
@@ -187,28 +206,43 @@ defmodule Erqwest.ReqTest do
            end}
         end)
 
-      {us, result} =
-        :timer.tc(fn -> Req.get(req(c, url: Server.url(s), receive_timeout: 300, into: [])) end)
+      for c <- clients, into <- [nil, []] do
+        {us, result} =
+          :timer.tc(fn ->
+            Req.get(req(c, url: Server.url(s), receive_timeout: 300, into: into))
+          end)
 
-      assert {:error, %{__struct__: Req.TransportError, reason: :timeout}} = result
-      assert us < 2_000_000
+        assert {:error, %{__struct__: Req.TransportError, reason: :timeout}} = result
+        assert us < 2_000_000
+      end
     end
 
-    test "a server that closes mid-body is :closed, complete or streamed", %{client: c} do
+    test "a server that closes mid-body is :closed, complete or streamed", %{clients: clients} do
       s =
         Server.start(fn _ ->
           {:raw_close, "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten.."}
         end)
 
-      assert {:error, %{__struct__: Req.TransportError, reason: :closed}} =
-               Req.get(req(c, url: Server.url(s)))
-
-      assert {:error, %{__struct__: Req.TransportError, reason: :closed}} =
-               Req.get(req(c, url: Server.url(s), into: fn {:data, _}, acc -> {:cont, acc} end))
+      for c <- clients, into <- [nil, fn {:data, _}, acc -> {:cont, acc} end] do
+        assert {:error, %{__struct__: Req.TransportError, reason: :closed}} =
+                 Req.get(req(c, url: Server.url(s), into: into))
+      end
     end
 
-    test "a URL erqwest cannot use is an Erqwest.Error, not a transport error", %{client: c} do
-      assert {:error, %Erqwest.Error{code: :url}} = Req.get(req(c, url: "http://[::1/"))
+    test "a server that closes before answering is :closed", %{clients: clients} do
+      s = Server.start(fn _ -> :close end)
+
+      for c <- clients, into <- [nil, []] do
+        assert {:error, %{__struct__: Req.TransportError, reason: :closed}} =
+                 Req.get(req(c, url: Server.url(s), into: into))
+      end
+    end
+
+    test "a URL erqwest cannot use is an Erqwest.Error, not a transport error",
+         %{clients: clients} do
+      for c <- clients do
+        assert {:error, %Erqwest.Error{code: :url}} = Req.get(req(c, url: "http://[::1/"))
+      end
     end
   end
 
