@@ -215,41 +215,76 @@ defmodule Erqwest.TeslaTest do
   end
 
   describe "errors" do
-    test "a refused port is {:error, :econnrefused}", %{client: c} do
-      assert Tesla.get(tesla(c), "http://127.0.0.1:#{Server.closed_port()}/") ==
-               {:error, :econnrefused}
+    # On both engines: the client of setup, and one with a resolve entry
+    # (always reqwest's); the answers must be the same.
+    setup %{client: c} do
+      name = :"tesla_runtime_#{System.unique_integer([:positive])}"
+      resolve = [resolve: [{"unused.invalid", {{127, 0, 0, 1}, 1}}]]
+      :ok = Erqwest.start_client(name, resolve ++ Erqwest.Req.client_options())
+      on_exit(fn -> Erqwest.stop_client(name) end)
+      %{clients: [c, name]}
     end
 
-    test "a host that does not resolve is {:error, :nxdomain}", %{client: c} do
-      assert Tesla.get(tesla(c), "http://erqwest-no-such-host.invalid/") == {:error, :nxdomain}
+    test "a refused port is {:error, :econnrefused}", %{clients: clients} do
+      for c <- clients do
+        assert Tesla.get(tesla(c), "http://127.0.0.1:#{Server.closed_port()}/") ==
+                 {:error, :econnrefused}
+      end
     end
 
-    test "a stalled server is {:error, :timeout} after receive_timeout", %{client: c} do
+    test "a host that does not resolve is {:error, :nxdomain}", %{clients: clients} do
+      for c <- clients do
+        assert Tesla.get(tesla(c), "http://erqwest-no-such-host.invalid/") == {:error, :nxdomain}
+      end
+    end
+
+    test "a stalled server is {:error, :timeout} after receive_timeout", %{clients: clients} do
       s = Server.start(fn _ -> {:custom, fn _sock, _ -> Process.sleep(5_000) && :close end} end)
 
-      {us, result} =
-        :timer.tc(fn -> Tesla.get(tesla(c, [], receive_timeout: 200), Server.url(s)) end)
+      for c <- clients, response <- [nil, :stream] do
+        {us, result} =
+          :timer.tc(fn ->
+            Tesla.get(tesla(c, [], receive_timeout: 200, response: response), Server.url(s))
+          end)
 
-      assert result == {:error, :timeout}
-      assert us < 2_000_000
+        assert result == {:error, :timeout}
+        assert us < 2_000_000
+      end
     end
 
-    test "a per-request :timeout wins over the client's options", %{client: c} do
+    test "a per-request :timeout wins over the client's options", %{clients: clients} do
       s = Server.start(fn _ -> {:custom, fn _sock, _ -> Process.sleep(5_000) && :close end} end)
-      client = tesla(c, [], receive_timeout: 10_000)
 
-      {us, result} =
-        :timer.tc(fn -> Tesla.get(client, Server.url(s), opts: [adapter: [timeout: 150]]) end)
+      for c <- clients do
+        client = tesla(c, [], receive_timeout: 10_000)
 
-      assert result == {:error, :timeout}
-      assert us < 2_000_000
+        {us, result} =
+          :timer.tc(fn -> Tesla.get(client, Server.url(s), opts: [adapter: [timeout: 150]]) end)
+
+        assert result == {:error, :timeout}
+        assert us < 2_000_000
+      end
     end
 
-    test "a server that closes mid-body is {:error, :closed}", %{client: c} do
+    test "a server that closes mid-body is {:error, :closed}", %{clients: clients} do
       s =
         Server.start(fn _ -> {:raw_close, "HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\nsome"} end)
 
-      assert Tesla.get(tesla(c), Server.url(s)) == {:error, :closed}
+      for c <- clients do
+        assert Tesla.get(tesla(c), Server.url(s)) == {:error, :closed}
+      end
+    end
+
+    test "a streamed upload to a server that closes is {:error, :closed}", %{clients: clients} do
+      s = Server.start(fn _ -> :close end, %{read_body: false})
+      body = Stream.repeatedly(fn -> :binary.copy("z", 65_536) end) |> Stream.take(2_000)
+
+      for c <- clients do
+        assert Tesla.post(tesla(c), Server.url(s), body) in [
+                 {:error, :closed},
+                 {:error, :econnreset}
+               ]
+      end
     end
   end
 
@@ -275,6 +310,8 @@ defmodule Erqwest.TeslaTest do
       refute {"x-from", "named"} in default.headers
     end
 
+    # The server logs the client's alert after the test's last call.
+    @tag capture_log: true
     test "HTTPS, with the client trusting the test CA" do
       dir = Path.join(System.tmp_dir!(), "erqwest_tesla_#{System.unique_integer([:positive])}")
       on_exit(fn -> File.rm_rf(dir) end)
