@@ -328,6 +328,19 @@ defmodule Erqwest.ReqTest do
       assert_receive {:client_gone, _}, 5_000
     end
 
+    test "a function that raises stops the request and leaves no message", %{client: c} do
+      test = self()
+      s = Server.start(Server.endless_handler(test))
+      fun = fn {:data, _}, _acc -> raise "stop here" end
+
+      assert_raise RuntimeError, "stop here", fn ->
+        Req.get!(req(c, url: Server.url(s), into: fun))
+      end
+
+      assert_receive {:client_gone, _}, 5_000
+      refute_received {:erqwest_response, _, _, _}
+    end
+
     test "a collectable collects the body", %{client: c, server: s} do
       resp = Req.get!(req(c, url: Server.url(s), into: []))
       assert IO.iodata_to_binary(resp.body) == "one two three"

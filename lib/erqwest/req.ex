@@ -39,6 +39,10 @@ defmodule Erqwest.Req do
   head and for each chunk of the body, as with Finch, so a long download
   that keeps arriving is not cut off.
 
+  Finch's own options (`:connect_options`, `:pool_timeout`, `:finch`,
+  `:inet6`, `:unix_socket`) have no effect here: set the erqwest client's
+  (`:connect_timeout`, `:queue_timeout`, `:local_address`...) instead.
+
   ## Errors
 
   Transport failures are `Req.TransportError` with Mint's reason atoms:
@@ -242,8 +246,19 @@ defmodule Erqwest.Req do
 
   defp with_started(request, client, erq, timeout, fun) do
     case Adapter.start(client, erq, request.body, timeout) do
-      {:ok, resp, state} -> fun.(resp, state)
-      {:error, err} -> {request, exception(err)}
+      {:ok, resp, state} ->
+        try do
+          fun.(resp, state)
+        catch
+          kind, reason ->
+            # The into: function or collectable failed: stop the request
+            # and take its messages out of the mailbox before failing.
+            Adapter.cancel(state)
+            :erlang.raise(kind, reason, __STACKTRACE__)
+        end
+
+      {:error, err} ->
+        {request, exception(err)}
     end
   end
 
