@@ -3,8 +3,9 @@
 # Req pipeline; only the adapter differs. Run by bench/req, which compiles
 # bench_nginx and puts the peers (PEERS_LIB) on the code path.
 #
-# Rows: GET of a 1.8 KB JSON document, decoded by Req (Jason) on both
-# sides, at BENCH_REQ_WORKERS concurrent workers (default "1,50"), each
+# Rows: GET of a 1.8 KB and of a 157 KB JSON document, and POST of a JSON
+# map to nginx's echo, each answer decoded with Jason on both sides, at
+# BENCH_REQ_WORKERS concurrent workers (default "1,50"), each
 # for BENCH_REQ_SECONDS (default 5) after a 1 s warm-up. The two
 # adapters alternate, BENCH_REQ_ROUNDS times (default 3), and the best
 # round of each is kept, so that a neighbour's burst on a shared machine
@@ -29,46 +30,72 @@ defmodule BenchReq do
       })
 
     try do
-      doc = json_document(1_800)
-      File.write!(Path.join([dir, "nginx", "www", "doc.json"]), doc)
-      url = :bench_nginx.url(srv, :http, "/doc.json")
+      small = json_document(1_800)
+      big = json_document(157_000)
+      File.write!(Path.join([dir, "nginx", "www", "small.json"]), small)
+      File.write!(Path.join([dir, "nginx", "www", "big.json"]), big)
+      map = Jason.decode!(small)
 
-      # nginx serves it as text/plain here, so a response step decodes it
-      # (Jason, as Req's own decode step would) on both sides, as an API
-      # client would.
+      # nginx serves these as text/plain here, so a response step decodes
+      # them (Jason, as Req's own decode step would) on both sides, as an
+      # API client would.
       decode = fn {req, resp} -> {req, %{resp | body: Jason.decode!(resp.body)}} end
 
-      finch =
-        Req.new(url: url, retry: false)
+      base =
+        Req.new(retry: false)
         |> Req.Request.append_response_steps(bench_decode: decode)
 
-      erqwest = Erqwest.Req.attach(finch)
-      check!(finch, doc)
-      check!(erqwest, doc)
+      rows = [
+        {"GET #{kb(small)} JSON", fn req -> Req.get!(req, url: url(srv, "/small.json")) end,
+         Jason.decode!(small)},
+        {"GET #{kb(big)} JSON", fn req -> Req.get!(req, url: url(srv, "/big.json")) end,
+         Jason.decode!(big)},
+        {"POST #{kb(small)} JSON map (echo)",
+         fn req -> Req.post!(req, url: url(srv, "/echo"), json: map) end, map}
+      ]
+
+      # BENCH_REQ_ROWS: only the rows whose label contains one of these words.
+      rows =
+        case System.get_env("BENCH_REQ_ROWS") do
+          nil ->
+            rows
+
+          words ->
+            Enum.filter(rows, fn {l, _, _} -> Enum.any?(String.split(words, ","), &(l =~ &1)) end)
+        end
+
+      adapters = [finch: base, erqwest: Erqwest.Req.attach(base)]
 
       IO.puts(
-        "Req 0.5 on erqwest vs on Finch: GET #{byte_size(doc)} B JSON over HTTP/1.1, " <>
-          "#{seconds} s per measurement, best of #{rounds} alternating rounds"
+        "Req 0.5 on erqwest vs on Finch (the same Req pipeline, only the adapter differs), " <>
+          "nginx over HTTP/1.1, #{seconds} s per measurement after 1 s of warm-up, " <>
+          "best of #{rounds} alternating rounds"
       )
 
-      IO.puts(String.pad_trailing("workers", 9) <> "  Req+Finch req/s  Req+erqwest req/s  ratio")
+      IO.puts(
+        String.pad_trailing("row", 28) <>
+          String.pad_leading("workers", 8) <>
+          String.pad_leading("Req+Finch req/s", 17) <>
+          String.pad_leading("Req+erqwest req/s", 19) <> String.pad_leading("ratio", 8)
+      )
 
-      for n <- workers do
+      for {label, call, expected} <- rows, n <- workers do
+        for {_, req} <- adapters, do: %{status: 200, body: ^expected} = call.(req)
+
         results =
-          for _ <- 1..rounds, {name, req} <- [finch: finch, erqwest: erqwest] do
-            {name, rate(req, n, seconds)}
+          for _ <- 1..rounds, {name, req} <- adapters do
+            {name, rate(fn -> %{status: 200} = call.(req) end, n, seconds)}
           end
 
         best = fn name -> results |> Keyword.get_values(name) |> Enum.max() end
         {f, e} = {best.(:finch), best.(:erqwest)}
 
         IO.puts(
-          String.pad_trailing(Integer.to_string(n), 9) <>
-            "  " <>
-            String.pad_leading(fmt(f), 15) <>
-            "  " <>
-            String.pad_leading(fmt(e), 17) <>
-            "  " <> :erlang.float_to_binary(e / f, decimals: 2) <> "x"
+          String.pad_trailing(label, 28) <>
+            String.pad_leading(Integer.to_string(n), 8) <>
+            String.pad_leading(fmt(f), 17) <>
+            String.pad_leading(fmt(e), 19) <>
+            String.pad_leading(ratio(e, f), 8)
         )
       end
     after
@@ -94,20 +121,17 @@ defmodule BenchReq do
     ~s({"users":[) <> Enum.join(Enum.reverse(items), ",") <> ~s(],"n":0})
   end
 
-  defp check!(req, doc) do
-    %{status: 200, body: body} = Req.get!(req)
-    expected = Jason.decode!(doc)
-    ^expected = body
-  end
+  defp url(srv, path), do: :bench_nginx.url(srv, :http, path)
+  defp kb(doc), do: "#{Float.round(byte_size(doc) / 1000, 1)} KB"
 
-  # Requests per second of `n` workers looping on Req.get!/1 for `seconds`.
-  defp rate(req, n, seconds) do
+  # Requests per second of `n` workers looping on `call` for `seconds`.
+  defp rate(call, n, seconds) do
     counter = :counters.new(1, [:write_concurrency])
     parent = self()
 
     pids =
       for _ <- 1..n do
-        spawn_link(fn -> loop(req, counter, parent) end)
+        spawn_link(fn -> loop(call, counter, parent) end)
       end
 
     Process.sleep(1_000)
@@ -121,18 +145,21 @@ defmodule BenchReq do
     (c1 - c0) * 1_000_000 / (t1 - t0)
   end
 
-  defp loop(req, counter, parent) do
+  defp loop(call, counter, parent) do
     receive do
       :stop -> send(parent, :stopped)
     after
       0 ->
-        %{status: 200} = Req.get!(req)
+        call.()
         :counters.add(counter, 1, 1)
-        loop(req, counter, parent)
+        loop(call, counter, parent)
     end
   end
 
   defp fmt(rate), do: rate |> round() |> Integer.to_string()
+
+  defp ratio(_, f) when f == 0, do: "-"
+  defp ratio(e, f), do: :erlang.float_to_binary(e / f, decimals: 2) <> "x"
 
   defp env_int(name, default) do
     case System.get_env(name) do
