@@ -75,8 +75,10 @@ test-rust:
 test-ct: nif
 	rebar3 ct
 
+# With the peers (scripts/peers.sh) when ../shared/peers is there, as in
+# .ci/test, so that the Req and Tesla adapter suites run.
 test-exunit: nif
-	mix test
+	PEERS_LIB=$$(bash scripts/peers.sh) mix test
 
 # Installs from fresh clones against a local artifact server (test/install).
 test-install:
