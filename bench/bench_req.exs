@@ -76,7 +76,14 @@ defmodule BenchReq do
         String.pad_trailing("row", 28) <>
           String.pad_leading("workers", 8) <>
           String.pad_leading("Req+Finch req/s", 17) <>
-          String.pad_leading("Req+erqwest req/s", 19) <> String.pad_leading("ratio", 8)
+          String.pad_leading("Req+erqwest req/s", 19) <>
+          String.pad_leading("ratio", 8) <>
+          String.pad_leading("Finch CPU", 12) <>
+          String.pad_leading("erqwest CPU", 14) <> String.pad_leading("ratio", 8)
+      )
+
+      IO.puts(
+        "(CPU: the client VM's CPU time per request in µs, best round; its ratio is Finch's over erqwest's)"
       )
 
       for {label, call, expected} <- rows, n <- workers do
@@ -87,15 +94,26 @@ defmodule BenchReq do
             {name, rate(fn -> %{status: 200} = call.(req) end, n, seconds)}
           end
 
-        best = fn name -> results |> Keyword.get_values(name) |> Enum.max() end
+        best = fn name ->
+          results |> Keyword.get_values(name) |> Enum.map(&elem(&1, 0)) |> Enum.max()
+        end
+
+        cpu = fn name ->
+          results |> Keyword.get_values(name) |> Enum.map(&elem(&1, 1)) |> Enum.min()
+        end
+
         {f, e} = {best.(:finch), best.(:erqwest)}
+        {fc, ec} = {cpu.(:finch), cpu.(:erqwest)}
 
         IO.puts(
           String.pad_trailing(label, 28) <>
             String.pad_leading(Integer.to_string(n), 8) <>
             String.pad_leading(fmt(f), 17) <>
             String.pad_leading(fmt(e), 19) <>
-            String.pad_leading(ratio(e, f), 8)
+            String.pad_leading(ratio(e, f), 8) <>
+            String.pad_leading(fmt(fc), 12) <>
+            String.pad_leading(fmt(ec), 14) <>
+            String.pad_leading(ratio(fc, ec), 8)
         )
       end
     after
@@ -124,7 +142,9 @@ defmodule BenchReq do
   defp url(srv, path), do: :bench_nginx.url(srv, :http, path)
   defp kb(doc), do: "#{Float.round(byte_size(doc) / 1000, 1)} KB"
 
-  # Requests per second of `n` workers looping on `call` for `seconds`.
+  # Requests per second of `n` workers looping on `call` for `seconds`,
+  # and the VM's CPU time (every thread: schedulers, tokio, Finch's
+  # processes) per request in µs over the same window.
   defp rate(call, n, seconds) do
     counter = :counters.new(1, [:write_concurrency])
     parent = self()
@@ -136,13 +156,16 @@ defmodule BenchReq do
 
     Process.sleep(1_000)
     c0 = :counters.get(counter, 1)
+    {cpu0, _} = :erlang.statistics(:runtime)
     t0 = System.monotonic_time(:microsecond)
     Process.sleep(seconds * 1_000)
     c1 = :counters.get(counter, 1)
+    {cpu1, _} = :erlang.statistics(:runtime)
     t1 = System.monotonic_time(:microsecond)
     for pid <- pids, do: send(pid, :stop)
     for _ <- pids, do: receive(do: (:stopped -> :ok))
-    (c1 - c0) * 1_000_000 / (t1 - t0)
+    done = c1 - c0
+    {done * 1_000_000 / (t1 - t0), if(done > 0, do: (cpu1 - cpu0) * 1_000 / done, else: 0.0)}
   end
 
   defp loop(call, counter, parent) do
