@@ -18,9 +18,9 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/native/target
 export CARGO_TARGET_DIR ERQWEST_PROFILE CARGO
 
-.PHONY: help nif release-nif docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience
+.PHONY: help nif release-nif docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience bench-req
 
-DEV_TARGETS := demo test test-ct test-exunit test-install docs shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience
+DEV_TARGETS := demo test test-ct test-exunit test-install docs shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience bench-req
 $(DEV_TARGETS): export ERQWEST_BUILD ?= 1
 
 help:
@@ -38,6 +38,7 @@ help:
 	@echo "make bench-events - event streams against read/2 + splitting in Erlang"
 	@echo "make bench-pages - a 100-page listing: erqwest_pages with prefetch vs a hand loop"
 	@echo "make bench-json - JSON bodies decoded and encoded, against jiffy (bench/README.md)"
+	@echo "make bench-req - Req on erqwest against Req on Finch (bench/README.md)"
 	@echo "make bench-resilience - retries' cost, hedging's p99 (bench/README.md)"
 
 # native/nif.sh decides between the download and cargo; either way the
@@ -74,8 +75,10 @@ test-rust:
 test-ct: nif
 	rebar3 ct
 
+# With the peers (scripts/peers.sh) when ../shared/peers is there, as in
+# .ci/test, so that the Req and Tesla adapter suites run.
 test-exunit: nif
-	mix test
+	PEERS_LIB=$$(bash scripts/peers.sh) mix test
 
 # Installs from fresh clones against a local artifact server (test/install).
 test-install:
@@ -113,6 +116,10 @@ bench-pages:
 
 bench-json:
 	@bash bench/json
+
+# About a minute: Req on erqwest against Req on Finch (bench/README.md).
+bench-req:
+	@bash bench/req
 bench-resilience:
 	@bash bench/resilience/run.sh
 

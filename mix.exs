@@ -46,6 +46,21 @@ defmodule Erqwest.MixProject do
       elixirc_paths: elixirc_paths(Mix.env()),
       start_permanent: Mix.env() == :prod,
       deps: [],
+      # The Req and Tesla adapters call those libraries at run time when
+      # the user's project has them; erqwest does not depend on them.
+      xref: [
+        exclude: [
+          Req.Request,
+          Req.Response,
+          Req.Response.Async,
+          Req.TransportError,
+          Tesla,
+          Tesla.Adapter,
+          Tesla.Env,
+          Tesla.Error,
+          Tesla.Multipart
+        ]
+      ],
       test_paths: ["test"],
       description: description(),
       package: package(),
