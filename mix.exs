@@ -45,6 +45,10 @@ defmodule Erqwest.MixProject do
       erlc_options: [:debug_info, :warnings_as_errors],
       elixirc_paths: elixirc_paths(Mix.env()),
       start_permanent: Mix.env() == :prod,
+      # Not in tests: the peers' protocol implementations (Req's
+      # Enumerable for Req.Response.Async) come and go with PEERS_LIB, and
+      # a consolidation made without them would not be redone.
+      consolidate_protocols: Mix.env() != :test,
       deps: [],
       # The Req and Tesla adapters call those libraries at run time when
       # the user's project has them; erqwest does not depend on them.

@@ -127,7 +127,7 @@ defmodule ErqwestTest do
 
       assert error.message ==
                "unknown request option :bodyy; the accepted options are: :headers, :body, " <>
-                 ":response_body, :timeout, :retry, :hedge, :timings, :queue_timeout, " <>
+                 ":response_body, :timeout, :retry, :hedge, :timings, :queue_timeout, :max_body, " <>
                  ":params, :json, :form, :multipart, :auth, :decode_body, " <>
                  ":chunk_size, :chunk_period"
     end
