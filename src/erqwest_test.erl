@@ -252,7 +252,11 @@ request(Opts, Body) ->
       headers => maps:get(headers, Opts, []) ++ body_headers(Opts), body => Body,
       opts => Opts}.
 
-body(#{json := Json}) -> iolist_to_binary(erqwest_json:encode(Json));
+body(#{json := Json}) ->
+    case erqwest_json:encode(Json) of
+        {ok, Encoded} -> Encoded;
+        {error, _} -> erlang:error(badarg)
+    end;
 body(#{form := Form}) -> encode_pairs(Form);
 body(#{body := Body}) -> iolist_to_binary(Body);
 body(_) -> <<>>.
