@@ -132,7 +132,7 @@ success_on_the_direct_path(_Config) ->
     #{duration := D, monotonic_time := StopT} = StopM,
     ?assertEqual(StopT - maps:get(monotonic_time, StartM), D),
     ?assert(D > 0 andalso D =< After - Before),
-    ?assertEqual(Common#{status => 200, error => undefined, attempts => 1,
+    ?assertEqual(Common#{status => 200, error => nil, attempts => 1,
                          result => {ok, Resp}}, StopMeta),
     erqwest:stop_client(tel_direct),
     erqwest_test_server:stop(S).
@@ -143,8 +143,8 @@ success_on_the_runtime(_Config) ->
     C = runtime_client(#{}),
     Url = erqwest_test_server:url(S, "/"),
     {ok, #{status := 200}} = erqwest:get(C, Url),
-    [{[erqwest, request, start], _, #{client := undefined, url := Url}},
-     {[erqwest, request, stop], #{duration := D}, #{status := 200, error := undefined}}] = events(),
+    [{[erqwest, request, start], _, #{client := nil, url := Url}},
+     {[erqwest, request, stop], #{duration := D}, #{status := 200, error := nil}}] = events(),
     ?assert(D > 0),
     erqwest_test_server:stop(S).
 
@@ -155,7 +155,7 @@ http_error_status(_Config) ->
     [begin
          {ok, #{status := 503}} = erqwest:get(C, Url),
          ?assertMatch([{[erqwest, request, start], _, _},
-                       {[erqwest, request, stop], _, #{status := 503, error := undefined,
+                       {[erqwest, request, stop], _, #{status := 503, error := nil,
                                                       result := {ok, #{status := 503}}}}],
                       events())
      end || C <- [erqwest:make_client(), runtime_client(#{})]],
@@ -168,7 +168,7 @@ transport_error(_Config) ->
          {error, #{code := connect} = Err} = erqwest:get(C, Url),
          ?assertMatch([{[erqwest, request, start], _, _},
                        {[erqwest, request, stop], #{duration := _},
-                        #{status := undefined, error := connect, path := <<"/x">>,
+                        #{status := nil, error := connect, path := <<"/x">>,
                           result := {error, Err}}}],
                       events())
      end || C <- [erqwest:make_client(), runtime_client(#{})]].
@@ -220,7 +220,7 @@ cancelled_upload(_Config) ->
          ?assertEqual([start], names(events(50))),
          ok = erqwest:send(H, <<"part">>),
          ok = erqwest:cancel(H),
-         ?assertMatch([{[erqwest, request, stop], _, #{error := cancelled, status := undefined}}],
+         ?assertMatch([{[erqwest, request, stop], _, #{error := cancelled, status := nil}}],
                       events())
      end || C <- [erqwest:make_client(), runtime_client(#{})]],
     %% And one that finishes stops with the answer.
