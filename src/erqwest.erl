@@ -42,7 +42,7 @@
     %% Whether the response body is streamed (then a reply is not final).
     stream_response :: boolean(),
     %% The telemetry span a streamed request body leaves open.
-    span = undefined :: erqwest_telemetry:span()
+    span = undefined :: erqwest_telemetry:span() | undefined
 }).
 -opaque handle() :: #sync_handle{}.
 

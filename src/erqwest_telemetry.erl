@@ -11,8 +11,8 @@
 %% <ul>
 %% <li>`[erqwest, request, start]': `#{system_time, monotonic_time}'.</li>
 %% <li>`[erqwest, request, stop]': `#{duration, monotonic_time}', with the
-%%   answer in the metadata: `status' (or `undefined'), `error' (the
-%%   `err()' code, or `undefined'), `attempts' and `result' (`{ok, Resp}'
+%%   answer in the metadata: `status' (or `nil'), `error' (the
+%%   `err()' code, or `nil'), `attempts' and `result' (`{ok, Resp}'
 %%   or `{error, Err}'). An HTTP error status is a `stop' with that status;
 %%   a transport error (refused, timeout, cancelled ...) is a `stop' with
 %%   its `error' code.</li>
@@ -32,9 +32,10 @@
 %% </ul>
 %%
 %% Every event's metadata has `client' (the name of a named client, or
-%% `undefined'), `method', `url', `scheme', `host', `port' and `path'
-%% (parsed from the URL as given: a path-only URL under `base_url' has
-%% `undefined' scheme, host and port).
+%% `nil'), `method', `url', `scheme', `host', `port' and `path' (parsed
+%% from the URL as given: a path-only URL under `base_url' has `nil'
+%% scheme, host and port). A value that is not there is `nil', as Elixir
+%% handlers expect, in both languages.
 %%
 %% Where the events are emitted: {@link erqwest:req/2} and everything on
 %% top of it (`get/3' ..., the Elixir `Erqwest' API, and so the Req and
@@ -62,7 +63,7 @@
 -export_type([span/0]).
 
 -record(span, {start :: integer(), meta :: map()}).
--opaque span() :: #span{} | undefined.
+-opaque span() :: #span{}.
 
 %% @doc Whether events are emitted now: the `telemetry' application is
 %% running.
@@ -74,7 +75,7 @@ enabled() ->
 %% the handle and the span to give {@link async_stop/2} with the final
 %% message (`undefined' when `telemetry' is not running).
 -spec async_req(erqwest:client() | atom(), pid(), term(), erqwest:req_opts()) ->
-    {erqwest_async:handle(), span()}.
+    {erqwest_async:handle(), span() | undefined}.
 async_req(Client, Pid, Ref, Opts) ->
     case enabled() of
         false ->
@@ -93,7 +94,7 @@ async_req(Client, Pid, Ref, Opts) ->
 %% emitting `retry', `queue', `connect' and `stop'. Other messages
 %% (`next', `chunk', `fin') are ignored, so that every message of the
 %% request may be passed. Call it once per span.
--spec async_stop(span(), term()) -> ok.
+-spec async_stop(span() | undefined, term()) -> ok.
 async_stop(Span, {erqwest_response, _Ref, Kind, Value}) when Kind =:= reply; Kind =:= error ->
     stop(Span, {Kind, Value});
 async_stop(Span, {Kind, _} = Answer) when Kind =:= reply; Kind =:= error ->
@@ -105,7 +106,8 @@ async_stop(_Span, _Other) ->
 %% Span)' makes it. `{handle, _}' leaves the span open for the call that
 %% gets the answer (erqwest:send/2, finish_send/1, cancel/1).
 -spec sync(erqwest:client() | atom(), erqwest:req_opts(),
-           fun((erqwest:client() | atom(), erqwest:req_opts(), span()) -> Answer)) -> Answer.
+           fun((erqwest:client() | atom(), erqwest:req_opts(), span() | undefined) -> Answer)) ->
+    Answer.
 sync(Client, Opts, Fun) ->
     Span = start(Client, Opts),
     try Fun(Client, Opts, Span) of
@@ -119,25 +121,27 @@ sync(Client, Opts, Fun) ->
     end.
 
 %% @private Ends a span with the answer; `undefined' (no span) does nothing.
--spec stop(span(), {ok | reply, erqwest:resp()} | {error, erqwest:err()} | term()) -> ok.
+-spec stop(span() | undefined, {ok | reply, erqwest:resp()} | {error, erqwest:err()} | term()) -> ok.
 stop(undefined, _Answer) ->
     ok;
 stop(#span{start = Start, meta = Meta}, Answer) ->
     Now = erlang:monotonic_time(),
     {Status, Code, Extra} = case Answer of
-        {Ok, #{status := S} = R} when Ok =:= ok; Ok =:= reply -> {S, undefined, R};
-        {error, #{code := C} = E} -> {maps:get(status, E, undefined), C, E};
-        _ -> {undefined, undefined, #{}}
+        {Ok, #{status := S} = R} when Ok =:= ok; Ok =:= reply -> {S, nil, R};
+        {error, #{code := C} = E} -> {maps:get(status, E, nil), C, E};
+        _ -> {nil, nil, #{}}
     end,
     Attempts = maps:get(attempts, Extra, 1),
-    [execute([erqwest, request, retry], #{attempt => N}, Meta) || N <- lists:seq(2, max(1, Attempts))],
+    _ = [execute([erqwest, request, retry], #{attempt => N}, Meta)
+         || N <- lists:seq(2, max(1, Attempts))],
     timings(maps:get(timings, Extra, #{}), Meta),
     Result = case Answer of
         {reply, R1} -> {ok, R1};
         _ -> Answer
     end,
     execute([erqwest, request, stop], #{duration => Now - Start, monotonic_time => Now},
-            Meta#{status => Status, error => Code, attempts => Attempts, result => Result}).
+            Meta#{status => Status, error => Code, attempts => Attempts, result => Result}),
+    ok.
 
 %%% Internals
 
@@ -148,6 +152,7 @@ start(Client, Opts) ->
             #{system_time => erlang:system_time(), monotonic_time => Start}, Meta),
     #span{start = Start, meta = Meta}.
 
+-spec exception(span(), error | exit | throw, term(), erlang:stacktrace()) -> no_return().
 exception(#span{start = Start, meta = Meta}, Class, Reason, Stack) ->
     Now = erlang:monotonic_time(),
     execute([erqwest, request, exception], #{duration => Now - Start, monotonic_time => Now},
@@ -159,7 +164,7 @@ timings(#{queued := Queued} = T, Meta) ->
     case T of
         #{connect := Connect} ->
             execute([erqwest, connect, stop], #{duration => native(Connect)},
-                    Meta#{remote_addr => maps:get(remote_addr, T, undefined)});
+                    Meta#{remote_addr => maps:get(remote_addr, T, nil)});
         _ ->
             ok
     end;
@@ -170,23 +175,23 @@ native(Micros) ->
     erlang:convert_time_unit(Micros, microsecond, native).
 
 metadata(Client, Opts) ->
-    Url = maps:get(url, Opts, undefined),
+    Url = maps:get(url, Opts, nil),
     Parsed = case is_binary(Url) andalso uri_string:parse(Url) of
         #{} = P -> P;
         _ -> #{}
     end,
-    Scheme = maps:get(scheme, Parsed, undefined),
-    #{client => case is_atom(Client) of true -> Client; false -> undefined end,
-      method => maps:get(method, Opts, undefined),
+    Scheme = maps:get(scheme, Parsed, nil),
+    #{client => case is_atom(Client) of true -> Client; false -> nil end,
+      method => maps:get(method, Opts, nil),
       url => Url,
       scheme => Scheme,
-      host => maps:get(host, Parsed, undefined),
+      host => maps:get(host, Parsed, nil),
       port => maps:get(port, Parsed, default_port(Scheme)),
-      path => maps:get(path, Parsed, undefined)}.
+      path => maps:get(path, Parsed, nil)}.
 
 default_port(<<"http">>) -> 80;
 default_port(<<"https">>) -> 443;
-default_port(_) -> undefined.
+default_port(_) -> nil.
 
 %% Called through a module held in a variable: `telemetry' is optional,
 %% so neither the compiler, xref nor Dialyzer may require it.

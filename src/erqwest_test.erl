@@ -94,7 +94,7 @@ verify(Owner) when is_pid(Owner) ->
         Missing when Missing =:= false; Missing =:= [] ->
             ok;
         Missing ->
-            Lines = [io_lib:format("~n  ~0p: expected ~b call(s), got ~b", [C, N, N - Left])
+            Lines = [io_lib:format("~n  ~s: expected ~b call(s), got ~b", [show(C), N, N - Left])
                      || {C, N, Left} <- Missing],
             fail(iolist_to_binary(["erqwest_test: expectations not met in ",
                                    pid_to_list(Owner), ":", Lines]))
@@ -121,7 +121,7 @@ stubbed(Client) ->
 req(Client, Pid, Ref, Opts) ->
     Fun = take(Client, [self() | callers()]),
     Id = make_ref(),
-    case Opts of
+    _ = case Opts of
         #{body := stream} ->
             true = ets:insert(?TAB, {{stream, Id}, {upload, Pid, Ref, Fun, Opts, []}}),
             Pid ! {erqwest_response, Ref, next};
@@ -136,7 +136,7 @@ send({erqwest_stub, Id}, Data) ->
     case ets:lookup(?TAB, {stream, Id}) of
         [{Key, {upload, Pid, Ref, Fun, Opts, Acc}}] ->
             Bin = try iolist_to_binary(Data) catch error:badarg -> erlang:error(badarg) end,
-            true = ets:insert(?TAB, {Key, {upload, Pid, Ref, Fun, Opts, [Acc | Bin]}}),
+            true = ets:insert(?TAB, {Key, {upload, Pid, Ref, Fun, Opts, [Acc, Bin]}}),
             Pid ! {erqwest_response, Ref, next},
             ok;
         _ ->
@@ -202,12 +202,13 @@ take(Client, Chain) ->
 
 %% Raised as Elixir's RuntimeError (a plain map to Erlang), so that both
 %% languages show the message.
+-spec fail(binary()) -> no_return().
 fail(Message) ->
     erlang:error(#{'__struct__' => 'Elixir.RuntimeError', '__exception__' => true,
                    message => Message}).
 
 answer(Id, Pid, Ref, Fun, Opts, Request) ->
-    case normalize(Fun(Request)) of
+    _ = case normalize(Fun(Request)) of
         {ok, Resp} ->
             case maps:get(response_body, Opts, complete) of
                 stream ->
@@ -371,9 +372,9 @@ entry(Owner, Client) ->
     end.
 
 put_entry(Owner, Client, Stub, Expects, S) ->
-    case ets:insert_new(?TAB, {{owner, Owner, Client}, Stub, Expects}) of
-        true -> _ = ets:update_counter(?TAB, {client, Client}, 1, {{client, Client}, 0});
-        false -> true = ets:insert(?TAB, {{owner, Owner, Client}, Stub, Expects})
+    _ = case ets:insert_new(?TAB, {{owner, Owner, Client}, Stub, Expects}) of
+        true -> ets:update_counter(?TAB, {client, Client}, 1, {{client, Client}, 0});
+        false -> ets:insert(?TAB, {{owner, Owner, Client}, Stub, Expects})
     end,
     monitor_owner(Owner, S).
 
@@ -401,9 +402,9 @@ take_from(Client, Chain) ->
     case owner(Client, Chain) of
         none ->
             {error, iolist_to_binary(io_lib:format(
-                "erqwest_test: client ~0p is stubbed, but not for process ~s (nor for its "
+                "erqwest_test: client ~s is stubbed, but not for process ~s (nor for its "
                 "$callers ~0p); stub it in this test, start this process from the test "
-                "(Task), or call allow/3", [Client, pid_to_list(self_of(Chain)), tl(Chain)]))};
+                "(Task), or call allow/3", [show(Client), pid_to_list(self_of(Chain)), tl(Chain)]))};
         Owner ->
             {Stub, Expects} = entry(Owner, Client),
             case use_expectation(Expects, []) of
@@ -415,13 +416,23 @@ take_from(Client, Chain) ->
                 none ->
                     Total = lists:sum([N || {N, _, _} <- Expects]),
                     {error, iolist_to_binary(io_lib:format(
-                        "erqwest_test: unexpected request on client ~0p: ~b call(s) were "
+                        "erqwest_test: unexpected request on client ~s: ~b call(s) were "
                         "expected (expect/3) and all were made, and no stub/2 takes more",
-                        [Client, Total]))}
+                        [show(Client), Total]))}
             end
     end.
 
 self_of([Pid | _]) -> Pid.
+
+%% A client as its users write it: `MyApp.HTTP' rather than
+%% 'Elixir.MyApp.HTTP'.
+show(Client) when is_atom(Client) ->
+    case atom_to_binary(Client) of
+        <<"Elixir.", Name/binary>> -> Name;
+        _ -> io_lib:format("~0p", [Client])
+    end;
+show(Client) ->
+    io_lib:format("~0p", [Client]).
 
 owner(_Client, []) ->
     none;
