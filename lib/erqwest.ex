@@ -91,6 +91,14 @@ defmodule Erqwest do
 
   Streamed handles belong to the process that made the request. For a
   message-based API, see `Erqwest.Async`.
+
+  ## Telemetry and tests
+
+  With the `:telemetry` application running, every request emits
+  `[:erqwest, :request, :start | :stop | :exception]` (and `:retry`,
+  `[:erqwest, :queue | :connect, :stop]`) from the calling process; the
+  README's "Telemetry" lists the measurements and metadata. In tests,
+  `Erqwest.Test` replaces a client's answers.
   """
 
   alias Erqwest.{Error, Options, Response, Upload}

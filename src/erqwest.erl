@@ -16,6 +16,10 @@
 %% {@link finish_send/1}. Responses read with `response_body => stream'
 %% carry a handle as `body'; read it with {@link read/2}. Such a handle
 %% belongs to the process that made it.
+%%
+%% Requests emit `telemetry' events from the calling process when the
+%% `telemetry' application runs ({@link erqwest_telemetry}), and a test
+%% can replace a client's answers ({@link erqwest_test}).
 -module(erqwest).
 
 -include_lib("stdlib/include/assert.hrl").

@@ -20,6 +20,11 @@
 %% An `error' is always the last message of a request, and {@link cancel/1}
 %% at any stage still leaves exactly one final message.
 %%
+%% These functions emit no `telemetry' events: start a request with
+%% {@link erqwest_telemetry:async_req/4} and end it with
+%% {@link erqwest_telemetry:async_stop/2} for them. A client stubbed with
+%% {@link erqwest_test:stub/2} answers with the same messages.
+%%
 %% Example:
 %% ```
 %% H = erqwest_async:req(Client, self(), my_ref,

@@ -33,8 +33,9 @@
 %% messages), streamed request bodies (`send/2', `finish_send/1'),
 %% streamed response bodies (`read/2', `cancel/1'), and everything built on
 %% them: the Elixir `Erqwest' and `Erqwest.Async' APIs and the Req and
-%% Tesla adapters. Not covered: {@link erqwest_events} and
-%% {@link erqwest_operation}, which start their requests in the runtime.
+%% Tesla adapters. Not covered: {@link erqwest_events},
+%% {@link erqwest_operation} and {@link erqwest_pages}, which resolve the
+%% client's name first or start their requests on the runtime.
 %%
 %% Cost when unused: a request reads one `persistent_term' flag, set when
 %% the first stub is installed in the node.

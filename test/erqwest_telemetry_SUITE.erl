@@ -25,6 +25,7 @@ groups() ->
                       transport_error, retries, queue_and_connect_from_timings,
                       cancelled_upload, async_helper_and_cancel, exception_on_bad_option,
                       streamed_response_stops_at_the_head, stubbed_requests_emit_too,
+                      metadata_of_urls,
                       stopped_telemetry_emits_nothing]},
      {absent, [], [absent_telemetry_node]},
      {stubs, [], [stub_answers_req_and_async, request_as_the_stub_sees_it, error_answers,
@@ -285,6 +286,19 @@ stubbed_requests_emit_too(_Config) ->
     ?assertMatch([{[erqwest, request, start], _, #{client := tel_stubbed, host := <<"stub.test">>,
                                                   port := 80}},
                   {[erqwest, request, stop], _, #{status := 418}}], events()).
+
+%% The URL's parts in the metadata, as uri_string would give them.
+metadata_of_urls(_Config) ->
+    ok = erqwest_test:stub(tel_urls, fun(_) -> #{status => 200} end),
+    Cases = [{<<"https://u:p@example.com/a/b?x=1#f">>, {<<"https">>, <<"example.com">>, 443, <<"/a/b">>}},
+             {<<"http://[::1]:8443/v6?q">>, {<<"http">>, <<"::1">>, 8443, <<"/v6">>}},
+             {<<"HTTP://H.TEST">>, {<<"HTTP">>, <<"H.TEST">>, 80, <<>>}},
+             {<<"/only/a/path?x">>, {nil, nil, nil, <<"/only/a/path">>}}],
+    [begin
+         {ok, _} = erqwest:get(tel_urls, Url),
+         [{_, _, #{scheme := S, host := H, port := P, path := Path, url := Url}}, _] = events(50),
+         ?assertEqual(Expected, {S, H, P, Path})
+     end || {Url, Expected} <- Cases].
 
 %% telemetry loaded but not running: no event, no warning, no crash.
 stopped_telemetry_emits_nothing(_Config) ->

@@ -46,8 +46,9 @@ defmodule Erqwest.Test do
   `Enumerable` or `Erqwest.Upload`), `Erqwest.Async` (the answer arrives
   as the usual `{:erqwest_response, ref, :reply | :error, _}` message),
   the Erlang `:erqwest` and `:erqwest_async`, and so the Req and Tesla
-  adapters, which only call these. Not covered: `Erqwest.Events` and
-  `Erqwest.Operation`, which start their requests on the runtime.
+  adapters, which only call these. Not covered: `Erqwest.Events`,
+  `Erqwest.Operation` and `Erqwest.paginate/3`, which resolve the
+  client's name first or start their requests on the runtime.
 
   When no test stubs anything, a request costs one `:persistent_term`
   read more (the flag is set by the first stub in the node).
