@@ -198,41 +198,74 @@ metadata(Client, Opts) ->
       path => Path}.
 
 %% Scheme, host, port and path of a URL, for metadata only (the NIF
-%% parses it for real). By hand: uri_string:parse/1 took over a
-%% microsecond, most of what an event costs.
+%% parses it for real). Scanned by hand: uri_string:parse/1 and
+%% binary:split/2 (which compiles its pattern on every call) each took
+%% microseconds, more than the events themselves.
 split_url(Url) ->
-    case binary:split(Url, <<"://">>) of
-        [Scheme, Rest] ->
-            {Authority, Path} = case binary:match(Rest, [<<"/">>, <<"?">>, <<"#">>]) of
-                {At, _} -> {binary:part(Rest, 0, At), path(binary:part(Rest, At, byte_size(Rest) - At))};
-                nomatch -> {Rest, <<>>}
-            end,
-            HostPort = case binary:split(Authority, <<"@">>, [global, trim_all]) of
-                [] -> <<>>;
-                Parts -> lists:last(Parts)
-            end,
-            {Host, Port} = host_port(HostPort, Scheme),
-            {Scheme, Host, Port, Path};
-        [_] ->
-            {nil, nil, nil, path(Url)}
+    case scheme_end(Url, 0) of
+        nomatch ->
+            {nil, nil, nil, path(Url)};
+        N ->
+            Scheme = binary:part(Url, 0, N),
+            Rest = binary:part(Url, N + 3, byte_size(Url) - N - 3),
+            A = authority_end(Rest, 0),
+            Authority = binary:part(Rest, 0, A),
+            Path = path(binary:part(Rest, A, byte_size(Rest) - A)),
+            {Host, Port} = host_port(last_at(Authority, Authority), Scheme),
+            {Scheme, Host, Port, Path}
     end.
 
+%% Where "://" starts after a scheme's characters (RFC 3986: a letter,
+%% then letters, digits, "+", "-", "."). These loops walk the binary's
+%% tail, which the compiler turns into one match context.
+scheme_end(<<"://", _/binary>>, N) when N > 0 ->
+    N;
+scheme_end(<<C, Rest/binary>>, N) when (C >= $a andalso C =< $z); (C >= $A andalso C =< $Z);
+                                       (C >= $0 andalso C =< $9); C =:= $+; C =:= $-;
+                                       C =:= $. ->
+    scheme_end(Rest, N + 1);
+scheme_end(_, _N) ->
+    nomatch.
+
+%% Offsets of the first byte that ends a part, or the size.
+authority_end(<<C, _/binary>>, N) when C =:= $/; C =:= $?; C =:= $# -> N;
+authority_end(<<_, Rest/binary>>, N) -> authority_end(Rest, N + 1);
+authority_end(<<>>, N) -> N.
+
+path_end(<<C, _/binary>>, N) when C =:= $?; C =:= $# -> N;
+path_end(<<_, Rest/binary>>, N) -> path_end(Rest, N + 1);
+path_end(<<>>, N) -> N.
+
+byte_at(<<B, _/binary>>, N, B) -> N;
+byte_at(<<_, Rest/binary>>, N, B) -> byte_at(Rest, N + 1, B);
+byte_at(<<>>, N, _B) -> N.
+
 path(PathEtc) ->
-    case binary:match(PathEtc, [<<"?">>, <<"#">>]) of
-        {At, _} -> binary:part(PathEtc, 0, At);
-        nomatch -> PathEtc
-    end.
+    binary:part(PathEtc, 0, path_end(PathEtc, 0)).
+
+%% What follows the last "@" (user information is not metadata).
+last_at(<<$@, Rest/binary>>, _After) -> last_at(Rest, Rest);
+last_at(<<_, Rest/binary>>, After) -> last_at(Rest, After);
+last_at(<<>>, After) -> After.
 
 %% An IPv6 host without its brackets, as uri_string gives it.
 host_port(<<"[", Bracketed/binary>>, Scheme) ->
-    case binary:split(Bracketed, <<"]">>) of
-        [V6, <<":", Port/binary>>] -> {V6, port(Port, Scheme)};
-        [V6, _] -> {V6, default_port(Scheme)}
+    case byte_at(Bracketed, 0, $]) of
+        N when N < byte_size(Bracketed) ->
+            case binary:part(Bracketed, N + 1, byte_size(Bracketed) - N - 1) of
+                <<":", Port/binary>> -> {binary:part(Bracketed, 0, N), port(Port, Scheme)};
+                _ -> {binary:part(Bracketed, 0, N), default_port(Scheme)}
+            end;
+        _ ->
+            {Bracketed, default_port(Scheme)}
     end;
 host_port(HostPort, Scheme) ->
-    case binary:split(HostPort, <<":">>) of
-        [Host, Port] -> {Host, port(Port, Scheme)};
-        [Host] -> {Host, default_port(Scheme)}
+    case byte_at(HostPort, 0, $:) of
+        N when N < byte_size(HostPort) ->
+            {binary:part(HostPort, 0, N),
+             port(binary:part(HostPort, N + 1, byte_size(HostPort) - N - 1), Scheme)};
+        _ ->
+            {HostPort, default_port(Scheme)}
     end.
 
 port(<<>>, Scheme) ->
