@@ -275,13 +275,12 @@ port(Digits, _Scheme) ->
 
 default_port(<<"http">>) -> 80;
 default_port(<<"https">>) -> 443;
-default_port(Scheme) when is_binary(Scheme) ->
+default_port(Scheme) ->
     case string:lowercase(Scheme) of
         <<"http">> -> 80;
         <<"https">> -> 443;
         _ -> nil
-    end;
-default_port(_) -> nil.
+    end.
 
 %% Called through a module held in a variable: `telemetry' is optional,
 %% so neither the compiler, xref nor Dialyzer may require it.
