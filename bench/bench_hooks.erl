@@ -16,7 +16,8 @@
 %% <li>`handler': a no-op handler attached to start and stop;</li>
 %% <li>`stubs_on': telemetry unloaded, the node's stub flag set (a stub on
 %%   another client), so every request looks the client up in the stub
-%%   table. Last, since the flag stays set.</li>
+%%   table. erqwest_test never clears the flag; this bench does, so that
+%%   the rounds can alternate.</li>
 %% </ul>
 %%
 %% ```
@@ -55,20 +56,17 @@ main() ->
                    {runtime, erqwest:make_client(
                                  #{resolve => [{<<"unused.invalid">>, {{127, 0, 0, 1}, 1}}]})}],
         Configs = case os:getenv("BENCH_HOOKS_BEFORE", "") of
-            "" -> [absent, running, handler];
-            _ -> [before, absent, running, handler]
+            "" -> [absent, running, handler, stubs_on];
+            _ -> [before, absent, running, handler, stubs_on]
         end,
+        %% A stub on another client; the flag it sets is toggled per round.
+        ok = erqwest_test:stub(bench_hooks_other_client, fun(_) -> #{status => 200} end),
         _ = [loop(C, Url, 2000) || {_, C} <- Engines],
         Samples = [{Engine, Config, per_request(C, Url, N, Config)}
                    || _ <- lists:seq(1, Rounds), {Engine, C} <- Engines, Config <- Configs],
         Direct = proplists:get_value(direct, Engines),
-        Micro0 = micro(Direct, Url, [absent, running, handler]),
-        ok = unload_telemetry(),
-        ok = erqwest_test:stub(bench_hooks_other_client, fun(_) -> #{status => 200} end),
-        Stubs = [{Engine, stubs_on, per_request(C, Url, N, stubs_on)}
-                 || _ <- lists:seq(1, Rounds), {Engine, C} <- Engines],
-        Micro = Micro0 ++ micro(Direct, Url, [stubs_on]),
-        report(N, Rounds, Samples ++ Stubs),
+        Micro = micro(Direct, Url, [absent, running, handler, stubs_on]),
+        report(N, Rounds, Samples),
         report_micro(Micro)
     after
         bench_nginx:stop(Srv)
@@ -92,24 +90,33 @@ swap(Dir) ->
     true.
 
 setup(before) ->
+    stub_flag(false),
     unload_telemetry(),
     swap(os:getenv("BENCH_HOOKS_BEFORE")),
     ok;
 setup(absent) ->
+    stub_flag(false),
     unload_telemetry();
 setup(running) ->
+    stub_flag(false),
     {module, telemetry} = code:ensure_loaded(telemetry),
     {ok, _} = application:ensure_all_started(telemetry),
     _ = telemetry:detach(bench_hooks),
     ok;
 setup(handler) ->
+    stub_flag(false),
     {module, telemetry} = code:ensure_loaded(telemetry),
     {ok, _} = application:ensure_all_started(telemetry),
     _ = telemetry:detach(bench_hooks),
     ok = telemetry:attach_many(bench_hooks, [[erqwest, request, start], [erqwest, request, stop]],
                                fun ?MODULE:noop/4, []);
 setup(stubs_on) ->
-    ok.
+    unload_telemetry(),
+    stub_flag(true).
+
+%% erqwest_test's node-wide flag, which it never clears itself.
+stub_flag(true) -> persistent_term:put({erqwest_test, active}, true);
+stub_flag(false) -> _ = persistent_term:erase({erqwest_test, active}), ok.
 
 %% ns per call of the request path's checks and of a span.
 micro(C, Url, Configs) ->
