@@ -193,8 +193,9 @@ hooks(C, Url) ->
     ok = erqwest_test:stub(demo_stubbed, fun(#{method := M, url := U}) ->
         #{status => 200, body => iolist_to_binary(["stubbed answer to ", atom_to_list(M), " ", U])}
     end),
-    show("GET on a stubbed client (erqwest_test:stub/2, no server)",
-         erqwest:get(demo_stubbed, <<"http://api.example/anything">>)).
+    io:format("--> GET on a stubbed client (erqwest_test:stub/2, no server)~n"),
+    {ok, #{status := Status, body := Body}} = erqwest:get(demo_stubbed, <<"http://api.example/anything">>),
+    io:format("<-- ~b ~s~n~n", [Status, Body]).
 
 -spec print_event([atom()], map(), map(), term()) -> ok.
 print_event(Event, Measurements, Meta, _) ->
@@ -202,7 +203,7 @@ print_event(Event, Measurements, Meta, _) ->
     M = maps:map(fun(duration, D) -> {erlang:convert_time_unit(D, native, microsecond), us};
                     (_, V) -> V
                  end, maps:without([monotonic_time, system_time], Measurements)),
-    io:format("<-- event ~p ~p ~p~n", [Event, M, Shown]).
+    io:format("<-- event ~0p ~0p ~0p~n", [Event, M, Shown]).
 
 %% Retries, hedging, timings and limits (README: "Retries, hedging,
 %% limits and timings").
