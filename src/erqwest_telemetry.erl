@@ -29,7 +29,8 @@
 %%   `#{duration}', the time the request waited for room under the
 %%   client's limits and the time a new connection took (not emitted for a
 %%   reused one), from the runtime's own `timings'; only for requests
-%%   with `timings => true', just before `stop'. The connect event's
+%%   with `timings => true' (connect: on a client made with it, where
+%%   connects are timed), just before `stop'. The connect event's
 %%   metadata adds `remote_addr'.</li>
 %% </ul>
 %%
