@@ -53,7 +53,7 @@
                      opts := erqwest:req_opts()}.
 -type answer() :: map() | {ok, map()} | {error, erqwest:err() | erqwest:code()}.
 -type stub_fun() :: fun((request()) -> answer()).
--opaque handle() :: {erqwest_stub, reference()}.
+-opaque handle() :: {erqwest_stub, {reference(), pid()}}.
 
 -define(ACTIVE, {?MODULE, active}).
 -define(TAB, ?MODULE).
@@ -65,7 +65,9 @@
 %% Replaces an earlier stub of this process for the client.
 -spec stub(erqwest:client() | atom(), stub_fun()) -> ok.
 stub(Client, Fun) when is_function(Fun, 1) ->
-    call({stub, self(), Client, Fun}).
+    call({stub, self(), Client, Fun});
+stub(_Client, _Fun) ->
+    erlang:error(badarg).
 
 %% @doc Answers the next `N' requests of `Client' with `Fun', before any
 %% stub; expectations queue in the order given. {@link verify/0} fails
@@ -73,13 +75,17 @@ stub(Client, Fun) when is_function(Fun, 1) ->
 %% raises unless a {@link stub/2} takes it.
 -spec expect(erqwest:client() | atom(), pos_integer(), stub_fun()) -> ok.
 expect(Client, N, Fun) when is_integer(N), N > 0, is_function(Fun, 1) ->
-    call({expect, self(), Client, N, Fun}).
+    call({expect, self(), Client, N, Fun});
+expect(_Client, _N, _Fun) ->
+    erlang:error(badarg).
 
 %% @doc Lets `Pid' (a process not started by the owner, so without it in
 %% `$callers') use the stubs of `Owner' for `Client'.
 -spec allow(erqwest:client() | atom(), pid(), pid()) -> ok.
 allow(Client, Owner, Pid) when is_pid(Owner), is_pid(Pid) ->
-    call({allow, Client, Owner, Pid}).
+    call({allow, Client, Owner, Pid});
+allow(_Client, _Owner, _Pid) ->
+    erlang:error(badarg).
 
 %% @equiv verify(self())
 -spec verify() -> ok.
@@ -90,7 +96,9 @@ verify() ->
 %% get all their calls; `ok' otherwise. The stubs of a dead owner are
 %% dropped once verified.
 -spec verify(pid()) -> ok.
-verify(Owner) when is_pid(Owner) ->
+verify(Owner) when not is_pid(Owner) ->
+    erlang:error(badarg);
+verify(Owner) ->
     case whereis(?MODULE) =/= undefined andalso call({verify, Owner}) of
         Missing when Missing =:= false; Missing =:= [] ->
             ok;
@@ -106,7 +114,9 @@ verify(Owner) when is_pid(Owner) ->
 %% process ended, such as ExUnit's `on_exit').
 -spec keep_until_verified(pid()) -> ok.
 keep_until_verified(Owner) when is_pid(Owner) ->
-    call({keep, Owner}).
+    call({keep, Owner});
+keep_until_verified(_Owner) ->
+    erlang:error(badarg).
 
 %%% The request path
 
@@ -120,8 +130,9 @@ stubbed(Client) ->
 %% with the messages a real request would send.
 -spec req(erqwest:client() | atom(), pid(), term(), erqwest:req_opts()) -> handle().
 req(Client, Pid, Ref, Opts) ->
-    Fun = take(Client, [self() | callers()]),
-    Id = make_ref(),
+    {Owner, Fun} = take(Client, [self() | callers()]),
+    %% The stream's state goes with its stub's owner (see forget/2).
+    Id = {make_ref(), Owner},
     _ = case Opts of
         #{body := stream} ->
             true = ets:insert(?TAB, {{stream, Id}, {upload, Pid, Ref, Fun, Opts, []}}),
@@ -197,7 +208,7 @@ callers() ->
 %% The stub function that answers this call, or an error raised here.
 take(Client, Chain) ->
     case call({take, Client, Chain}) of
-        {ok, Fun} -> Fun;
+        {ok, Owner, Fun} -> {Owner, Fun};
         {error, Message} -> fail(Message)
     end.
 
@@ -320,10 +331,11 @@ init([]) ->
     persistent_term:get(?ACTIVE, false) orelse persistent_term:put(?ACTIVE, true),
     {ok, #state{}}.
 
-%% The table holds, besides streamed bodies:
+%% The table holds:
 %%   {{owner, Owner, Client}, Stub | undefined, [{N, Left, Fun}]}
 %%   {{client, Client}, Owners}       how many owners stub the client
 %%   {{allow, Pid, Client}, Owner}
+%%   {{stream, {Ref, Owner}}, State}  a stubbed streamed body
 %% @private
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
 handle_call({stub, Owner, Client, Fun}, _From, S) ->
@@ -397,6 +409,7 @@ forget(Pid, #state{keep = Keep} = S) ->
             end
         end, Clients),
     true = ets:match_delete(?TAB, {{allow, Pid, '_'}, '_'}),
+    true = ets:match_delete(?TAB, {{stream, {'_', Pid}}, '_'}),
     S#state{keep = maps:remove(Pid, Keep)}.
 
 take_from(Client, Chain) ->
@@ -411,9 +424,9 @@ take_from(Client, Chain) ->
             case use_expectation(Expects, []) of
                 {Fun, Expects1} ->
                     true = ets:insert(?TAB, {{owner, Owner, Client}, Stub, Expects1}),
-                    {ok, Fun};
+                    {ok, Owner, Fun};
                 none when Stub =/= undefined ->
-                    {ok, Stub};
+                    {ok, Owner, Stub};
                 none ->
                     Total = lists:sum([N || {N, _, _} <- Expects]),
                     {error, iolist_to_binary(io_lib:format(

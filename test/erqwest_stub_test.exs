@@ -153,6 +153,12 @@ defmodule ErqwestStubTest do
     assert %Response{body: ^expected} = Erqwest.put!(:stub_upload, "https://api.test/up", body: chunks)
   end
 
+  test "bad arguments raise ArgumentError" do
+    assert_raise ArgumentError, ~r/a function of one argument/, fn -> Erqwest.Test.stub(:c, :nope) end
+    assert_raise ArgumentError, ~r/a positive count/, fn -> Erqwest.Test.expect(:c, 0, fn _ -> nil end) end
+    assert_raise ArgumentError, fn -> Erqwest.Test.allow(:c, self(), :not_a_pid) end
+  end
+
   test "a client that is not stubbed is real" do
     server = Server.start(Server.reply(200, "real"))
     client = Erqwest.make_client()

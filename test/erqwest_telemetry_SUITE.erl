@@ -33,7 +33,7 @@ groups() ->
                   unstubbed_process_fails_clearly, callers_chain_and_allow,
                   concurrent_owners_are_isolated, streamed_response_body,
                   streamed_request_body, cancel_a_stubbed_stream,
-                  dead_owner_unstubs_the_client]}].
+                  dead_owner_unstubs_the_client, bad_arguments_are_badarg]}].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erqwest),
@@ -547,15 +547,34 @@ dead_owner_unstubs_the_client(_Config) ->
     Url = erqwest_test_server:url(S, "/"),
     Self = self(),
     {Pid, Mon} = spawn_monitor(fun() ->
-        ok = erqwest_test:stub(st_real, fun(_) -> #{status => 299} end),
-        Self ! {stubbed, erqwest:get(st_real, Url)}
+        ok = erqwest_test:stub(st_real, fun(_) -> #{status => 299, body => [<<"a">>, <<"b">>]} end),
+        %% A streamed body left unread.
+        {ok, _} = erqwest:get(st_real, Url, #{response_body => stream}),
+        Self ! {stubbed, erqwest:get(st_real, Url)},
+        receive exit -> ok end
     end),
     receive {stubbed, R} -> ?assertMatch({ok, #{status := 299}}, R) end,
+    ?assertMatch([_], ets:match(erqwest_test, {{stream, {'_', Pid}}, '_'})),
+    Pid ! exit,
     receive {'DOWN', Mon, process, Pid, _} -> ok end,
     wait_unstubbed(st_real, 50),
+    ?assertEqual([], ets:match(erqwest_test, {{stream, {'_', Pid}}, '_'})),
     {ok, #{status := 200, body := <<"hello">>}} = erqwest:get(st_real, Url),
     erqwest:stop_client(st_real),
     erqwest_test_server:stop(S).
+
+bad_arguments_are_badarg(_Config) ->
+    ?assertError(badarg, erqwest_test:stub(c, not_a_fun)),
+    ?assertError(badarg, erqwest_test:stub(c, fun(_, _) -> ok end)),
+    ?assertError(badarg, erqwest_test:expect(c, 0, fun(_) -> ok end)),
+    ?assertError(badarg, erqwest_test:expect(c, one, fun(_) -> ok end)),
+    ?assertError(badarg, erqwest_test:allow(c, self(), not_a_pid)),
+    ?assertError(badarg, erqwest_test:verify(not_a_pid)),
+    ?assertError(badarg, erqwest_test:keep_until_verified(not_a_pid)),
+    %% A streamed upload's chunk that is not iodata, as with a real request.
+    ok = erqwest_test:stub(st_bad, fun(_) -> #{status => 200} end),
+    {handle, H} = erqwest:post(st_bad, <<"http://h/">>, #{body => stream}),
+    ?assertError(badarg, erqwest:send(H, [an_atom])).
 
 wait_unstubbed(_Client, 0) -> ct:fail(still_stubbed);
 wait_unstubbed(Client, N) ->

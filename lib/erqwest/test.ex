@@ -89,6 +89,10 @@ defmodule Erqwest.Test do
     :erqwest_test.stub(client, wrap(fun))
   end
 
+  def stub(_client, fun) do
+    raise ArgumentError, "Erqwest.Test.stub/2 takes a function of one argument, got: #{inspect(fun)}"
+  end
+
   @doc """
   Answers the next `n` requests on `client` with `fun`, before any stub;
   expectations queue in the order given. `verify!/0` raises when fewer
@@ -101,8 +105,16 @@ defmodule Erqwest.Test do
       :ok
   """
   @spec expect(Erqwest.client(), pos_integer(), stub_fun()) :: :ok
-  def expect(client, n \\ 1, fun) when is_integer(n) and n > 0 and is_function(fun, 1) do
+  def expect(client, n \\ 1, fun)
+
+  def expect(client, n, fun) when is_integer(n) and n > 0 and is_function(fun, 1) do
     :erqwest_test.expect(client, n, wrap(fun))
+  end
+
+  def expect(_client, n, fun) do
+    raise ArgumentError,
+          "Erqwest.Test.expect/3 takes a positive count and a function of one argument, got: " <>
+            "#{inspect(n)} and #{inspect(fun)}"
   end
 
   @doc """
