@@ -25,7 +25,8 @@ groups() ->
                       transport_error, retries, queue_and_connect_from_timings,
                       cancelled_upload, async_helper_and_cancel, exception_on_bad_option,
                       streamed_response_stops_at_the_head, stubbed_requests_emit_too,
-                      metadata_of_urls,
+                      metadata_of_urls, retries_that_end_in_an_error,
+                      a_crashing_handler_does_not_break_requests,
                       stopped_telemetry_emits_nothing]},
      {absent, [], [absent_telemetry_node]},
      {stubs, [], [stub_answers_req_and_async, request_as_the_stub_sees_it, error_answers,
@@ -286,6 +287,32 @@ stubbed_requests_emit_too(_Config) ->
     ?assertMatch([{[erqwest, request, start], _, #{client := tel_stubbed, host := <<"stub.test">>,
                                                   port := 80}},
                   {[erqwest, request, stop], _, #{status := 418}}], events()).
+
+%% Retried connects that all fail: the retries, then a stop with the
+%% error and the attempts.
+retries_that_end_in_an_error(_Config) ->
+    Url = iolist_to_binary(["http://127.0.0.1:", integer_to_list(closed_port()), "/"]),
+    {error, #{code := connect, attempts := 3}} =
+        erqwest:get(erqwest:make_client(), Url, #{retry => #{base => 1, max => 5, max_retries => 2}}),
+    Events = events(),
+    ?assertEqual([start, retry, retry, stop], names(Events)),
+    ?assertMatch({_, _, #{error := connect, status := nil, attempts := 3}}, lists:last(Events)).
+
+%% A handler that raises is telemetry's business (it detaches it); the
+%% request is not affected.
+a_crashing_handler_does_not_break_requests(_Config) ->
+    S = ok_server(),
+    ok = telemetry:attach(crashing, [erqwest, request, start], fun ?MODULE:crash/4, nil),
+    try
+        {ok, #{status := 200}} = erqwest:get(erqwest:make_client(), erqwest_test_server:url(S, "/")),
+        {ok, #{status := 200}} = erqwest:get(erqwest:make_client(), erqwest_test_server:url(S, "/")),
+        ?assertEqual([start, stop, start, stop], names(events()))
+    after
+        _ = telemetry:detach(crashing)
+    end,
+    erqwest_test_server:stop(S).
+
+crash(_, _, _, _) -> error(handler_bug).
 
 %% The URL's parts in the metadata, as uri_string would give them.
 metadata_of_urls(_Config) ->
