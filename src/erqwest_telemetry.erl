@@ -76,7 +76,7 @@
 -spec enabled() -> boolean().
 enabled() ->
     %% The module check first: it is as cheap as a persistent_term read,
-    %% while ets:whereis/1 costs a few hundred ns. A module loaded but not
+    %% while ets:whereis/1 costs several times more. A module loaded but not
     %% running (its table absent) would log a warning per event.
     erlang:module_loaded(telemetry)
         andalso ets:whereis(telemetry_handler_table) =/= undefined.
