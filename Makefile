@@ -64,7 +64,7 @@ demo: deps
 	@rebar3 compile
 	@mkdir -p _build/demo
 	@erlc -o _build/demo demo/erqwest_demo.erl test/erqwest_test_server.erl test/erqwest_test_certs.erl test/erqwest_test_peers.erl
-	@erl -noshell -pa _build/default/lib/*/ebin -pa _build/demo -eval 'erqwest_demo:main()' -s init stop
+	@erl -noshell -pa _build/default/lib/*/ebin -pa _build/demo $(if $(PEERS_LIB),-pa $(PEERS_LIB)/telemetry/ebin) -eval 'erqwest_demo:main()' -s init stop
 
 test: deps
 	@bash .ci/test

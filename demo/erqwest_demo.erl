@@ -6,13 +6,15 @@
 %% auth, a base URL, decoded JSON replies), a paginated listing,
 %% server-sent events and NDJSON (an event per message, then in batches),
 %% two errors, a retried request, a hedged one, timings and a client's
-%% queue counts, printing each request and reply; last, one request at a
+%% queue counts, telemetry events (when `telemetry' is on the code path:
+%% `make demo PEERS_LIB=$(bash scripts/peers.sh)') and a stubbed client,
+%% printing each request and reply; last, one request at a
 %% time through `erqwest:req/2' (the direct path) and through reqwest,
 %% over HTTP/1.1, HTTPS, and HTTPS with HTTP/2 (against nginx, when the
 %% machine has it: `make deps' installs it).
 -module(erqwest_demo).
 
--export([main/0]).
+-export([main/0, print_event/4]).
 
 main() ->
     {ok, _} = application:ensure_all_started(erqwest),
@@ -81,6 +83,7 @@ main() ->
          erqwest:get(C, Url("/bomb"), #{max_body => 64 * 1024 * 1024})),
 
     resilience(C, Url),
+    hooks(C, Url),
     one_at_a_time("plain HTTP/1.1", C, Url("/echo")),
     over_tls(),
 
@@ -186,6 +189,38 @@ bomb(Size) ->
     iolist_to_binary([Parts, Last]).
 
 demo_counters() -> persistent_term:get({?MODULE, counters}).
+
+%% Telemetry events and a stubbed client (README: "Telemetry", "Stubbing
+%% erqwest in tests").
+hooks(C, Url) ->
+    case code:ensure_loaded(telemetry) of
+        {module, telemetry} ->
+            {ok, _} = application:ensure_all_started(telemetry),
+            Events = [[erqwest, request, start], [erqwest, request, retry],
+                      [erqwest, request, stop]],
+            ok = telemetry:attach_many(erqwest_demo, Events, fun ?MODULE:print_event/4, []),
+            io:format("--> telemetry: GET /flaky with retry => #{base => 50}, a handler printing events~n"),
+            {ok, _} = erqwest:get(C, Url("/flaky"), #{retry => #{base => 50}}),
+            ok = telemetry:detach(erqwest_demo),
+            io:format("~n");
+        _ ->
+            io:format("--> telemetry: not on the code path "
+                      "(make demo PEERS_LIB=$(bash scripts/peers.sh) shows its events)~n~n")
+    end,
+    ok = erqwest_test:stub(demo_stubbed, fun(#{method := M, url := U}) ->
+        #{status => 200, body => iolist_to_binary(["stubbed answer to ", atom_to_list(M), " ", U])}
+    end),
+    io:format("--> GET on a stubbed client (erqwest_test:stub/2, no server)~n"),
+    {ok, #{status := Status, body := Body}} = erqwest:get(demo_stubbed, <<"http://api.example/anything">>),
+    io:format("<-- ~b ~s~n~n", [Status, Body]).
+
+-spec print_event([atom()], map(), map(), term()) -> ok.
+print_event(Event, Measurements, Meta, _) ->
+    Shown = maps:with([status, error, attempts, path], Meta),
+    M = maps:map(fun(duration, D) -> {erlang:convert_time_unit(D, native, microsecond), us};
+                    (_, V) -> V
+                 end, maps:without([monotonic_time, system_time], Measurements)),
+    io:format("<-- event ~0p ~0p ~0p~n", [Event, M, Shown]).
 
 %% Retries, hedging, timings and limits (README: "Retries, hedging,
 %% limits and timings").

@@ -91,6 +91,14 @@ defmodule Erqwest do
 
   Streamed handles belong to the process that made the request. For a
   message-based API, see `Erqwest.Async`.
+
+  ## Telemetry and tests
+
+  With the `:telemetry` application running, every request emits
+  `[:erqwest, :request, :start | :stop | :exception]` (and `:retry`,
+  `[:erqwest, :queue | :connect, :stop]`) from the calling process; the
+  README's "Telemetry" lists the measurements and metadata. In tests,
+  `Erqwest.Test` replaces a client's answers.
   """
 
   alias Erqwest.{Error, Options, Response, Upload}
@@ -401,7 +409,7 @@ defmodule Erqwest do
   end
 
   defp run(client, req, read) do
-    case :erqwest.req(erqwest_client(client), req) do
+    case :erqwest.req(erqwest_name(client), req) do
       {:ok, resp} when req.body == :stream ->
         # The server answered before any body was sent.
         {:ok, %Upload{reply: {:ok, response(resp, read)}}}
@@ -489,4 +497,14 @@ defmodule Erqwest do
   end
 
   defp erqwest_client(client), do: client
+
+  # A name is passed on as a name, which stubs (Erqwest.Test) and
+  # telemetry metadata go by; an unknown one still gets the message above,
+  # unless a test stubbed it.
+  defp erqwest_name(name) when is_atom(name) do
+    _ = :erqwest_test.stubbed(name) or erqwest_client(name)
+    name
+  end
+
+  defp erqwest_name(client), do: client
 end

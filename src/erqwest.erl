@@ -16,6 +16,10 @@
 %% {@link finish_send/1}. Responses read with `response_body => stream'
 %% carry a handle as `body'; read it with {@link read/2}. Such a handle
 %% belongs to the process that made it.
+%%
+%% Requests emit `telemetry' events from the calling process when the
+%% `telemetry' application runs ({@link erqwest_telemetry}), and a test
+%% can replace a client's answers ({@link erqwest_test}).
 -module(erqwest).
 
 -include_lib("stdlib/include/assert.hrl").
@@ -40,7 +44,9 @@
     handle :: erqwest_async:handle(),
     owner :: pid(),
     %% Whether the response body is streamed (then a reply is not final).
-    stream_response :: boolean()
+    stream_response :: boolean(),
+    %% The telemetry span a streamed request body leaves open.
+    span = undefined :: erqwest_telemetry:span() | undefined
 }).
 -opaque handle() :: #sync_handle{}.
 
@@ -261,9 +267,18 @@ feature(Name) when is_atom(Name) ->
 %% answer is the same either way.
 -spec req(client() | atom(), req_opts()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 req(Client, Opts) ->
-    case direct(Opts) andalso erqwest_direct:req(get_client(Client), Opts) of
-        false -> req_async(Client, Opts);
-        fallback -> req_async(Client, Opts);
+    %% Telemetry (erqwest_telemetry) and stubs (erqwest_test) cost one
+    %% check each when unused.
+    case erqwest_telemetry:enabled() of
+        false -> req(Client, Opts, undefined);
+        true -> erqwest_telemetry:sync(Client, Opts, fun req/3)
+    end.
+
+req(Client, Opts, Span) ->
+    case not erqwest_test:stubbed(Client) andalso direct(Opts)
+         andalso erqwest_direct:req(get_client(Client), Opts) of
+        false -> req_async(Client, Opts, Span);
+        fallback -> req_async(Client, Opts, Span);
         Answer -> Answer
     end.
 
@@ -275,10 +290,10 @@ direct(#{response_body := stream}) -> false;
 direct(#{body := Body}) when not is_binary(Body) -> false;
 direct(Opts) -> not erqwest_dirty:request(ok, Opts).
 
-req_async(Client, Opts) ->
+req_async(Client, Opts, Span) ->
     Ref = make_ref(),
     Handle = erqwest_async:req(Client, self(), Ref, Opts),
-    H = #sync_handle{ref = Ref, handle = Handle, owner = self(),
+    H = #sync_handle{ref = Ref, handle = Handle, owner = self(), span = Span,
                      stream_response = maps:get(response_body, Opts, complete) =:= stream},
     case maps:get(body, Opts, undefined) of
         stream ->
@@ -340,22 +355,18 @@ patch(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => patch}).
 -spec send(handle(), iodata()) -> ok | {reply, resp()} | {error, err()}.
 send(#sync_handle{handle = Handle} = H, Data) ->
     owner(H),
-    Sent = case is_binary(Data) of
-        true -> erqwest_nif:send(Handle, Data);
-        false -> erqwest_nif:send_dirty(Handle, Data)
-    end,
-    case Sent of
+    case erqwest_async:nif_send(Handle, Data) of
         ok ->
             case await(H) of
                 next -> ok;
-                Other -> Other
+                Other -> stopped(H, Other)
             end;
         finished ->
             %% The answer came before this call: hand it over if it is
             %% still in the mailbox, otherwise the request is over.
             case pending_answer(H) of
-                {reply, _} = Reply -> Reply;
-                {error, _} = Error -> Error;
+                {reply, _} = Reply -> stopped(H, Reply);
+                {error, _} = Error -> stopped(H, Error);
                 none -> erlang:error(badarg)
             end
     end.
@@ -366,11 +377,11 @@ send(#sync_handle{handle = Handle} = H, Data) ->
 -spec finish_send(handle()) -> {ok, resp()} | {error, err()}.
 finish_send(#sync_handle{handle = Handle} = H) ->
     owner(H),
-    Answer = case erqwest_nif:finish_send(Handle) of
+    Answer = case erqwest_async:nif_finish_send(Handle) of
         ok -> await(H);
         finished -> pending_answer(H)
     end,
-    case Answer of
+    case stopped(H, Answer) of
         {reply, Resp} -> {ok, Resp};
         {error, _} = Error -> Error;
         none -> erlang:error(badarg)
@@ -388,7 +399,7 @@ read(H) ->
 -spec read(handle(), read_opts()) -> {more, binary()} | {ok, binary()} | {error, err()}.
 read(#sync_handle{handle = Handle} = H, Opts) ->
     owner(H),
-    erqwest_nif:read(Handle, Opts) =:= ok orelse erlang:error(badarg),
+    erqwest_async:nif_read(Handle, Opts) =:= ok orelse erlang:error(badarg),
     case await(H) of
         {chunk, Data} -> {more, Data};
         {fin, Data} -> {ok, Data};
@@ -400,8 +411,8 @@ read(#sync_handle{handle = Handle} = H, Opts) ->
 -spec cancel(handle()) -> ok.
 cancel(#sync_handle{handle = Handle} = H) ->
     owner(H),
-    case erqwest_nif:cancel(Handle) of
-        ok -> await_final(H);
+    case erqwest_async:nif_cancel(Handle) of
+        ok -> _ = stopped(H, await_final(H)), ok;
         finished -> flush(H)
     end.
 
@@ -420,15 +431,24 @@ await(#sync_handle{ref = Ref} = H) ->
         {erqwest_response, Ref, error, Err} -> {error, Err}
     end.
 
-with_body(#sync_handle{stream_response = true} = H, Resp) -> Resp#{body => H};
+%% The body's handle has no span: the request stopped with its head.
+with_body(#sync_handle{stream_response = true} = H, Resp) ->
+    Resp#{body => H#sync_handle{span = undefined}};
 with_body(_, Resp) -> Resp.
 
-%% Skips to the request's final message.
+%% Ends an open telemetry span with the request's answer, if it is one.
+stopped(#sync_handle{span = undefined}, Answer) ->
+    Answer;
+stopped(#sync_handle{span = Span}, Answer) ->
+    erqwest_telemetry:stop(Span, Answer),
+    Answer.
+
+%% Skips to the request's final message and returns it.
 await_final(#sync_handle{ref = Ref, stream_response = Streamed} = H) ->
     receive
-        {erqwest_response, Ref, error, _} -> ok;
-        {erqwest_response, Ref, fin, _} -> ok;
-        {erqwest_response, Ref, reply, _} when not Streamed -> ok;
+        {erqwest_response, Ref, error, Err} -> {error, Err};
+        {erqwest_response, Ref, fin, _} -> fin;
+        {erqwest_response, Ref, reply, Resp} when not Streamed -> {reply, Resp};
         {erqwest_response, Ref, next} -> await_final(H);
         {erqwest_response, Ref, _, _} -> await_final(H)
     end.

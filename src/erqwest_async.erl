@@ -20,6 +20,11 @@
 %% An `error' is always the last message of a request, and {@link cancel/1}
 %% at any stage still leaves exactly one final message.
 %%
+%% These functions emit no `telemetry' events: start a request with
+%% {@link erqwest_telemetry:async_req/4} and end it with
+%% {@link erqwest_telemetry:async_stop/2} for them. A client stubbed with
+%% {@link erqwest_test:stub/2} answers with the same messages.
+%%
 %% Example:
 %% ```
 %% H = erqwest_async:req(Client, self(), my_ref,
@@ -29,10 +34,12 @@
 -module(erqwest_async).
 
 -export([req/4, send/2, finish_send/1, read/2, cancel/1]).
+-export([nif_send/2, nif_finish_send/1, nif_read/2, nif_cancel/1]).
 
 -export_type([handle/0]).
 
--opaque handle() :: reference().
+%% A NIF resource, or a stub's handle (erqwest_test).
+-opaque handle() :: reference() | erqwest_test:handle().
 
 
 %% @doc Starts a request. Raises `badarg' for an unknown option key or an
@@ -41,6 +48,12 @@
 %% the `error' message.
 -spec req(erqwest:client() | atom(), pid(), term(), erqwest:req_opts()) -> handle().
 req(Client, Pid, Ref, Opts) ->
+    case erqwest_test:stubbed(Client) of
+        false -> start(Client, Pid, Ref, Opts);
+        true -> erqwest_test:req(Client, Pid, Ref, Opts)
+    end.
+
+start(Client, Pid, Ref, Opts) ->
     C = erqwest:get_client(Client),
     try
         case erqwest_dirty:request(Ref, Opts) of
@@ -59,18 +72,15 @@ req(Client, Pid, Ref, Opts) ->
 %% messages that answer it. Raises `badarg' after {@link finish_send/1}
 %% (and for a request made without `body => stream').
 -spec send(handle(), iodata()) -> ok.
-send(Handle, Data) when is_binary(Data) ->
-    _ = erqwest_nif:send(Handle, Data),
-    ok;
 send(Handle, Data) ->
-    _ = erqwest_nif:send_dirty(Handle, Data),
+    _ = nif_send(Handle, Data),
     ok.
 
 %% @doc Completes the request body; the next message is `reply' or `error'.
 %% Raises `badarg' when called a second time.
 -spec finish_send(handle()) -> ok.
 finish_send(Handle) ->
-    _ = erqwest_nif:finish_send(Handle),
+    _ = nif_finish_send(Handle),
     ok.
 
 %% @doc Reads a chunk of the response body, waiting until at least `length'
@@ -78,7 +88,7 @@ finish_send(Handle) ->
 %% (default `infinity'). Answered by `chunk', the final `fin', or `error'.
 -spec read(handle(), erqwest:read_opts()) -> ok.
 read(Handle, Opts) ->
-    _ = erqwest_nif:read(Handle, Opts),
+    _ = nif_read(Handle, Opts),
     ok.
 
 %% @doc Cancels the request at any stage. A final message still always
@@ -86,5 +96,32 @@ read(Handle, Opts) ->
 %% already on its way. Does nothing after the final message.
 -spec cancel(handle()) -> ok.
 cancel(Handle) ->
-    _ = erqwest_nif:cancel(Handle),
+    _ = nif_cancel(Handle),
     ok.
+
+%%% The NIF's answers (`ok' or `finished'), for erqwest's synchronous API;
+%%% a stub's handle is answered by erqwest_test.
+
+%% @private
+-spec nif_send(handle(), iodata()) -> ok | finished.
+nif_send(Handle, Data) when is_reference(Handle), is_binary(Data) ->
+    erqwest_nif:send(Handle, Data);
+nif_send(Handle, Data) when is_reference(Handle) ->
+    erqwest_nif:send_dirty(Handle, Data);
+nif_send(Handle, Data) ->
+    erqwest_test:send(Handle, Data).
+
+%% @private
+-spec nif_finish_send(handle()) -> ok | finished.
+nif_finish_send(Handle) when is_reference(Handle) -> erqwest_nif:finish_send(Handle);
+nif_finish_send(Handle) -> erqwest_test:finish_send(Handle).
+
+%% @private
+-spec nif_read(handle(), erqwest:read_opts()) -> ok | finished.
+nif_read(Handle, Opts) when is_reference(Handle) -> erqwest_nif:read(Handle, Opts);
+nif_read(Handle, Opts) -> erqwest_test:read(Handle, Opts).
+
+%% @private
+-spec nif_cancel(handle()) -> ok | finished.
+nif_cancel(Handle) when is_reference(Handle) -> erqwest_nif:cancel(Handle);
+nif_cancel(Handle) -> erqwest_test:cancel(Handle).

@@ -29,6 +29,17 @@ defmodule Erqwest.Async do
   `await/2` receives the next message of a request, converted to structs;
   in a `GenServer`, match the messages in `handle_info/2` instead.
 
+  ## Telemetry and stubs
+
+  These functions emit no `:telemetry` events by themselves (the answer
+  goes to a process that may not be the caller). For events, start the
+  request with `:erqwest_telemetry.async_req/4` (same arguments as
+  `request/4` but Erlang options, a map with `:method` and `:url`),
+  which returns `{handle, span}`, and pass the final message to
+  `:erqwest_telemetry.async_stop/2` where it is received; see the README's
+  "Telemetry". `Erqwest.Test` stubs answer these requests with the same
+  messages as a real one.
+
   ## Example
 
       iex> ref = make_ref()
