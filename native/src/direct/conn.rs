@@ -15,7 +15,8 @@ use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
 
 use super::fd::Fd;
-use super::io::{SockIo, Wants};
+use super::io::SockIo;
+use super::wants::Wants;
 
 pub(crate) type Body = Full<Bytes>;
 pub(crate) type ResponseFuture = Pin<

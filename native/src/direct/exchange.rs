@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::conn::{Body, Conn, Flag, ResponseFuture};
 use super::fd::{Fd, Interest};
+use super::link::Connected;
 use super::received::{Collected, Received};
 use super::{Admit, Route, Target, Transport};
 use crate::error::{Code, Error};
@@ -38,23 +39,11 @@ const BULK_TIME_PER_TURN: Duration = Duration::from_millis(1);
 /// Whether a response with this head is a redirect that will be followed.
 pub(crate) type Follows = fn(&Transport, u16, &reqwest::header::HeaderMap, &str) -> bool;
 
-/// What a connect on the runtime gives: a socket (with its TLS session
-/// for HTTPS), or the error that ended the connect or the handshake.
-pub(crate) type Connected = oneshot::Receiver<Result<Link, Error>>;
-
 /// How a hop treats the answer it gets: whether a redirect is followed
 /// (then its body is left unread), and the most a body may hold.
 pub(crate) struct Answering {
     pub(crate) follows: Follows,
     pub(crate) max_body: MaxBody,
-}
-
-pub(crate) struct Link {
-    pub(crate) stream: std::net::TcpStream,
-    pub(crate) tls: Option<Box<rustls::ClientConnection>>,
-    /// Set when the server chose HTTP/2: the connection's place in its
-    /// origin's count.
-    pub(crate) h2: Option<super::Live>,
 }
 
 enum Stage {

@@ -22,11 +22,13 @@ mod connect;
 mod exchange;
 mod fd;
 mod io;
+mod link;
 mod received;
 mod redirect;
 mod region;
 mod tasks;
 mod tls;
+mod wants;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -18,7 +18,7 @@ use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, OwnedBinary, Term};
 use tokio::sync::oneshot;
 
-use super::exchange::{Connected, Link};
+use super::link::{Connected, Link};
 use super::received::Collected;
 use super::redirect::Template;
 use super::tls::{self, Handshake};

@@ -23,7 +23,7 @@ use rustls::{
 };
 
 use super::fd::Fd;
-use super::io::Wants;
+use super::wants::Wants;
 use crate::client::ClientConfig;
 
 /// The rustls config of a client's direct TLS connections, or `None`
@@ -146,13 +146,13 @@ struct Raw<'a>(&'a Fd, &'a Wants);
 
 impl Read for Raw<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        super::io::recv_into(self.0.raw(), self.1, buf)
+        super::wants::recv_into(self.0.raw(), self.1, buf)
     }
 }
 
 impl Write for Raw<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        super::io::gated_send(self.0.raw(), self.1, buf)
+        super::wants::gated_send(self.0.raw(), self.1, buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {

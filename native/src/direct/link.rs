@@ -1,0 +1,19 @@
+//! What a connect made on the runtime hands to the exchange that asked
+//! for it: shared by the two (`tasks.rs` makes it, `exchange.rs` takes
+//! it), so it sits below both.
+
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+
+/// What a connect on the runtime gives: a socket (with its TLS session
+/// for HTTPS), or the error that ended the connect or the handshake.
+pub(crate) type Connected = oneshot::Receiver<Result<Link, Error>>;
+
+pub(crate) struct Link {
+    pub(crate) stream: std::net::TcpStream,
+    pub(crate) tls: Option<Box<rustls::ClientConnection>>,
+    /// Set when the server chose HTTP/2: the connection's place in its
+    /// origin's count.
+    pub(crate) h2: Option<super::Live>,
+}
