@@ -1,6 +1,7 @@
 %% @doc `make demo': erqwest against a server it starts on 127.0.0.1.
 %%
-%% Starts the in-BEAM test server from test/, then shows a GET, a POST
+%% Starts the in-BEAM test server from test/, then shows a GET with no
+%% client made (the application's default one), a GET, a POST
 %% echoed back, redirects, a gzip body, a streamed upload and download, an
 %% asynchronous request, composed requests (query, JSON, form, multipart,
 %% auth, a base URL, decoded JSON replies), a paginated listing,
@@ -19,6 +20,8 @@ main() ->
     {ok, Server} = erqwest_test_server:start(fun handle/1),
     Url = fun(Path) -> erqwest_test_server:url(Server, Path) end,
     io:format("erqwest demo: a local HTTP server on ~s~n~n", [Url("")]),
+    %% No client made: the application's default one (erqwest_default).
+    show("GET /hello with no setup: erqwest:get(Url)", erqwest:get(Url("/hello"))),
     C = erqwest:make_client(),
 
     show("GET /hello", erqwest:get(C, Url("/hello"))),

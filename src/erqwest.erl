@@ -3,12 +3,14 @@
 %% This module holds the clients and the synchronous API, which blocks the
 %% calling process (never a scheduler) until the answer arrives. The
 %% message-based API is {@link erqwest_async}. The `erqwest' application
-%% must be started first.
+%% must be started first; it starts a default client, which the calls
+%% without a client use ({@link erqwest_default}).
 %%
 %% ```
 %% 1> application:ensure_all_started(erqwest).
-%% 2> C = erqwest:make_client().
-%% 3> {ok, #{status := 200, body := Body}} = erqwest:get(C, <<"http://127.0.0.1:8080/">>).
+%% 2> {ok, #{status := 200}} = erqwest:get(<<"http://127.0.0.1:8080/">>).
+%% 3> C = erqwest:make_client(#{timeout => 5000}).
+%% 4> {ok, #{status := 200, body := Body}} = erqwest:get(C, <<"http://127.0.0.1:8080/">>).
 %% '''
 %%
 %% Requests that stream their body (`body => stream') return
@@ -26,6 +28,8 @@
 -export([post/3, put/3, delete/2, delete/3, patch/3]).
 -export([send/2, finish_send/1, read/1, read/2, cancel/1]).
 -export([format_error/2]).
+%% Without a client: the default one (erqwest_default).
+-export([req/1, get/1, head/1, options/1, delete/1, post/2, put/2, patch/2]).
 -export([client_info/1]).
 
 -export_type([client/0, handle/0, client_opts/0, req_opts/0, read_opts/0, method/0,
@@ -286,22 +290,104 @@ req_async(Client, Opts) ->
             end
     end.
 
-%% @equiv get(Client, Url, #{})
--spec get(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+%%% Without a client: the default one
+
+%% @doc Makes a request with the default client (registered as
+%% `erqwest_default' by the application; see {@link erqwest_default}).
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:req(#{method => get, url => <<"http://127.0.0.1:8080/">>}).
+%% '''
+-spec req(req_opts()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+req(Opts) -> req(erqwest_default:name(), Opts).
+
+%% @doc A GET with the default client.
+%%
+%% ```
+%% {ok, #{status := 200, body := Body}} = erqwest:get(<<"http://127.0.0.1:8080/">>).
+%% '''
+-spec get(binary()) -> {ok, resp()} | {error, err()}.
+get(Url) -> get(erqwest_default:name(), Url, #{}).
+
+%% @doc A HEAD with the default client.
+%%
+%% ```
+%% {ok, #{status := 200, headers := Headers}} = erqwest:head(<<"http://127.0.0.1:8080/">>).
+%% '''
+-spec head(binary()) -> {ok, resp()} | {error, err()}.
+head(Url) -> head(erqwest_default:name(), Url, #{}).
+
+%% @doc An OPTIONS request with the default client.
+%%
+%% ```
+%% {ok, #{headers := Headers}} = erqwest:options(<<"http://127.0.0.1:8080/">>).
+%% '''
+-spec options(binary()) -> {ok, resp()} | {error, err()}.
+options(Url) -> options(erqwest_default:name(), Url, #{}).
+
+%% @doc A DELETE with the default client.
+%%
+%% ```
+%% {ok, #{status := 204}} = erqwest:delete(<<"http://127.0.0.1:8080/items/1">>).
+%% '''
+-spec delete(binary()) -> {ok, resp()} | {error, err()}.
+delete(Url) -> delete(erqwest_default:name(), Url, #{}).
+
+%% @doc A POST with the default client.
+%%
+%% ```
+%% {ok, #{status := 201}} = erqwest:post(<<"http://127.0.0.1:8080/items">>, #{json => #{name => <<"x">>}}).
+%% '''
+-spec post(binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+post(Url, Opts) -> post(erqwest_default:name(), Url, Opts).
+
+%% @doc A PUT with the default client.
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:put(<<"http://127.0.0.1:8080/items/1">>, #{body => <<"x">>}).
+%% '''
+-spec put(binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+put(Url, Opts) -> put(erqwest_default:name(), Url, Opts).
+
+%% @doc A PATCH with the default client.
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:patch(<<"http://127.0.0.1:8080/items/1">>, #{json => #{done => true}}).
+%% '''
+-spec patch(binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+patch(Url, Opts) -> patch(erqwest_default:name(), Url, Opts).
+
+%% @doc `get(Client, Url)' is `get(Client, Url, #{})'; with the URL first
+%% (a binary, never a client), `get(Url, Opts)' is a GET with the default
+%% client.
+%%
+%% ```
+%% {ok, _} = erqwest:get(C, <<"http://127.0.0.1:8080/">>),
+%% {ok, _} = erqwest:get(<<"http://127.0.0.1:8080/">>, #{timeout => 1000}).
+%% '''
+-spec get(client() | atom() | binary(), binary() | map()) ->
+          {ok, resp()} | {handle, handle()} | {error, err()}.
+get(Url, Opts) when is_binary(Url), is_map(Opts) -> get(erqwest_default:name(), Url, Opts);
 get(Client, Url) -> get(Client, Url, #{}).
 
 -spec get(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 get(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => get}).
 
-%% @equiv head(Client, Url, #{})
--spec head(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+%% @doc `head(Client, Url)' is `head(Client, Url, #{})'; with the URL first,
+%% `head(Url, Opts)' uses the default client.
+-spec head(client() | atom() | binary(), binary() | map()) ->
+          {ok, resp()} | {handle, handle()} | {error, err()}.
+head(Url, Opts) when is_binary(Url), is_map(Opts) -> head(erqwest_default:name(), Url, Opts);
 head(Client, Url) -> head(Client, Url, #{}).
 
 -spec head(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 head(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => head}).
 
-%% @equiv options(Client, Url, #{})
--spec options(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+%% @doc `options(Client, Url)' is `options(Client, Url, #{})'; with the URL first,
+%% `options(Url, Opts)' uses the default client.
+-spec options(client() | atom() | binary(), binary() | map()) ->
+          {ok, resp()} | {handle, handle()} | {error, err()}.
+options(Url, Opts) when is_binary(Url), is_map(Opts) -> options(erqwest_default:name(), Url, Opts);
 options(Client, Url) -> options(Client, Url, #{}).
 
 -spec options(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
@@ -313,8 +399,11 @@ post(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => post}).
 -spec put(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 put(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => put}).
 
-%% @equiv delete(Client, Url, #{})
--spec delete(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+%% @doc `delete(Client, Url)' is `delete(Client, Url, #{})'; with the URL first,
+%% `delete(Url, Opts)' uses the default client.
+-spec delete(client() | atom() | binary(), binary() | map()) ->
+          {ok, resp()} | {handle, handle()} | {error, err()}.
+delete(Url, Opts) when is_binary(Url), is_map(Opts) -> delete(erqwest_default:name(), Url, Opts);
 delete(Client, Url) -> delete(Client, Url, #{}).
 
 -spec delete(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
