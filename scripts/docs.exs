@@ -1,0 +1,67 @@
+# Builds the HTML site with ExDoc from the compiled modules: the Elixir
+# ones carry their docs; the Erlang ones' docs are the EEP 48 chunks
+# scripts/docs.sh made from their edoc (ebin/../doc/chunks).
+# Run by scripts/docs.sh: mix run --no-start --no-compile scripts/docs.exs EBIN OUT
+[ebin, out] = System.argv()
+
+unless Code.ensure_loaded?(ExDoc) do
+  IO.puts(:stderr, "make docs: ExDoc is not on the code path (PEERS_LIB)")
+  System.halt(1)
+end
+
+# ExDoc's application holds its tables (ExDoc.Refs) and the highlighters.
+{:ok, _} = Application.ensure_all_started(:ex_doc)
+
+root = Path.expand("..", __DIR__)
+version = root |> Path.join("VERSION") |> File.read!() |> String.trim()
+
+guides = [
+  "guides/getting-started.md",
+  "guides/composing-requests.md",
+  "guides/streaming.md",
+  "guides/event-streams.md",
+  "guides/pagination-and-operations.md",
+  "guides/resilience.md",
+  "guides/performance.md",
+  "guides/installing.md"
+]
+
+extras =
+  [{"README.md", [title: "Overview"]}] ++
+    Enum.map(guides, &{&1, []}) ++
+    [{"CHANGELOG.md", [title: "Changelog"]}]
+
+ExDoc.generate_docs("erqwest", version,
+  source_beam: ebin,
+  output: out,
+  formatter: "html",
+  main: "readme",
+  source_url: "https://github.com/erqwest/erqwest",
+  source_ref: "v#{version}",
+  extras: Enum.map(extras, fn {path, opts} -> {String.to_atom(Path.join(root, path)), opts} end),
+  groups_for_extras: [Guides: ~r{/guides/}, About: ~r{CHANGELOG}],
+  groups_for_modules: [
+    "Clients and requests": [
+      Erqwest,
+      Erqwest.Response,
+      Erqwest.Async,
+      :erqwest,
+      :erqwest_async,
+      :erqwest_default,
+      :erqwest_runtime,
+      :erqwest_nif
+    ],
+    Streaming: [Erqwest.Upload],
+    "Event streams": [Erqwest.Events, Erqwest.Events.Event, :erqwest_events],
+    Pagination: [Erqwest.Pages, :erqwest_pages],
+    Operations: [Erqwest.Operation, :erqwest_operation],
+    JSON: [Erqwest.JSON, :erqwest_json, :erqwest_json_pointer],
+    Errors: [
+      Erqwest.Error,
+      Erqwest.JSON.DecodeError,
+      Erqwest.JSON.EncodeError,
+      Erqwest.Operation.Error
+    ]
+  ]
+)
+|> then(fn index -> IO.puts("erqwest: HTML docs in #{index}") end)
