@@ -3,8 +3,8 @@
 # The NIF reaches priv/ one way: rebar3 (a pre-compile hook) and mix (a
 # small compiler in mix.exs) both call `make nif`, which runs native/nif.sh:
 # it downloads the precompiled NIF listed in native/checksums.sha256 and
-# checks its SHA-256, or builds it with cargo (README: "Adding it to a
-# project").
+# checks its SHA-256, or builds it with cargo (guides/installing.md,
+# "Adding it to a project").
 #
 # Every other target here is for working on erqwest itself and builds from
 # source (ERQWEST_BUILD=1), so tests never wait for a download and always
@@ -47,7 +47,7 @@ help:
 nif:
 	@bash native/nif.sh install
 
-# ERQWEST_TARGET=<triple> cross-compiles (README: "Publishing a release").
+# ERQWEST_TARGET=<triple> cross-compiles (guides/installing.md: "Publishing a release").
 RELEASE_DIR ?= $(CURDIR)/_build/nif-release
 release-nif:
 	@bash native/nif.sh release $(RELEASE_DIR)

@@ -173,8 +173,9 @@ defmodule Erqwest do
       `[max_retries: 3, base: 500, max: 30_000]`: idempotent requests that
       got 408, 429, 500, 502, 503 or 504, or failed to connect or timed
       out, are sent again after a jittered exponential backoff or the
-      server's `Retry-After`; the response carries `attempts`. The README
-      lists every setting and its default.
+      server's `Retry-After`; the response carries `attempts`. The guide
+      [Retries, hedging and limits](resilience.md) lists every setting
+      and its default.
     * `:hedge` — `[delay: ms, max: 1]`: an idempotent request with no
       response head after `delay` ms is sent again on another connection;
       the first head wins

@@ -23,7 +23,8 @@ guides = [
   "guides/pagination-and-operations.md",
   "guides/resilience.md",
   "guides/performance.md",
-  "guides/installing.md"
+  "guides/installing.md",
+  "guides/working-on-erqwest.md"
 ]
 
 extras =
@@ -39,6 +40,9 @@ ExDoc.generate_docs("erqwest", version,
   source_url: "https://github.com/erqwest/erqwest",
   source_ref: "v#{version}",
   extras: Enum.map(extras, fn {path, opts} -> {String.to_atom(Path.join(root, path)), opts} end),
+  # erqwest_nif's private direct-path functions name erqwest_direct's
+  # opaque call(), a module that is @private on purpose.
+  skip_undefined_reference_warnings_on: ["erqwest_nif"],
   groups_for_extras: [Guides: ~r{/guides/}, About: ~r{CHANGELOG}],
   groups_for_modules: [
     "Clients and requests": [
@@ -47,10 +51,9 @@ ExDoc.generate_docs("erqwest", version,
       Erqwest.Async,
       :erqwest,
       :erqwest_async,
-      :erqwest_default,
-      :erqwest_runtime,
-      :erqwest_nif
+      :erqwest_default
     ],
+    Runtime: [:erqwest_runtime, :erqwest_nif],
     Streaming: [Erqwest.Upload],
     "Event streams": [Erqwest.Events, Erqwest.Events.Event, :erqwest_events],
     Pagination: [Erqwest.Pages, :erqwest_pages],

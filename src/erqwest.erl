@@ -84,12 +84,12 @@
     default_headers => [header()],
     resolve => [{Host :: binary(), {inet:ip_address(), inet:port_number()}}],
     min_tls_version => tlsv1 | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3',
-    %% Request defaults (README: "Composing requests").
+    %% Request defaults (guides/composing-requests.md).
     decode => decode(),
     json_null => atom(),
     auth => auth(),
     base_url => binary(),
-    %% Defaults for requests (README.md, "Retries, hedging, limits, timings").
+    %% Defaults for requests (guides/resilience.md).
     retry => false | true | retry_opts(),
     hedge => false | hedge_opts(),
     timings => boolean(),
@@ -125,7 +125,7 @@
     body => iodata() | stream,
     response_body => complete | stream,
     timeout => timeout_ms(),
-    %% README: "Composing requests".
+    %% guides/composing-requests.md.
     decode => decode(),
     json_null => atom(),
     query => pairs(),
@@ -253,7 +253,7 @@ feature(Name) when is_atom(Name) ->
 %%
 %% An HTTP/1.1 request, plain or over TLS, that needs nothing of
 %% reqwest's is answered on the calling process's own scheduler (the
-%% module `erqwest_direct', see the README's "Where a request runs"); the
+%% module `erqwest_direct', see the guide "Performance and where a request runs"); the
 %% answer is the same either way.
 -spec req(client() | atom(), req_opts()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 req(Client, Opts) ->

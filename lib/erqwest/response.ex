@@ -14,7 +14,7 @@ defmodule Erqwest.Response do
       were on (`nil` otherwise)
     * `timings` — with `timings: true`, a map of microseconds (`:queued`,
       `:connect`, `:headers`, `:total`) with `:reused` and `:remote_addr`;
-      see the README's "Timings"
+      see [Retries, hedging and limits](resilience.md)
   """
 
   defstruct [:status, headers: [], body: nil, version: nil, url: nil, attempts: nil, timings: nil]
