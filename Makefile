@@ -18,9 +18,9 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/native/target
 export CARGO_TARGET_DIR ERQWEST_PROFILE CARGO
 
-.PHONY: help nif release-nif docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience
+.PHONY: help nif release-nif docs test-docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience
 
-DEV_TARGETS := demo test test-ct test-exunit test-install docs shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience
+DEV_TARGETS := demo test test-ct test-exunit test-install docs test-docs shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience
 $(DEV_TARGETS): export ERQWEST_BUILD ?= 1
 
 help:
@@ -55,6 +55,11 @@ release-nif:
 DOC_DIR ?= $(CURDIR)/doc
 docs: nif
 	@bash scripts/docs.sh $(DOC_DIR)
+
+# Not part of `make test`: Chromium is a large install and the check takes
+# a minute or two. .ci/run runs it after `make test`.
+test-docs:
+	@bash test/docs/check.sh
 
 # Installs the toolchain and the test peers on a fresh Debian machine.
 deps:

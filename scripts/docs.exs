@@ -32,6 +32,22 @@ extras =
     Enum.map(guides, &{&1, []}) ++
     [{"CHANGELOG.md", [title: "Changelog"]}]
 
+# Erlang readers search for `erqwest:req`; ExDoc indexes functions as
+# `erqwest.req/2`. Before ExDoc's own scripts read the query, the search
+# page turns a leading `module:function` into `module.function`.
+search_colon = """
+<script>
+(function () {
+  var params = new URLSearchParams(window.location.search);
+  var q = params.get("q");
+  if (q && /^[a-z][A-Za-z0-9_@]*:[a-z]/.test(q)) {
+    params.set("q", q.replace(":", "."));
+    window.history.replaceState(null, "", window.location.pathname + "?" + params.toString());
+  }
+})();
+</script>
+"""
+
 ExDoc.generate_docs("erqwest", version,
   source_beam: ebin,
   output: out,
@@ -40,6 +56,10 @@ ExDoc.generate_docs("erqwest", version,
   source_url: "https://github.com/erqwest/erqwest",
   source_ref: "v#{version}",
   extras: Enum.map(extras, fn {path, opts} -> {String.to_atom(Path.join(root, path)), opts} end),
+  before_closing_head_tag: fn
+    :html -> search_colon
+    _ -> ""
+  end,
   # erqwest_nif's private direct-path functions name erqwest_direct's
   # opaque call(), a module that is @private on purpose.
   skip_undefined_reference_warnings_on: ["erqwest_nif"],
@@ -68,3 +88,9 @@ ExDoc.generate_docs("erqwest", version,
   ]
 )
 |> then(fn index -> IO.puts("erqwest: HTML docs in #{index}") end)
+
+# The pages load docs_config.js (on hexdocs, the list of versions); a
+# local build has one version, so the file says just that.
+File.write!(Path.join(out, "docs_config.js"), """
+var versionNodes = [{version: "v#{version}", url: "index.html"}];
+""")

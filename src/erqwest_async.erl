@@ -1,6 +1,8 @@
 %% @doc The message-based API: every function returns at once and the
-%% replies arrive as messages to the `Pid' given to {@link req/4}, tagged
-%% with its `Ref' (any term).
+%% replies arrive as messages.
+%%
+%% They go to the `Pid' given to {@link req/4}, tagged with its `Ref'
+%% (any term).
 %%
 %% Complete bodies get exactly one message:
 %% ```

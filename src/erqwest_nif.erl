@@ -1,6 +1,8 @@
 %% @doc The NIF stubs. Use {@link erqwest} and {@link erqwest_async}
-%% instead; `start_runtime/1' and `stop_runtime/1' stay callable for code
-%% written against erqwest 0.2.5.
+%% instead.
+%%
+%% `start_runtime/1' and `stop_runtime/1' stay callable for code written
+%% against erqwest 0.2.5.
 -module(erqwest_nif).
 
 -export([start_runtime/1, start_runtime/2, stop_runtime/1]).

@@ -1,9 +1,11 @@
 defmodule Erqwest.Async do
   @moduledoc """
   The message-based API: every function returns at once and the answers
-  arrive as messages to the process given to `request/4`, tagged with its
-  `ref` (any term). A thin layer on `:erqwest_async`, whose message
-  protocol it keeps.
+  arrive as messages.
+
+  They go to the process given to `request/4`, tagged with its `ref` (any
+  term). A thin layer on `:erqwest_async`, whose message protocol it
+  keeps.
 
   ## Messages
 
