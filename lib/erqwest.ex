@@ -124,12 +124,16 @@ defmodule Erqwest do
   # A URL, as opposed to a client (an atom or a reference).
   defguardp is_url(url) when is_binary(url) or is_struct(url, URI)
 
-  @typedoc "A client, or the name it was registered under."
+  @typedoc "A client, or the name it was registered under: `:default` or `Erqwest.make_client()`."
   @type client :: :erqwest.client() | atom()
+  @typedoc ~s|A URL as a string or a `URI`: `"http://127.0.0.1:8080/items"`.|
   @type url :: String.t() | URI.t()
-  @typedoc "Options as a keyword list or a map; see the module doc."
+  @typedoc "Options as a keyword list or a map; see the module doc: `[timeout: 5_000, params: [page: 2]]`."
   @type options :: keyword() | map()
-  @typedoc "`Erqwest.Upload` when the request was made with `body: :stream`."
+  @typedoc """
+  `Erqwest.Upload` when the request was made with `body: :stream`:
+  `{:ok, %Erqwest.Response{status: 200}}` or `{:error, %Erqwest.Error{code: :connect}}`.
+  """
   @type result :: {:ok, Response.t() | Upload.t()} | {:error, Error.t()}
 
   ## Clients
@@ -232,6 +236,11 @@ defmodule Erqwest do
 
   @doc """
   Closes and unregisters the client registered under `name`.
+
+      iex> Erqwest.start_client(:docs_stop, [])
+      :ok
+      iex> Erqwest.stop_client(:docs_stop)
+      :ok
   """
   @spec stop_client(atom()) :: :ok
   def stop_client(name) when is_atom(name) do
@@ -326,6 +335,9 @@ defmodule Erqwest do
   @doc """
   Like `request/2`, but returns the response (or upload) and raises
   `Erqwest.Error` on failure.
+
+      iex> Erqwest.request!(:default, method: :get, url: "http://example.com/").status
+      200
   """
   @spec request!(client(), options()) :: Response.t() | Upload.t()
   def request!(client, opts), do: bang(request(client, opts))
@@ -401,6 +413,8 @@ defmodule Erqwest do
     Like `#{method}/3`, but returns the response and raises `Erqwest.Error`
     on failure. With the URL first, `#{method}!(url, opts)` uses the
     default client.
+
+        #{String.replace(example, "Erqwest.#{method}(", "Erqwest.#{method}!(")}.status
     """
     @spec unquote(bang)(client() | url(), url() | options(), options()) ::
             Response.t() | Upload.t()

@@ -38,6 +38,8 @@
 -export_type([retry_opts/0, hedge_opts/0, timings/0, client_info/0]).
 
 -opaque client() :: reference().
+%% A client: a connection pool and its settings, from {@link make_client/1}.
+%% Freed when no longer referenced. `C = erqwest:make_client()'.
 
 -record(sync_handle, {
     ref :: reference(),
@@ -47,12 +49,21 @@
     stream_response :: boolean()
 }).
 -opaque handle() :: #sync_handle{}.
+%% A streamed request or response body in progress, owned by the process
+%% that made the request: `{handle, H} = erqwest:post(C, Url, #{body => stream})'.
 
 -type timeout_ms() :: non_neg_integer() | infinity.
+%% Milliseconds, or `infinity' for no limit: `5000'.
 -type header() :: {binary(), binary()}.
+%% A header: name and value as binaries. Names come back lower-case:
+%% `{<<"content-type">>, <<"application/json">>}'.
 -type method() :: options | get | post | put | delete | head | trace | connect | patch.
+%% The request method: `get'.
 -type proxy_spec() :: system | no_proxy
                     | [{http | https | all, #{url := binary(), basic_auth => {binary(), binary()}}}].
+%% `system' (the environment's `HTTP_PROXY', `HTTPS_PROXY', `NO_PROXY'),
+%% `no_proxy', or rules tried in order:
+%% `[{all, #{url => <<"http://proxy:3128">>, basic_auth => {<<"u">>, <<"p">>}}}]'.
 
 -type client_opts() :: #{
     identity => {Pkcs12Der :: binary(), Password :: binary()}
@@ -84,12 +95,10 @@
     default_headers => [header()],
     resolve => [{Host :: binary(), {inet:ip_address(), inet:port_number()}}],
     min_tls_version => tlsv1 | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3',
-    %% Request defaults (guides/composing-requests.md).
     decode => decode(),
     json_null => atom(),
     auth => auth(),
     base_url => binary(),
-    %% Defaults for requests (guides/resilience.md).
     retry => false | true | retry_opts(),
     hedge => false | hedge_opts(),
     timings => boolean(),
@@ -97,6 +106,11 @@
     max_in_flight => pos_integer() | infinity,
     max_in_flight_per_host => pos_integer() | infinity
 }.
+%% Options for {@link make_client/1}; an unknown key raises `badarg'. The
+%% guide "Composing requests and JSON" lists each with its default, and
+%% the request defaults (`decode' ... `base_url'); "Retries, hedging and
+%% limits" the defaults for requests (`retry' ... `max_in_flight_per_host'):
+%% `#{timeout => 5000, follow_redirects => false, proxy => no_proxy}'.
 
 -type retry_opts() :: #{
     max_retries => non_neg_integer(),
@@ -108,15 +122,24 @@
     max_retry_after => non_neg_integer(),
     budget => false | #{ratio => number(), min_per_sec => non_neg_integer()}
 }.
+%% Retry settings; `retry => true' takes every default (3 retries of
+%% idempotent requests on 408, 429, 500, 502-504, connect errors and
+%% timeouts, full-jitter backoff from 500 ms): `#{max_retries => 5, base => 100}'.
 -type hedge_opts() :: #{delay := non_neg_integer(), max => pos_integer()}.
-%% Microseconds from the start of the request.
+%% Hedging: another copy of an idempotent request when no response head
+%% came `delay' ms after the last attempt started, at most `max' copies
+%% (default 1): `#{delay => 50}'.
 -type timings() :: #{queued := non_neg_integer(), headers := non_neg_integer(),
                      reused => boolean(), connect => non_neg_integer(),
                      total => non_neg_integer(),
                      remote_addr => {inet:ip_address(), inet:port_number()}}.
+%% Microseconds from the start of the request (`timings => true'):
+%% `#{queued => 3, connect => 410, headers => 900, total => 950, reused => false}'.
 -type client_info() :: #{in_flight := non_neg_integer(), queued := non_neg_integer(),
                          hosts := #{binary() => #{in_flight := non_neg_integer(),
                                                   queued := non_neg_integer()}}}.
+%% What a client has in flight and queued, in total and per host:
+%% `#{in_flight => 1, queued => 0, hosts => #{<<"127.0.0.1:8080">> => #{in_flight => 1, queued => 0}}}'.
 
 -type req_opts() :: #{
     url := binary(),
@@ -125,7 +148,6 @@
     body => iodata() | stream,
     response_body => complete | stream,
     timeout => timeout_ms(),
-    %% guides/composing-requests.md.
     decode => decode(),
     json_null => atom(),
     query => pairs(),
@@ -138,20 +160,33 @@
     timings => boolean(),
     queue_timeout => timeout_ms()
 }.
+%% A request; `url' and `method' are required, and an unknown key raises
+%% `badarg'. The guide "Composing requests and JSON" explains `decode'
+%% ... `auth': `#{method => get, url => <<"http://127.0.0.1:8080/">>, timeout => 5000}'.
 
 -type pairs() :: [{binary() | atom(), pair_value()}] | #{binary() | atom() => pair_value()}.
+%% Query or form pairs, in order, repeated keys kept:
+%% `[{page, 2}, {q, <<"a b">>}]' or `#{page => 2}'.
 -type pair_value() :: binary() | atom() | integer() | float().
 -type part() :: {binary() | atom(), iodata()}
               | #{name := binary() | atom(), data => iodata(), file => file:filename_all(),
                   filename => binary(), content_type => binary(), headers => [header()]}.
+%% A multipart part: `{<<"kind">>, <<"avatar">>}' or
+%% `#{name => file, file => "/tmp/a.png", content_type => <<"image/png">>}'.
 -type auth() :: {basic, User :: binary(), Password :: binary()} | {bearer, Token :: binary()}.
+%% Credentials for the `authorization' header: `{bearer, <<"token">>}' or
+%% `{basic, <<"user">>, <<"pass">>}'.
 
 -type decode() :: none | json | auto.
 %% `none': the body stays a binary (the default); `json': always decoded
 %% from JSON; `auto': decoded when the content type is `application/json'
 %% or `*/*+json' and the body is not empty. See {@link erqwest_json}.
+%%
+%% For example `decode => auto'.
 
 -type read_opts() :: #{length => non_neg_integer(), period => timeout_ms()}.
+%% How much {@link read/2} waits for: at least `length' bytes (default
+%% 8 MB) or `period' ms (default `infinity'): `#{length => 65536, period => 100}'.
 
 -type resp() :: #{
     status := 100..599,
@@ -162,19 +197,31 @@
     attempts => pos_integer(),
     timings => timings()
 }.
+%% A response. Header names are lower-case, repeated headers stay in
+%% order; `version' and the final `url' are always there:
+%% ```#{status => 200, headers => [{<<"content-type">>, <<"text/plain">>}], body => <<"hi">>,
+%%   version => 'HTTP/1.1', url => <<"http://127.0.0.1:8080/">>}'''.
 
 -type code() :: timeout | redirect | url | connect | request | body | cancelled | unknown
               | decode | queue_timeout.
+%% What went wrong (the `code' of an `err()'): `connect'.
 -type err() :: #{code := code(), reason := binary(), body => binary(),
                  status => 100..599, headers => [header()],
                  attempts => non_neg_integer()}.
 %% `decode': the body did not decode with `decode => json | auto'; the
 %% reason names the byte offset, `body', `status' and `headers' are the
 %% response's. `attempts' is there when the request asked for retries.
+%%
+%% For example `#{code => connect, reason => <<"error sending request ...">>}'.
 
 %%% Clients
 
-%% @equiv make_client(#{})
+%% @doc Same as `make_client(#{})': a client with the defaults.
+%%
+%% ```
+%% C = erqwest:make_client(),
+%% {ok, #{status := 200}} = erqwest:get(C, <<"http://127.0.0.1:8080/">>).
+%% '''
 -spec make_client() -> client().
 make_client() ->
     make_client(#{}).
@@ -183,6 +230,11 @@ make_client() ->
 %% collected. Raises `badarg' for an unknown key or a bad value; when the
 %% value's content is the problem (a PKCS#12 that does not open) the
 %% error's extended info says why.
+%%
+%% ```
+%% C = erqwest:make_client(#{timeout => 5000, follow_redirects => false}),
+%% {'EXIT', {badarg, _}} = catch erqwest:make_client(#{timeout => soon}).
+%% '''
 -spec make_client(client_opts()) -> client().
 make_client(Opts) ->
     Runtime = erqwest_runtime:get(),
@@ -199,22 +251,42 @@ make_client(Opts) ->
 
 %% @doc Closes the client's idle connections now; in-flight requests
 %% finish. Raises `badarg' when the client is already closed.
+%%
+%% ```
+%% C = erqwest:make_client(),
+%% ok = erqwest:close_client(C).
+%% '''
 -spec close_client(client() | atom()) -> ok.
 close_client(Client) ->
     erqwest_nif:close_client(get_client(Client)).
 
-%% @equiv start_client(Name, #{})
+%% @doc Same as `start_client(Name, #{})'.
+%%
+%% ```
+%% ok = erqwest:start_client(my_api),
+%% {ok, _} = erqwest:get(my_api, <<"http://127.0.0.1:8080/">>).
+%% '''
 -spec start_client(atom()) -> ok.
 start_client(Name) ->
     start_client(Name, #{}).
 
 %% @doc Makes a client and registers it under `Name', so that every
 %% function taking a client also takes `Name'.
+%%
+%% ```
+%% ok = erqwest:start_client(my_api, #{timeout => 5000, cookie_store => true}),
+%% {ok, _} = erqwest:get(my_api, <<"http://127.0.0.1:8080/">>).
+%% '''
 -spec start_client(atom(), client_opts()) -> ok.
 start_client(Name, Opts) when is_atom(Name) ->
     persistent_term:put({?MODULE, client, Name}, make_client(Opts)).
 
 %% @doc Closes and unregisters a named client.
+%%
+%% ```
+%% ok = erqwest:start_client(my_api),
+%% ok = erqwest:stop_client(my_api).
+%% '''
 -spec stop_client(atom()) -> ok.
 stop_client(Name) when is_atom(Name) ->
     Client = get_client(Name),
@@ -224,6 +296,12 @@ stop_client(Name) when is_atom(Name) ->
 
 %% @doc The client registered under `Name', or the client itself. Raises
 %% `badarg' for an unknown name.
+%%
+%% ```
+%% ok = erqwest:start_client(my_api),
+%% C = erqwest:get_client(my_api),
+%% C = erqwest:get_client(C).
+%% '''
 -spec get_client(client() | atom()) -> client().
 get_client(Name) when is_atom(Name) ->
     persistent_term:get({?MODULE, client, Name});
@@ -232,12 +310,20 @@ get_client(Client) ->
 
 %% @doc What a client has in flight and queued, in total and per
 %% `<<"host:port">>' (hosts with nothing in flight or queued are left out).
+%%
+%% ```
+%% #{in_flight := 0, queued := 0, hosts := #{}} = erqwest:client_info(erqwest_default).
+%% '''
 -spec client_info(client() | atom()) -> client_info().
 client_info(Client) ->
     erqwest_nif:client_info(get_client(Client)).
 
 %% @doc Whether a feature was compiled in: `cookies', `gzip', `brotli',
 %% `deflate', `zstd' and `http2' all are.
+%%
+%% ```
+%% true = erqwest:feature(gzip).
+%% '''
 -spec feature(atom()) -> boolean().
 feature(Name) when is_atom(Name) ->
     erqwest_nif:feature(Name).
@@ -255,6 +341,12 @@ feature(Name) when is_atom(Name) ->
 %% reqwest's is answered on the calling process's own scheduler (the
 %% module `erqwest_direct', see the guide "Performance and where a request runs"); the
 %% answer is the same either way.
+%%
+%% ```
+%% {ok, #{status := 200, body := Body}} =
+%%     erqwest:req(C, #{method => get, url => <<"http://127.0.0.1:8080/">>,
+%%                      headers => [{<<"accept">>, <<"text/plain">>}]}).
+%% '''
 -spec req(client() | atom(), req_opts()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 req(Client, Opts) ->
     case direct(Opts) andalso erqwest_direct:req(get_client(Client), Opts) of
@@ -370,45 +462,96 @@ patch(Url, Opts) -> patch(erqwest_default:name(), Url, Opts).
 get(Url, Opts) when is_binary(Url), is_map(Opts) -> get(erqwest_default:name(), Url, Opts);
 get(Client, Url) -> get(Client, Url, #{}).
 
+%% @doc A GET: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 200, body := Body}} = erqwest:get(C, <<"http://127.0.0.1:8080/items">>, #{query => [{page, 2}]}).
+%% '''
 -spec get(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 get(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => get}).
 
 %% @doc `head(Client, Url)' is `head(Client, Url, #{})'; with the URL first,
 %% `head(Url, Opts)' uses the default client.
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:head(C, <<"http://127.0.0.1:8080/items">>),
+%% {ok, #{status := 200}} = erqwest:head(<<"http://127.0.0.1:8080/items">>, #{timeout => 1000}).
+%% '''
 -spec head(client() | atom() | binary(), binary() | map()) ->
           {ok, resp()} | {handle, handle()} | {error, err()}.
 head(Url, Opts) when is_binary(Url), is_map(Opts) -> head(erqwest_default:name(), Url, Opts);
 head(Client, Url) -> head(Client, Url, #{}).
 
+%% @doc A HEAD: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 200, headers := Headers}} = erqwest:head(C, <<"http://127.0.0.1:8080/items">>, #{timeout => 1000}).
+%% '''
 -spec head(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 head(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => head}).
 
 %% @doc `options(Client, Url)' is `options(Client, Url, #{})'; with the URL first,
 %% `options(Url, Opts)' uses the default client.
+%%
+%% ```
+%% {ok, _} = erqwest:options(C, <<"http://127.0.0.1:8080/items">>),
+%% {ok, _} = erqwest:options(<<"http://127.0.0.1:8080/items">>, #{timeout => 1000}).
+%% '''
 -spec options(client() | atom() | binary(), binary() | map()) ->
           {ok, resp()} | {handle, handle()} | {error, err()}.
 options(Url, Opts) when is_binary(Url), is_map(Opts) -> options(erqwest_default:name(), Url, Opts);
 options(Client, Url) -> options(Client, Url, #{}).
 
+%% @doc An OPTIONS request: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{headers := Headers}} = erqwest:options(C, <<"http://127.0.0.1:8080/items">>, #{}).
+%% '''
 -spec options(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 options(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => options}).
 
+%% @doc A POST: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 201}} = erqwest:post(C, <<"http://127.0.0.1:8080/items">>,
+%%     #{body => <<"{\"name\":\"x\"}">>, headers => [{<<"content-type">>, <<"application/json">>}]}).
+%% '''
 -spec post(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 post(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => post}).
 
+%% @doc A PUT: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:put(C, <<"http://127.0.0.1:8080/items/1">>, #{json => #{name => <<"y">>}}).
+%% '''
 -spec put(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 put(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => put}).
 
 %% @doc `delete(Client, Url)' is `delete(Client, Url, #{})'; with the URL first,
 %% `delete(Url, Opts)' uses the default client.
+%%
+%% ```
+%% {ok, _} = erqwest:delete(C, <<"http://127.0.0.1:8080/items">>),
+%% {ok, _} = erqwest:delete(<<"http://127.0.0.1:8080/items">>, #{timeout => 1000}).
+%% '''
 -spec delete(client() | atom() | binary(), binary() | map()) ->
           {ok, resp()} | {handle, handle()} | {error, err()}.
 delete(Url, Opts) when is_binary(Url), is_map(Opts) -> delete(erqwest_default:name(), Url, Opts);
 delete(Client, Url) -> delete(Client, Url, #{}).
 
+%% @doc A DELETE: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 204}} = erqwest:delete(C, <<"http://127.0.0.1:8080/items/1">>, #{timeout => 5000}).
+%% '''
 -spec delete(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 delete(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => delete}).
 
+%% @doc A PATCH: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:patch(C, <<"http://127.0.0.1:8080/items/1">>, #{json => #{done => true}}).
+%% '''
 -spec patch(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 patch(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => patch}).
 
@@ -417,6 +560,12 @@ patch(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => patch}).
 %% @doc Sends a chunk of a streamed request body, blocking while the
 %% connection cannot take more. `{reply, Resp}' when the server answered
 %% early. Raises `badarg' once the request takes no more body.
+%%
+%% ```
+%% {handle, H} = erqwest:post(C, Url, #{body => stream}),
+%% ok = erqwest:send(H, <<"first chunk">>),
+%% {ok, #{status := 200}} = erqwest:finish_send(H).
+%% '''
 -spec send(handle(), iodata()) -> ok | {reply, resp()} | {error, err()}.
 send(#sync_handle{handle = Handle} = H, Data) ->
     owner(H),
@@ -441,6 +590,12 @@ send(#sync_handle{handle = Handle} = H, Data) ->
     end.
 
 %% @doc Completes a streamed request body and waits for the response.
+%%
+%% ```
+%% {handle, H} = erqwest:put(C, Url, #{body => stream}),
+%% ok = erqwest:send(H, [<<"an ">>, "iolist"]),
+%% {ok, Resp} = erqwest:finish_send(H).
+%% '''
 -spec finish_send(handle()) -> {ok, resp()} | {error, err()}.
 finish_send(#sync_handle{handle = Handle} = H) ->
     owner(H),
@@ -454,7 +609,12 @@ finish_send(#sync_handle{handle = Handle} = H) ->
         none -> erlang:error(badarg)
     end.
 
-%% @equiv read(Handle, #{})
+%% @doc Same as `read(Handle, #{})'.
+%%
+%% ```
+%% {ok, #{body := H}} = erqwest:get(C, Url, #{response_body => stream}),
+%% {more, Data} = erqwest:read(H).
+%% '''
 -spec read(handle()) -> {more, binary()} | {ok, binary()} | {error, err()}.
 read(H) ->
     read(H, #{}).
@@ -463,6 +623,12 @@ read(H) ->
 %% bytes arrived (default 8 MB; it may return more) or `period' ms passed
 %% (default `infinity'). `{ok, Data}' is the last chunk. Raises `badarg'
 %% after the last chunk.
+%%
+%% ```
+%% {ok, #{body := H}} = erqwest:get(C, Url, #{response_body => stream}),
+%% {more, Data} = erqwest:read(H, #{length => 65536}),
+%% {ok, Last} = erqwest:read(H, #{length => 65536}).
+%% '''
 -spec read(handle(), read_opts()) -> {more, binary()} | {ok, binary()} | {error, err()}.
 read(#sync_handle{handle = Handle} = H, Opts) ->
     owner(H),
@@ -475,6 +641,11 @@ read(#sync_handle{handle = Handle} = H, Opts) ->
 
 %% @doc Abandons a streamed request or response body. The request's final
 %% message is consumed here, so none is left in the mailbox.
+%%
+%% ```
+%% {ok, #{body := H}} = erqwest:get(C, Url, #{response_body => stream}),
+%% ok = erqwest:cancel(H).
+%% '''
 -spec cancel(handle()) -> ok.
 cancel(#sync_handle{handle = Handle} = H) ->
     owner(H),

@@ -1,8 +1,7 @@
-%% @doc The NIF stubs. Use {@link erqwest} and {@link erqwest_async}
-%% instead.
-%%
-%% `start_runtime/1' and `stop_runtime/1' stay callable for code written
-%% against erqwest 0.2.5.
+%% @private The NIF stubs, internal: use {@link erqwest} and
+%% {@link erqwest_async}. `start_runtime/1' and `stop_runtime/1' stay
+%% callable for code written against erqwest 0.2.5 (see
+%% {@link erqwest_runtime}).
 -module(erqwest_nif).
 
 -export([start_runtime/1, start_runtime/2, stop_runtime/1]).

@@ -40,8 +40,9 @@ defmodule Erqwest.Async do
 
   alias Erqwest.{Error, Options, Response}
 
+  @typedoc "A request in flight, from `request/4`: for `write/2`, `finish/1`, `read/2` and `cancel/1`."
   @type handle :: :erqwest_async.handle()
-  @typedoc "A message of a request, as `await/2` returns it."
+  @typedoc "A message of a request, as `await/2` returns it: `{:reply, %Erqwest.Response{}}`."
   @type event ::
           :next
           | {:reply, Response.t()}
@@ -95,6 +96,13 @@ defmodule Erqwest.Async do
 
   @doc """
   Ends a streamed request body; answered by `:reply` or `:error`.
+
+      handle = Erqwest.Async.request(:default, self(), ref, url: url, method: :post, body: :stream)
+      :next = Erqwest.Async.await(ref, 5_000)
+      :ok = Erqwest.Async.write(handle, "all of it")
+      :next = Erqwest.Async.await(ref, 5_000)
+      :ok = Erqwest.Async.finish(handle)
+      {:reply, %Erqwest.Response{}} = Erqwest.Async.await(ref, 5_000)
   """
   @spec finish(handle()) :: :ok
   def finish(handle), do: :erqwest_async.finish_send(handle)
@@ -131,6 +139,11 @@ defmodule Erqwest.Async do
   @doc """
   Cancels the request at any stage. A final message still comes; after
   it, cancelling does nothing.
+
+      handle = Erqwest.Async.request(:default, self(), ref, url: url)
+      :ok = Erqwest.Async.cancel(handle)
+      Erqwest.Async.await(ref, 5_000)
+      #=> {:error, %Erqwest.Error{code: :cancelled}} (or the reply, when it came first)
   """
   @spec cancel(handle()) :: :ok
   def cancel(handle), do: :erqwest_async.cancel(handle)

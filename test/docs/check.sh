@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test-docs`: builds the docs (make docs) and opens them in headless
-# Chromium (test/docs/check.py): every page loads without console
+# Chromium (test/docs/check.py): every public item has a doc with code
+# (test/docs/coverage.exs), every page loads without console
 # messages, the search finds `get!` and `erqwest:req`, no internal link
 # or local resource is broken; screenshots go to _build/docs-check.
 #
@@ -32,8 +33,11 @@ if grep -q "^make docs: skipped" <<<"$log"; then
 fi
 # ExDoc's warnings (a reference it could not link) count as failures.
 warnings=$(grep -c "^warning:" <<<"$log")
+MIX_ENV=dev mix run --no-start --no-compile --no-deps-check test/docs/coverage.exs
+coverage=$?
 python3 test/docs/check.py "$doc" "$out"
 status=$?
+[ $coverage -eq 0 ] || status=1
 if [ "$warnings" -gt 0 ]; then
     echo "docs check: make docs printed $warnings warnings (above)"
     echo "docs check: 1 failed"
