@@ -67,11 +67,11 @@ def parse(text):
     return page
 
 
-def chromium(args, profile):
+def chromium(args, profile, budget=BUDGET_MS):
     """Runs chromium headless; returns (stdout, stderr) as text."""
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
            "--no-first-run", "--disable-extensions", f"--user-data-dir={profile}",
-           "--enable-logging=stderr", "--v=0", f"--virtual-time-budget={BUDGET_MS}"] + args
+           "--enable-logging=stderr", "--v=0", f"--virtual-time-budget={budget}"] + args
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     return done.stdout, done.stderr
 
@@ -156,7 +156,8 @@ def main(doc_dir, out_dir):
                   "file://" + os.path.join(doc_dir, "search.html") + "?q=erqwest%3Areq")]
         for png, url in shots:
             path = os.path.join(os.path.abspath(out_dir), png)
-            chromium(["--window-size=1280,900", f"--screenshot={path}", url], profile)
+            # More time: the search page builds its index before the sidebar.
+            chromium(["--window-size=1280,900", f"--screenshot={path}", url], profile, "8000")
             if not os.path.exists(path) or os.path.getsize(path) < 10_000:
                 fail(f"screenshot {png}: not written")
 
