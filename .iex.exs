@@ -7,6 +7,7 @@ if Code.ensure_loaded?(Erqwest) do
   IO.puts("""
   erqwest #{Application.spec(:erqwest, :vsn)}: a client is registered as :default. Try
     Erqwest.get!(:default, "http://example.com/")
+    Erqwest.get!("http://example.com/")    # the application's default client
     h Erqwest.get
   """)
 end

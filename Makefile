@@ -3,8 +3,8 @@
 # The NIF reaches priv/ one way: rebar3 (a pre-compile hook) and mix (a
 # small compiler in mix.exs) both call `make nif`, which runs native/nif.sh:
 # it downloads the precompiled NIF listed in native/checksums.sha256 and
-# checks its SHA-256, or builds it with cargo (README: "Adding it to a
-# project").
+# checks its SHA-256, or builds it with cargo (guides/installing.md,
+# "Adding it to a project").
 #
 # Every other target here is for working on erqwest itself and builds from
 # source (ERQWEST_BUILD=1), so tests never wait for a download and always
@@ -18,9 +18,9 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/native/target
 export CARGO_TARGET_DIR ERQWEST_PROFILE CARGO
 
-.PHONY: help nif release-nif docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience bench-req
+.PHONY: help nif release-nif docs test-docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience bench-req
 
-DEV_TARGETS := demo test test-ct test-exunit test-install docs shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience bench-req
+DEV_TARGETS := demo test test-ct test-exunit test-install docs test-docs shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience bench-req
 $(DEV_TARGETS): export ERQWEST_BUILD ?= 1
 
 help:
@@ -28,7 +28,8 @@ help:
 	@echo "make test   - install what is missing, then run every test suite"
 	@echo "make nif    - put the NIF into priv/: downloaded and verified, or built with cargo"
 	@echo "make release-nif - build the host's NIF artifact into _build/nif-release and list its checksum"
-	@echo "make docs   - API docs: doc/erlang (edoc HTML) and doc/elixir (Markdown)"
+	@echo "make docs   - the HTML docs (ExDoc, both languages, guides) in doc/; needs ../shared/peers"
+	@echo "make test-docs - open the built docs in headless Chromium and check them"
 	@echo "make test-install - install from fresh clones against a local artifact server"
 	@echo "make shell  - iex with erqwest started and a client named :default"
 	@echo "make shell-erl - an Erlang shell with erqwest started"
@@ -47,7 +48,7 @@ help:
 nif:
 	@bash native/nif.sh install
 
-# ERQWEST_TARGET=<triple> cross-compiles (README: "Publishing a release").
+# ERQWEST_TARGET=<triple> cross-compiles (guides/installing.md: "Publishing a release").
 RELEASE_DIR ?= $(CURDIR)/_build/nif-release
 release-nif:
 	@bash native/nif.sh release $(RELEASE_DIR)
@@ -55,6 +56,11 @@ release-nif:
 DOC_DIR ?= $(CURDIR)/doc
 docs: nif
 	@bash scripts/docs.sh $(DOC_DIR)
+
+# Not part of `make test`: Chromium is a large install and the check takes
+# a minute or two. .ci/run runs it after `make test`.
+test-docs:
+	@bash test/docs/check.sh
 
 # Installs the toolchain and the test peers on a fresh Debian machine.
 deps:

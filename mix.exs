@@ -95,8 +95,8 @@ defmodule Erqwest.MixProject do
   def application do
     [
       mod: {:erqwest_app, []},
-      registered: [:erqwest_sup, :erqwest_runtime],
-      env: [worker_threads: :auto],
+      registered: [:erqwest_sup, :erqwest_runtime, :erqwest_default],
+      env: [worker_threads: :auto, default_client: %{}],
       extra_applications: [:logger]
     ]
   end

@@ -1,6 +1,7 @@
 %% @doc `make demo': erqwest against a server it starts on 127.0.0.1.
 %%
-%% Starts the in-BEAM test server from test/, then shows a GET, a POST
+%% Starts the in-BEAM test server from test/, then shows a GET with no
+%% client made (the application's default one), a GET, a POST
 %% echoed back, redirects, a gzip body, a streamed upload and download, an
 %% asynchronous request, composed requests (query, JSON, form, multipart,
 %% auth, a base URL, decoded JSON replies), a paginated listing,
@@ -15,12 +16,17 @@
 -module(erqwest_demo).
 
 -export([main/0, print_event/4]).
+%% The guides (guides/*.md) run against this server from a shell.
+-export([server/0, handle/1]).
 
 main() ->
     {ok, _} = application:ensure_all_started(erqwest),
+    new_counters(),
     {ok, Server} = erqwest_test_server:start(fun handle/1),
     Url = fun(Path) -> erqwest_test_server:url(Server, Path) end,
     io:format("erqwest demo: a local HTTP server on ~s~n~n", [Url("")]),
+    %% No client made: the application's default one (erqwest_default).
+    show("GET /hello with no setup: erqwest:get(Url)", erqwest:get(Url("/hello"))),
     C = erqwest:make_client(),
 
     show("GET /hello", erqwest:get(C, Url("/hello"))),
@@ -90,6 +96,19 @@ main() ->
     erqwest_test_server:stop(Server),
     io:format("demo done~n").
 
+%% @doc Starts the demo's server on 127.0.0.1 (a random port) and returns
+%% its base URL, for the guides: `erqwest_demo:server()' in `make
+%% shell-erl' (or `:erqwest_demo.server()' in `make shell') after
+%% compiling `test/erqwest_test_server.erl' and this file. Its paths:
+%% `/hello', `/echo', `/redirect', `/gzip', `/big', `/pages', `/slow',
+%% `/flaky', `/sometimes-slow', `/api/...', `/v1/chat', `/watch', `/ops'.
+-spec server() -> binary().
+server() ->
+    {ok, _} = application:ensure_all_started(erqwest),
+    new_counters(),
+    {ok, Server} = erqwest_test_server:start(fun handle/1),
+    iolist_to_binary(erqwest_test_server:url(Server, "")).
+
 handle(#{path := <<"/v1/chat">>}) ->
     {200, [{"content-type", "text/event-stream"}],
      [<<"data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n">>,
@@ -141,6 +160,18 @@ handle(#{path := <<"/api/", _/binary>> = Path, method := M, headers := Hs, body 
              content_type => proplists:get_value(<<"content-type">>, Hs, null)},
     {ok, Json} = erqwest_json:encode(Seen),
     {200, [{"content-type", "application/json"}], Json};
+handle(#{path := <<"/ops">>, method := <<"POST">>}) ->
+    %% A long-running operation: 202 and a status URL, which reports
+    %% running once, then succeeded with the result inline.
+    ok = counters:put(demo_counters(), 3, 0),
+    {202, [{"location", "/ops/status"}], <<>>};
+handle(#{path := <<"/ops/status">>}) ->
+    counters:add(demo_counters(), 3, 1),
+    Json = case counters:get(demo_counters(), 3) of
+        1 -> <<"{\"status\":\"Running\",\"percentComplete\":50}">>;
+        _ -> <<"{\"state\":\"succeeded\",\"result\":{\"rows\":3}}">>
+    end,
+    {200, [{"content-type", "application/json"}], Json};
 handle(_) ->
     {404, [], <<"not found">>}.
 
@@ -190,7 +221,7 @@ bomb(Size) ->
 
 demo_counters() -> persistent_term:get({?MODULE, counters}).
 
-%% Telemetry events and a stubbed client (README: "Telemetry", "Stubbing
+%% Telemetry events and a stubbed client (guides/telemetry-and-stubs.md: "Telemetry", "Stubbing
 %% erqwest in tests").
 hooks(C, Url) ->
     case code:ensure_loaded(telemetry) of
@@ -222,10 +253,12 @@ print_event(Event, Measurements, Meta, _) ->
                  end, maps:without([monotonic_time, system_time], Measurements)),
     io:format("<-- event ~0p ~0p ~0p~n", [Event, M, Shown]).
 
-%% Retries, hedging, timings and limits (README: "Retries, hedging,
-%% limits and timings").
+new_counters() -> persistent_term:put({?MODULE, counters}, counters:new(3, [])).
+
+%% Retries, hedging, timings and limits (guides/resilience.md).
 resilience(C, Url) ->
-    persistent_term:put({?MODULE, counters}, counters:new(2, [])),
+    ok = counters:put(demo_counters(), 1, 0),
+    ok = counters:put(demo_counters(), 2, 0),
     io:format("--> GET /flaky (503, then 200) with retry => #{base => 50}~n"),
     {ok, #{status := S1, attempts := A1}} = erqwest:get(C, Url("/flaky"), #{retry => #{base => 50}}),
     io:format("<-- ~b after ~b attempts~n~n", [S1, A1]),

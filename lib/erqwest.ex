@@ -26,6 +26,29 @@ defmodule Erqwest do
       iex> resp.status
       200
 
+  ## The default client
+
+  The `:erqwest` application starts a client registered as
+  `:erqwest_default`, which the calls without a client use:
+
+      iex> Erqwest.get!("http://example.com/").status
+      200
+
+  `get/1`, `post/2` (the URL first, then the options), `request/1` and
+  the other method functions take no client; the bang variants too. Such
+  calls decode JSON bodies (`decode_body: true`) unless told otherwise.
+  The client's options come from the application environment, as the
+  options of `make_client/1`:
+
+      # config/config.exs
+      config :erqwest, default_client: [timeout: 30_000, proxy: :no_proxy]
+
+  With nothing configured it has erqwest's defaults: the system's proxy
+  settings, redirects followed (up to 10), no timeout and no retries.
+  Options that do not make a client stop `:erqwest` from starting. At run
+  time, `start_client(:erqwest_default, opts)` replaces it. See
+  `:erqwest_default`.
+
   ## Request options
 
   Options are a keyword list or a map:
@@ -97,18 +120,29 @@ defmodule Erqwest do
   With the `:telemetry` application running, every request emits
   `[:erqwest, :request, :start | :stop | :exception]` (and `:retry`,
   `[:erqwest, :queue | :connect, :stop]`) from the calling process; the
-  README's "Telemetry" lists the measurements and metadata. In tests,
+  guide [Telemetry and test stubs](telemetry-and-stubs.md) lists the
+  measurements and metadata. In tests,
   `Erqwest.Test` replaces a client's answers.
   """
 
   alias Erqwest.{Error, Options, Response, Upload}
 
-  @typedoc "A client, or the name it was registered under."
+  # The client the calls without one use (src/erqwest_default.erl).
+  @default :erqwest_default
+
+  # A URL, as opposed to a client (an atom or a reference).
+  defguardp is_url(url) when is_binary(url) or is_struct(url, URI)
+
+  @typedoc "A client, or the name it was registered under: `:default` or `Erqwest.make_client()`."
   @type client :: :erqwest.client() | atom()
+  @typedoc ~s|A URL as a string or a `URI`: `"http://127.0.0.1:8080/items"`.|
   @type url :: String.t() | URI.t()
-  @typedoc "Options as a keyword list or a map; see the module doc."
+  @typedoc "Options as a keyword list or a map; see the module doc: `[timeout: 5_000, params: [page: 2]]`."
   @type options :: keyword() | map()
-  @typedoc "`Erqwest.Upload` when the request was made with `body: :stream`."
+  @typedoc """
+  `Erqwest.Upload` when the request was made with `body: :stream`:
+  `{:ok, %Erqwest.Response{status: 200}}` or `{:error, %Erqwest.Error{code: :connect}}`.
+  """
   @type result :: {:ok, Response.t() | Upload.t()} | {:error, Error.t()}
 
   ## Clients
@@ -156,8 +190,9 @@ defmodule Erqwest do
       after another connect failure, such as a name that does not resolve
       or a certificate that does not verify); the response carries
       `attempts`. Settings start from the same (`methods: [:get, :head],
-      errors: [:timeout, :refused, :closed]`); the README lists every
-      setting and its default.
+      errors: [:timeout, :refused, :closed]`); the guide
+      [Retries, hedging and limits](resilience.md) lists every setting
+      and its default.
     * `:hedge` — `[delay: ms, max: 1]`: an idempotent request with no
       response head after `delay` ms is sent again on another connection;
       the first head wins
@@ -220,6 +255,11 @@ defmodule Erqwest do
 
   @doc """
   Closes and unregisters the client registered under `name`.
+
+      iex> Erqwest.start_client(:docs_stop, [])
+      :ok
+      iex> Erqwest.stop_client(:docs_stop)
+      :ok
   """
   @spec stop_client(atom()) :: :ok
   def stop_client(name) when is_atom(name) do
@@ -314,9 +354,34 @@ defmodule Erqwest do
   @doc """
   Like `request/2`, but returns the response (or upload) and raises
   `Erqwest.Error` on failure.
+
+      iex> Erqwest.request!(:default, method: :get, url: "http://example.com/").status
+      200
   """
   @spec request!(client(), options()) :: Response.t() | Upload.t()
   def request!(client, opts), do: bang(request(client, opts))
+
+  @doc """
+  Makes a request with the default client: `request/2` without the
+  client. Takes `:method` (default `:get`), `:url` and the request
+  options; JSON bodies are decoded unless `decode_body: false`.
+
+      iex> {:ok, resp} = Erqwest.request(url: "http://example.com/")
+      iex> resp.status
+      200
+  """
+  @spec request(options()) :: result()
+  def request(opts) when is_list(opts) or is_map(opts), do: request(@default, default_opts(opts))
+
+  @doc """
+  Like `request/1`, but returns the response and raises `Erqwest.Error`
+  on failure.
+
+      iex> Erqwest.request!(method: :head, url: "http://example.com/").status
+      200
+  """
+  @spec request!(options()) :: Response.t() | Upload.t()
+  def request!(opts), do: bang(request(opts))
 
   for method <- [:get, :head, :options, :delete, :post, :put, :patch] do
     upper = method |> Atom.to_string() |> String.upcase()
@@ -327,25 +392,62 @@ defmodule Erqwest do
           ~s|Erqwest.#{method}(:default, "http://example.com/items", body: ~s({"name": "x"}), headers: [{"content-type", "application/json"}])|,
         else: ~s|Erqwest.#{method}(:default, "http://example.com/items/1")|
 
+    default_example =
+      if method in [:post, :put, :patch],
+        do: ~s|Erqwest.#{method}("http://example.com/items", json: %{name: "x"})|,
+        else: ~s|Erqwest.#{method}("http://example.com/items/1")|
+
     @doc """
     Makes a #{upper} request; see `request/2` for the options and results.
 
         #{example}
+
+    With the URL first and no client, `#{method}(url, opts)` uses the
+    default client (`#{method}/1`).
     """
-    @spec unquote(method)(client(), url(), options()) :: result()
-    def unquote(method)(client, url, opts \\ []) do
+    @spec unquote(method)(client() | url(), url() | options(), options()) :: result()
+    def unquote(method)(client_or_url, url_or_opts, opts \\ [])
+
+    def unquote(method)(url, opts, []) when is_url(url),
+      do: unquote(method)(@default, url, default_opts(opts))
+
+    def unquote(method)(client, url, opts) do
       {req, read} = Options.request(opts, method: unquote(method), url: url)
       run(client, req, read)
     end
+
+    @doc """
+    Makes a #{upper} request with the default client, which the `:erqwest`
+    application starts (see "The default client" in the module doc).
+    `#{method}(url, opts)` takes the options of `request/2`.
+
+        #{default_example}
+    """
+    @spec unquote(method)(url()) :: result()
+    def unquote(method)(url) when is_url(url), do: unquote(method)(url, [], [])
 
     bang = :"#{method}!"
 
     @doc """
     Like `#{method}/3`, but returns the response and raises `Erqwest.Error`
-    on failure.
+    on failure. With the URL first, `#{method}!(url, opts)` uses the
+    default client.
+
+        #{String.replace(example, "Erqwest.#{method}(", "Erqwest.#{method}!(")}.status
     """
-    @spec unquote(bang)(client(), url(), options()) :: Response.t() | Upload.t()
-    def unquote(bang)(client, url, opts \\ []), do: bang(unquote(method)(client, url, opts))
+    @spec unquote(bang)(client() | url(), url() | options(), options()) ::
+            Response.t() | Upload.t()
+    def unquote(bang)(client_or_url, url_or_opts, opts \\ []),
+      do: bang(unquote(method)(client_or_url, url_or_opts, opts))
+
+    @doc """
+    Like `#{method}/1`: the default client, the response or an
+    `Erqwest.Error` raised.
+
+        #{String.replace(default_example, "Erqwest.#{method}(", "Erqwest.#{method}!(")}
+    """
+    @spec unquote(bang)(url()) :: Response.t() | Upload.t()
+    def unquote(bang)(url) when is_url(url), do: bang(unquote(method)(url, [], []))
   end
 
   @doc """
@@ -424,6 +526,12 @@ defmodule Erqwest do
         {:error, Error.new(err)}
     end
   end
+
+  # Calls without a client decode JSON bodies, as a client made from
+  # Elixir does, whatever the default client's own setting.
+  defp default_opts(opts) when is_map(opts), do: Map.put_new(opts, :decode_body, true)
+  defp default_opts(opts) when is_list(opts), do: Keyword.put_new(opts, :decode_body, true)
+  defp default_opts(opts), do: opts
 
   defp bang({:ok, value}), do: value
   defp bang({:error, %Error{} = error}), do: raise(error)

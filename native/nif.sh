@@ -24,7 +24,7 @@
 set -euo pipefail
 
 # Where `make release-nif` artifacts are published: one GitHub release per
-# version. The only copy of this URL; README.md quotes it.
+# version. The only copy of this URL; guides/installing.md quotes it.
 readonly DEFAULT_BASE_URL='https://github.com/erqwest/erqwest/releases/download/v{VERSION}'
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

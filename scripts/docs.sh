@@ -1,29 +1,38 @@
 #!/usr/bin/env bash
-# `make docs`: API docs without ExDoc. The Erlang modules go through edoc
-# (HTML, DIR/erlang); the Elixir modules' @moduledoc/@doc, read back from
-# the compiled modules with Code.fetch_docs/1, become Markdown (DIR/elixir).
-# DIR/index.html links both.
+# `make docs`: one ExDoc site (DIR, default doc/) for the Elixir and the
+# Erlang modules, with the guides (guides/*.md) and the README as extras.
+#
+# ExDoc and its dependencies are built from ../shared/peers by
+# scripts/peers.sh (into _build/peers; nothing of them enters the
+# repository). Without them this says so in one line and exits 0.
+#
+# The Erlang modules' edoc becomes EEP 48 doc chunks (edoc's chunk
+# doclet) in ebin/../doc/chunks, where Code.fetch_docs/1 and ExDoc look;
+# scripts/docs.exs then drives ExDoc.generate_docs/3 on mix's ebin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-doc}
+
+PEERS_LIB=$(bash scripts/peers.sh 2>/dev/null || true)
+if [ -z "$PEERS_LIB" ] || [ ! -d "$PEERS_LIB/ex_doc/ebin" ]; then
+    echo "make docs: skipped, ExDoc is not available (no ../shared/peers to build it from)"
+    exit 0
+fi
+export PEERS_LIB
+
+MIX_ENV=dev mix compile >/dev/null
+ebin=_build/mix/dev/lib/erqwest/ebin
+chunks=_build/mix/dev/lib/erqwest/doc
+rm -rf "$chunks"
+erl -noshell -eval '
+[Dir] = init:get_plain_arguments(),
+Files = filelib:wildcard("src/*.erl"),
+ok = edoc:files(Files, [{doclet, edoc_doclet_chunks}, {layout, edoc_layout_chunks},
+                        {dir, Dir}, {preprocess, true}, {includes, ["src"]}]),
+halt().' -- "$chunks"
+
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -rf "$out/erlang" "$out/elixir"
-
-erl -noshell -eval '
-[Out] = init:get_plain_arguments(),
-ok = edoc:application(erqwest, ".", [{dir, Out}, {preprocess, true}, {includes, ["src"]}]),
-halt().' -- "$out/erlang"
-
-mix run --no-start --no-deps-check scripts/elixir_docs.exs "$out/elixir"
-
-cat >"$out/index.html" <<HTML
-<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>erqwest $(cat VERSION) API</title></head>
-<body><h1>erqwest $(cat VERSION)</h1>
-<ul>
-<li><a href="erlang/index.html">Erlang modules</a> (edoc)</li>
-<li><a href="elixir/index.md">Elixir modules</a> (Markdown)</li>
-</ul></body></html>
-HTML
-echo "erqwest: API docs in $out (index.html)"
+# ExDoc's own leftovers from an earlier run go; nothing else in DIR is ours.
+rm -rf "$out"/*.html "$out"/dist "$out"/.build "$out"/erlang "$out"/elixir
+MIX_ENV=dev mix run --no-start --no-compile --no-deps-check scripts/docs.exs "$ebin" "$out"

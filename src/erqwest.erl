@@ -3,12 +3,14 @@
 %% This module holds the clients and the synchronous API, which blocks the
 %% calling process (never a scheduler) until the answer arrives. The
 %% message-based API is {@link erqwest_async}. The `erqwest' application
-%% must be started first.
+%% must be started first; it starts a default client, which the calls
+%% without a client use ({@link erqwest_default}).
 %%
 %% ```
 %% 1> application:ensure_all_started(erqwest).
-%% 2> C = erqwest:make_client().
-%% 3> {ok, #{status := 200, body := Body}} = erqwest:get(C, <<"http://127.0.0.1:8080/">>).
+%% 2> {ok, #{status := 200}} = erqwest:get(<<"http://127.0.0.1:8080/">>).
+%% 3> C = erqwest:make_client(#{timeout => 5000}).
+%% 4> {ok, #{status := 200, body := Body}} = erqwest:get(C, <<"http://127.0.0.1:8080/">>).
 %% '''
 %%
 %% Requests that stream their body (`body => stream') return
@@ -30,6 +32,8 @@
 -export([post/3, put/3, delete/2, delete/3, patch/3]).
 -export([send/2, finish_send/1, read/1, read/2, cancel/1]).
 -export([format_error/2]).
+%% Without a client: the default one (erqwest_default).
+-export([req/1, get/1, head/1, options/1, delete/1, post/2, put/2, patch/2]).
 -export([client_info/1]).
 
 -export_type([client/0, handle/0, client_opts/0, req_opts/0, read_opts/0, method/0,
@@ -38,6 +42,8 @@
 -export_type([retry_opts/0, hedge_opts/0, timings/0, client_info/0]).
 
 -opaque client() :: reference().
+%% A client: a connection pool and its settings, from {@link make_client/1}.
+%% Freed when no longer referenced. `C = erqwest:make_client()'.
 
 -record(sync_handle, {
     ref :: reference(),
@@ -49,12 +55,21 @@
     span = undefined :: erqwest_telemetry:span() | undefined
 }).
 -opaque handle() :: #sync_handle{}.
+%% A streamed request or response body in progress, owned by the process
+%% that made the request: `{handle, H} = erqwest:post(C, Url, #{body => stream})'.
 
 -type timeout_ms() :: non_neg_integer() | infinity.
+%% Milliseconds, or `infinity' for no limit: `5000'.
 -type header() :: {binary(), binary()}.
+%% A header: name and value as binaries. Names come back lower-case:
+%% `{<<"content-type">>, <<"application/json">>}'.
 -type method() :: options | get | post | put | delete | head | trace | connect | patch.
+%% The request method: `get'.
 -type proxy_spec() :: system | no_proxy
                     | [{http | https | all, #{url := binary(), basic_auth => {binary(), binary()}}}].
+%% `system' (the environment's `HTTP_PROXY', `HTTPS_PROXY', `NO_PROXY'),
+%% `no_proxy', or rules tried in order:
+%% `[{all, #{url => <<"http://proxy:3128">>, basic_auth => {<<"u">>, <<"p">>}}}]'.
 
 -type client_opts() :: #{
     identity => {Pkcs12Der :: binary(), Password :: binary()}
@@ -86,12 +101,10 @@
     default_headers => [header()],
     resolve => [{Host :: binary(), {inet:ip_address(), inet:port_number()}}],
     min_tls_version => tlsv1 | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3',
-    %% Request defaults (README: "Composing requests").
     decode => decode(),
     json_null => atom(),
     auth => auth(),
     base_url => binary(),
-    %% Defaults for requests (README.md, "Retries, hedging, limits, timings").
     retry => false | true | retry_opts(),
     hedge => false | hedge_opts(),
     timings => boolean(),
@@ -99,10 +112,18 @@
     max_in_flight => pos_integer() | infinity,
     max_in_flight_per_host => pos_integer() | infinity,
     %% The most a complete response body may hold after decompression
-    %% (default 1 GiB; README: "Limits on response bodies").
+    %% (default 1 GiB; guide "Retries, hedging and limits").
     max_body => max_body()
 }.
+%% Options for {@link make_client/1}; an unknown key raises `badarg'. The
+%% guide "Composing requests and JSON" lists each with its default, and
+%% the request defaults (`decode' ... `base_url'); "Retries, hedging and
+%% limits" the defaults for requests (`retry' ... `max_in_flight_per_host'):
+%% `#{timeout => 5000, follow_redirects => false, proxy => no_proxy}'.
 -type max_body() :: non_neg_integer() | infinity.
+%% The most a complete response body may hold after decompression, in
+%% bytes, or `infinity' (default 1 GiB; guide "Retries, hedging and
+%% limits"): `#{max_body => 10485760}'.
 
 -type retry_opts() :: #{
     max_retries => non_neg_integer(),
@@ -114,15 +135,24 @@
     max_retry_after => non_neg_integer(),
     budget => false | #{ratio => number(), min_per_sec => non_neg_integer()}
 }.
+%% Retry settings; `retry => true' takes every default (3 retries of
+%% idempotent requests on 408, 429, 500, 502-504, connect errors and
+%% timeouts, full-jitter backoff from 500 ms): `#{max_retries => 5, base => 100}'.
 -type hedge_opts() :: #{delay := non_neg_integer(), max => pos_integer()}.
-%% Microseconds from the start of the request.
+%% Hedging: another copy of an idempotent request when no response head
+%% came `delay' ms after the last attempt started, at most `max' copies
+%% (default 1): `#{delay => 50}'.
 -type timings() :: #{queued := non_neg_integer(), headers := non_neg_integer(),
                      reused => boolean(), connect => non_neg_integer(),
                      total => non_neg_integer(),
                      remote_addr => {inet:ip_address(), inet:port_number()}}.
+%% Microseconds from the start of the request (`timings => true'):
+%% `#{queued => 3, connect => 410, headers => 900, total => 950, reused => false}'.
 -type client_info() :: #{in_flight := non_neg_integer(), queued := non_neg_integer(),
                          hosts := #{binary() => #{in_flight := non_neg_integer(),
                                                   queued := non_neg_integer()}}}.
+%% What a client has in flight and queued, in total and per host:
+%% `#{in_flight => 1, queued => 0, hosts => #{<<"127.0.0.1:8080">> => #{in_flight => 1, queued => 0}}}'.
 
 -type req_opts() :: #{
     url := binary(),
@@ -131,7 +161,6 @@
     body => iodata() | stream,
     response_body => complete | stream,
     timeout => timeout_ms(),
-    %% README: "Composing requests".
     decode => decode(),
     json_null => atom(),
     query => pairs(),
@@ -145,20 +174,33 @@
     queue_timeout => timeout_ms(),
     max_body => max_body()
 }.
+%% A request; `url' and `method' are required, and an unknown key raises
+%% `badarg'. The guide "Composing requests and JSON" explains `decode'
+%% ... `auth': `#{method => get, url => <<"http://127.0.0.1:8080/">>, timeout => 5000}'.
 
 -type pairs() :: [{binary() | atom(), pair_value()}] | #{binary() | atom() => pair_value()}.
+%% Query or form pairs, in order, repeated keys kept:
+%% `[{page, 2}, {q, <<"a b">>}]' or `#{page => 2}'.
 -type pair_value() :: binary() | atom() | integer() | float().
 -type part() :: {binary() | atom(), iodata()}
               | #{name := binary() | atom(), data => iodata(), file => file:filename_all(),
                   filename => binary(), content_type => binary(), headers => [header()]}.
+%% A multipart part: `{<<"kind">>, <<"avatar">>}' or
+%% `#{name => file, file => "/tmp/a.png", content_type => <<"image/png">>}'.
 -type auth() :: {basic, User :: binary(), Password :: binary()} | {bearer, Token :: binary()}.
+%% Credentials for the `authorization' header: `{bearer, <<"token">>}' or
+%% `{basic, <<"user">>, <<"pass">>}'.
 
 -type decode() :: none | json | auto.
 %% `none': the body stays a binary (the default); `json': always decoded
 %% from JSON; `auto': decoded when the content type is `application/json'
 %% or `*/*+json' and the body is not empty. See {@link erqwest_json}.
+%%
+%% For example `decode => auto'.
 
 -type read_opts() :: #{length => non_neg_integer(), period => timeout_ms()}.
+%% How much {@link read/2} waits for: at least `length' bytes (default
+%% 8 MB) or `period' ms (default `infinity'): `#{length => 65536, period => 100}'.
 
 -type resp() :: #{
     status := 100..599,
@@ -169,9 +211,14 @@
     attempts => pos_integer(),
     timings => timings()
 }.
+%% A response. Header names are lower-case, repeated headers stay in
+%% order; `version' and the final `url' are always there:
+%% ```#{status => 200, headers => [{<<"content-type">>, <<"text/plain">>}], body => <<"hi">>,
+%%   version => 'HTTP/1.1', url => <<"http://127.0.0.1:8080/">>}'''.
 
 -type code() :: timeout | redirect | url | connect | request | body | cancelled | unknown
               | decode | queue_timeout | body_too_large.
+%% What went wrong (the `code' of an `err()'): `connect'.
 -type err() :: #{code := code(), reason := binary(), body => binary(),
                  status => 100..599, headers => [header()],
                  attempts => non_neg_integer(), limit => non_neg_integer()}.
@@ -181,10 +228,17 @@
 %% `body_too_large': a complete body would hold more than `max_body'
 %% bytes after decompression; `limit' is that `max_body', and the
 %% connection was closed.
+%%
+%% For example `#{code => connect, reason => <<"error sending request ...">>}'.
 
 %%% Clients
 
-%% @equiv make_client(#{})
+%% @doc Same as `make_client(#{})': a client with the defaults.
+%%
+%% ```
+%% C = erqwest:make_client(),
+%% {ok, #{status := 200}} = erqwest:get(C, <<"http://127.0.0.1:8080/">>).
+%% '''
 -spec make_client() -> client().
 make_client() ->
     make_client(#{}).
@@ -193,6 +247,11 @@ make_client() ->
 %% collected. Raises `badarg' for an unknown key or a bad value; when the
 %% value's content is the problem (a PKCS#12 that does not open) the
 %% error's extended info says why.
+%%
+%% ```
+%% C = erqwest:make_client(#{timeout => 5000, follow_redirects => false}),
+%% {'EXIT', {badarg, _}} = catch erqwest:make_client(#{timeout => soon}).
+%% '''
 -spec make_client(client_opts()) -> client().
 make_client(Opts) ->
     Runtime = erqwest_runtime:get(),
@@ -209,22 +268,42 @@ make_client(Opts) ->
 
 %% @doc Closes the client's idle connections now; in-flight requests
 %% finish. Raises `badarg' when the client is already closed.
+%%
+%% ```
+%% C = erqwest:make_client(),
+%% ok = erqwest:close_client(C).
+%% '''
 -spec close_client(client() | atom()) -> ok.
 close_client(Client) ->
     erqwest_nif:close_client(get_client(Client)).
 
-%% @equiv start_client(Name, #{})
+%% @doc Same as `start_client(Name, #{})'.
+%%
+%% ```
+%% ok = erqwest:start_client(my_api),
+%% {ok, _} = erqwest:get(my_api, <<"http://127.0.0.1:8080/">>).
+%% '''
 -spec start_client(atom()) -> ok.
 start_client(Name) ->
     start_client(Name, #{}).
 
 %% @doc Makes a client and registers it under `Name', so that every
 %% function taking a client also takes `Name'.
+%%
+%% ```
+%% ok = erqwest:start_client(my_api, #{timeout => 5000, cookie_store => true}),
+%% {ok, _} = erqwest:get(my_api, <<"http://127.0.0.1:8080/">>).
+%% '''
 -spec start_client(atom(), client_opts()) -> ok.
 start_client(Name, Opts) when is_atom(Name) ->
     persistent_term:put({?MODULE, client, Name}, make_client(Opts)).
 
 %% @doc Closes and unregisters a named client.
+%%
+%% ```
+%% ok = erqwest:start_client(my_api),
+%% ok = erqwest:stop_client(my_api).
+%% '''
 -spec stop_client(atom()) -> ok.
 stop_client(Name) when is_atom(Name) ->
     Client = get_client(Name),
@@ -234,6 +313,12 @@ stop_client(Name) when is_atom(Name) ->
 
 %% @doc The client registered under `Name', or the client itself. Raises
 %% `badarg' for an unknown name.
+%%
+%% ```
+%% ok = erqwest:start_client(my_api),
+%% C = erqwest:get_client(my_api),
+%% C = erqwest:get_client(C).
+%% '''
 -spec get_client(client() | atom()) -> client().
 get_client(Name) when is_atom(Name) ->
     persistent_term:get({?MODULE, client, Name});
@@ -242,12 +327,20 @@ get_client(Client) ->
 
 %% @doc What a client has in flight and queued, in total and per
 %% `<<"host:port">>' (hosts with nothing in flight or queued are left out).
+%%
+%% ```
+%% #{in_flight := 0, queued := 0, hosts := #{}} = erqwest:client_info(erqwest_default).
+%% '''
 -spec client_info(client() | atom()) -> client_info().
 client_info(Client) ->
     erqwest_nif:client_info(get_client(Client)).
 
 %% @doc Whether a feature was compiled in: `cookies', `gzip', `brotli',
 %% `deflate', `zstd' and `http2' all are.
+%%
+%% ```
+%% true = erqwest:feature(gzip).
+%% '''
 -spec feature(atom()) -> boolean().
 feature(Name) when is_atom(Name) ->
     erqwest_nif:feature(Name).
@@ -263,8 +356,14 @@ feature(Name) when is_atom(Name) ->
 %%
 %% An HTTP/1.1 request, plain or over TLS, that needs nothing of
 %% reqwest's is answered on the calling process's own scheduler (the
-%% module `erqwest_direct', see the README's "Where a request runs"); the
+%% module `erqwest_direct', see the guide "Performance and where a request runs"); the
 %% answer is the same either way.
+%%
+%% ```
+%% {ok, #{status := 200, body := Body}} =
+%%     erqwest:req(C, #{method => get, url => <<"http://127.0.0.1:8080/">>,
+%%                      headers => [{<<"accept">>, <<"text/plain">>}]}).
+%% '''
 -spec req(client() | atom(), req_opts()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 req(Client, Opts) ->
     %% Telemetry (erqwest_telemetry) and stubs (erqwest_test) cost one
@@ -309,40 +408,176 @@ req_async(Client, Opts, Span) ->
             end
     end.
 
-%% @equiv get(Client, Url, #{})
--spec get(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+%%% Without a client: the default one
+
+%% @doc Makes a request with the default client (registered as
+%% `erqwest_default' by the application; see {@link erqwest_default}).
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:req(#{method => get, url => <<"http://127.0.0.1:8080/">>}).
+%% '''
+-spec req(req_opts()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+req(Opts) -> req(erqwest_default:name(), Opts).
+
+%% @doc A GET with the default client.
+%%
+%% ```
+%% {ok, #{status := 200, body := Body}} = erqwest:get(<<"http://127.0.0.1:8080/">>).
+%% '''
+-spec get(binary()) -> {ok, resp()} | {error, err()}.
+get(Url) -> get(erqwest_default:name(), Url, #{}).
+
+%% @doc A HEAD with the default client.
+%%
+%% ```
+%% {ok, #{status := 200, headers := Headers}} = erqwest:head(<<"http://127.0.0.1:8080/">>).
+%% '''
+-spec head(binary()) -> {ok, resp()} | {error, err()}.
+head(Url) -> head(erqwest_default:name(), Url, #{}).
+
+%% @doc An OPTIONS request with the default client.
+%%
+%% ```
+%% {ok, #{headers := Headers}} = erqwest:options(<<"http://127.0.0.1:8080/">>).
+%% '''
+-spec options(binary()) -> {ok, resp()} | {error, err()}.
+options(Url) -> options(erqwest_default:name(), Url, #{}).
+
+%% @doc A DELETE with the default client.
+%%
+%% ```
+%% {ok, #{status := 204}} = erqwest:delete(<<"http://127.0.0.1:8080/items/1">>).
+%% '''
+-spec delete(binary()) -> {ok, resp()} | {error, err()}.
+delete(Url) -> delete(erqwest_default:name(), Url, #{}).
+
+%% @doc A POST with the default client.
+%%
+%% ```
+%% {ok, #{status := 201}} = erqwest:post(<<"http://127.0.0.1:8080/items">>, #{json => #{name => <<"x">>}}).
+%% '''
+-spec post(binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+post(Url, Opts) -> post(erqwest_default:name(), Url, Opts).
+
+%% @doc A PUT with the default client.
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:put(<<"http://127.0.0.1:8080/items/1">>, #{body => <<"x">>}).
+%% '''
+-spec put(binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+put(Url, Opts) -> put(erqwest_default:name(), Url, Opts).
+
+%% @doc A PATCH with the default client.
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:patch(<<"http://127.0.0.1:8080/items/1">>, #{json => #{done => true}}).
+%% '''
+-spec patch(binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
+patch(Url, Opts) -> patch(erqwest_default:name(), Url, Opts).
+
+%% @doc `get(Client, Url)' is `get(Client, Url, #{})'; with the URL first
+%% (a binary, never a client), `get(Url, Opts)' is a GET with the default
+%% client.
+%%
+%% ```
+%% {ok, _} = erqwest:get(C, <<"http://127.0.0.1:8080/">>),
+%% {ok, _} = erqwest:get(<<"http://127.0.0.1:8080/">>, #{timeout => 1000}).
+%% '''
+-spec get(client() | atom() | binary(), binary() | map()) ->
+          {ok, resp()} | {handle, handle()} | {error, err()}.
+get(Url, Opts) when is_binary(Url), is_map(Opts) -> get(erqwest_default:name(), Url, Opts);
 get(Client, Url) -> get(Client, Url, #{}).
 
+%% @doc A GET: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 200, body := Body}} = erqwest:get(C, <<"http://127.0.0.1:8080/items">>, #{query => [{page, 2}]}).
+%% '''
 -spec get(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 get(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => get}).
 
-%% @equiv head(Client, Url, #{})
--spec head(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+%% @doc `head(Client, Url)' is `head(Client, Url, #{})'; with the URL first,
+%% `head(Url, Opts)' uses the default client.
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:head(C, <<"http://127.0.0.1:8080/items">>),
+%% {ok, #{status := 200}} = erqwest:head(<<"http://127.0.0.1:8080/items">>, #{timeout => 1000}).
+%% '''
+-spec head(client() | atom() | binary(), binary() | map()) ->
+          {ok, resp()} | {handle, handle()} | {error, err()}.
+head(Url, Opts) when is_binary(Url), is_map(Opts) -> head(erqwest_default:name(), Url, Opts);
 head(Client, Url) -> head(Client, Url, #{}).
 
+%% @doc A HEAD: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 200, headers := Headers}} = erqwest:head(C, <<"http://127.0.0.1:8080/items">>, #{timeout => 1000}).
+%% '''
 -spec head(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 head(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => head}).
 
-%% @equiv options(Client, Url, #{})
--spec options(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+%% @doc `options(Client, Url)' is `options(Client, Url, #{})'; with the URL first,
+%% `options(Url, Opts)' uses the default client.
+%%
+%% ```
+%% {ok, _} = erqwest:options(C, <<"http://127.0.0.1:8080/items">>),
+%% {ok, _} = erqwest:options(<<"http://127.0.0.1:8080/items">>, #{timeout => 1000}).
+%% '''
+-spec options(client() | atom() | binary(), binary() | map()) ->
+          {ok, resp()} | {handle, handle()} | {error, err()}.
+options(Url, Opts) when is_binary(Url), is_map(Opts) -> options(erqwest_default:name(), Url, Opts);
 options(Client, Url) -> options(Client, Url, #{}).
 
+%% @doc An OPTIONS request: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{headers := Headers}} = erqwest:options(C, <<"http://127.0.0.1:8080/items">>, #{}).
+%% '''
 -spec options(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 options(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => options}).
 
+%% @doc A POST: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 201}} = erqwest:post(C, <<"http://127.0.0.1:8080/items">>,
+%%     #{body => <<"{\"name\":\"x\"}">>, headers => [{<<"content-type">>, <<"application/json">>}]}).
+%% '''
 -spec post(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 post(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => post}).
 
+%% @doc A PUT: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:put(C, <<"http://127.0.0.1:8080/items/1">>, #{json => #{name => <<"y">>}}).
+%% '''
 -spec put(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 put(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => put}).
 
-%% @equiv delete(Client, Url, #{})
--spec delete(client() | atom(), binary()) -> {ok, resp()} | {error, err()}.
+%% @doc `delete(Client, Url)' is `delete(Client, Url, #{})'; with the URL first,
+%% `delete(Url, Opts)' uses the default client.
+%%
+%% ```
+%% {ok, _} = erqwest:delete(C, <<"http://127.0.0.1:8080/items">>),
+%% {ok, _} = erqwest:delete(<<"http://127.0.0.1:8080/items">>, #{timeout => 1000}).
+%% '''
+-spec delete(client() | atom() | binary(), binary() | map()) ->
+          {ok, resp()} | {handle, handle()} | {error, err()}.
+delete(Url, Opts) when is_binary(Url), is_map(Opts) -> delete(erqwest_default:name(), Url, Opts);
 delete(Client, Url) -> delete(Client, Url, #{}).
 
+%% @doc A DELETE: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 204}} = erqwest:delete(C, <<"http://127.0.0.1:8080/items/1">>, #{timeout => 5000}).
+%% '''
 -spec delete(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 delete(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => delete}).
 
+%% @doc A PATCH: {@link req/2} with `url' and `method' filled in.
+%%
+%% ```
+%% {ok, #{status := 200}} = erqwest:patch(C, <<"http://127.0.0.1:8080/items/1">>, #{json => #{done => true}}).
+%% '''
 -spec patch(client() | atom(), binary(), map()) -> {ok, resp()} | {handle, handle()} | {error, err()}.
 patch(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => patch}).
 
@@ -352,6 +587,12 @@ patch(Client, Url, Opts) -> req(Client, Opts#{url => Url, method => patch}).
 %% connection cannot take more. `{reply, Resp}' when the server answered
 %% early. Raises `badarg' once the request takes no more body: after
 %% `finish_send/1', or after the final answer.
+%%
+%% ```
+%% {handle, H} = erqwest:post(C, Url, #{body => stream}),
+%% ok = erqwest:send(H, <<"first chunk">>),
+%% {ok, #{status := 200}} = erqwest:finish_send(H).
+%% '''
 -spec send(handle(), iodata()) -> ok | {reply, resp()} | {error, err()}.
 send(#sync_handle{handle = Handle} = H, Data) ->
     owner(H),
@@ -374,6 +615,12 @@ send(#sync_handle{handle = Handle} = H, Data) ->
 %% @doc Completes a streamed request body and waits for the response.
 %% Raises `badarg' when called again, or after the final answer (with
 %% `response_body => stream' the body is still read with {@link read/2}).
+%%
+%% ```
+%% {handle, H} = erqwest:put(C, Url, #{body => stream}),
+%% ok = erqwest:send(H, [<<"an ">>, "iolist"]),
+%% {ok, Resp} = erqwest:finish_send(H).
+%% '''
 -spec finish_send(handle()) -> {ok, resp()} | {error, err()}.
 finish_send(#sync_handle{handle = Handle} = H) ->
     owner(H),
@@ -387,7 +634,12 @@ finish_send(#sync_handle{handle = Handle} = H) ->
         none -> erlang:error(badarg)
     end.
 
-%% @equiv read(Handle, #{})
+%% @doc Same as `read(Handle, #{})'.
+%%
+%% ```
+%% {ok, #{body := H}} = erqwest:get(C, Url, #{response_body => stream}),
+%% {more, Data} = erqwest:read(H).
+%% '''
 -spec read(handle()) -> {more, binary()} | {ok, binary()} | {error, err()}.
 read(H) ->
     read(H, #{}).
@@ -396,6 +648,12 @@ read(H) ->
 %% bytes arrived (default 8 MB; it may return more) or `period' ms passed
 %% (default `infinity'). `{ok, Data}' is the last chunk. Raises `badarg'
 %% after the last chunk.
+%%
+%% ```
+%% {ok, #{body := H}} = erqwest:get(C, Url, #{response_body => stream}),
+%% {more, Data} = erqwest:read(H, #{length => 65536}),
+%% {ok, Last} = erqwest:read(H, #{length => 65536}).
+%% '''
 -spec read(handle(), read_opts()) -> {more, binary()} | {ok, binary()} | {error, err()}.
 read(#sync_handle{handle = Handle} = H, Opts) ->
     owner(H),
@@ -408,6 +666,11 @@ read(#sync_handle{handle = Handle} = H, Opts) ->
 
 %% @doc Abandons a streamed request or response body. The request's final
 %% message is consumed here, so none is left in the mailbox.
+%%
+%% ```
+%% {ok, #{body := H}} = erqwest:get(C, Url, #{response_body => stream}),
+%% ok = erqwest:cancel(H).
+%% '''
 -spec cancel(handle()) -> ok.
 cancel(#sync_handle{handle = Handle} = H) ->
     owner(H),

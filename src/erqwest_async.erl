@@ -1,6 +1,8 @@
 %% @doc The message-based API: every function returns at once and the
-%% replies arrive as messages to the `Pid' given to {@link req/4}, tagged
-%% with its `Ref' (any term).
+%% replies arrive as messages.
+%%
+%% They go to the `Pid' given to {@link req/4}, tagged with its `Ref'
+%% (any term).
 %%
 %% Complete bodies get exactly one message:
 %% ```
@@ -40,12 +42,23 @@
 
 %% A NIF resource, or a stub's handle (erqwest_test).
 -opaque handle() :: reference() | erqwest_test:handle().
+%% A request in flight, for {@link send/2}, {@link read/2} and {@link cancel/1}:
+%% `H = erqwest_async:req(C, self(), Ref, Req)'.
 
 
 %% @doc Starts a request. Raises `badarg' for an unknown option key or an
 %% ill-typed value; problems with the contents (a URL that does not parse,
 %% a header name that is not a token, a body that is not iodata) arrive as
 %% the `error' message.
+%%
+%% ```
+%% Ref = make_ref(),
+%% _ = erqwest_async:req(C, self(), Ref, #{method => get, url => <<"http://127.0.0.1:8080/">>}),
+%% receive
+%%     {erqwest_response, Ref, reply, #{status := Status}} -> Status;
+%%     {erqwest_response, Ref, error, #{code := Code}} -> Code
+%% end.
+%% '''
 -spec req(erqwest:client() | atom(), pid(), term(), erqwest:req_opts()) -> handle().
 req(Client, Pid, Ref, Opts) ->
     case erqwest_test:stubbed(Client) of
@@ -71,6 +84,14 @@ start(Client, Pid, Ref, Opts) ->
 %% @doc Streams a chunk of the request body; see the module doc for the
 %% messages that answer it. Raises `badarg' after {@link finish_send/1}
 %% (and for a request made without `body => stream').
+%% messages that answer it.
+%%
+%% ```
+%% H = erqwest_async:req(C, self(), Ref, #{method => post, url => Url, body => stream}),
+%% receive {erqwest_response, Ref, next} -> ok end,
+%% ok = erqwest_async:send(H, <<"chunk">>),
+%% receive {erqwest_response, Ref, next} -> ok end.
+%% '''
 -spec send(handle(), iodata()) -> ok.
 send(Handle, Data) ->
     _ = nif_send(Handle, Data),
@@ -78,6 +99,11 @@ send(Handle, Data) ->
 
 %% @doc Completes the request body; the next message is `reply' or `error'.
 %% Raises `badarg' when called a second time.
+%%
+%% ```
+%% ok = erqwest_async:finish_send(H),
+%% receive {erqwest_response, Ref, reply, Resp} -> Resp end.
+%% '''
 -spec finish_send(handle()) -> ok.
 finish_send(Handle) ->
     _ = nif_finish_send(Handle),
@@ -86,6 +112,16 @@ finish_send(Handle) ->
 %% @doc Reads a chunk of the response body, waiting until at least `length'
 %% bytes arrived (default 8 MB; more may be returned) or `period' ms passed
 %% (default `infinity'). Answered by `chunk', the final `fin', or `error'.
+%%
+%% ```
+%% H = erqwest_async:req(C, self(), Ref, #{method => get, url => Url, response_body => stream}),
+%% receive {erqwest_response, Ref, reply, _Head} -> ok end,
+%% ok = erqwest_async:read(H, #{length => 65536}),
+%% receive
+%%     {erqwest_response, Ref, chunk, Data} -> {more, Data};
+%%     {erqwest_response, Ref, fin, Data} -> {done, Data}
+%% end.
+%% '''
 -spec read(handle(), erqwest:read_opts()) -> ok.
 read(Handle, Opts) ->
     _ = nif_read(Handle, Opts),
@@ -94,6 +130,11 @@ read(Handle, Opts) ->
 %% @doc Cancels the request at any stage. A final message still always
 %% comes: `error' with code `cancelled', another error, or a reply that was
 %% already on its way. Does nothing after the final message.
+%%
+%% ```
+%% ok = erqwest_async:cancel(H),
+%% receive {erqwest_response, Ref, error, #{code := cancelled}} -> ok end.
+%% '''
 -spec cancel(handle()) -> ok.
 cancel(Handle) ->
     _ = nif_cancel(Handle),

@@ -130,8 +130,11 @@
 -export_type([handle/0, opts/0, credit/0, format/0, event/0, sse_event/0, reason/0, err/0]).
 
 -opaque handle() :: reference().
+%% An open stream, for {@link active/2} and {@link close/1}.
 -type credit() :: once | pos_integer().
+%% How many more events the owner takes before `passive': `once' or `100'.
 -type format() :: sse | ndjson | lines.
+%% How the body is split into events: `sse' (the default), `ndjson' or `lines'.
 -type opts() :: #{
     format => format(),
     active => credit(),
@@ -143,13 +146,21 @@
     json_null => atom(),
     batch => boolean()
 }.
+%% Options of {@link open/5}: `#{format => ndjson, active => 100, batch => true}'.
 -type sse_event() :: #{type := binary(), data := binary() | term(),
                        id := binary() | undefined, json_error => true}.
+%% A server-sent event: `#{type => <<"message">>, data => <<"hi">>, id => undefined}'
+%% (with `data => json', `data' is the decoded term).
 -type event() :: sse_event() | term() | {json_error, binary()} | binary().
+%% An SSE event, an NDJSON term (`{json_error, Line}' for a line that is
+%% not JSON) or a line: `#{<<"type">> => <<"ADDED">>}'.
 -type reason() :: eof | no_content | normal.
+%% Why the stream closed normally: `eof' (it ended and is not
+%% reconnected), `no_content' (a 204) or `normal' ({@link close/1}).
 -type err() :: #{code := erqwest:code() | http_status | content_type | line_too_long
                          | event_too_long,
                  reason := binary(), status => 100..599}.
+%% Why the stream failed: `#{code => content_type, reason => <<"...">>}'.
 
 %% @doc Opens a stream; messages go to `Owner', tagged with `Ref' (see the
 %% module doc). `Opts': `format' (`sse', the default, `ndjson' or
@@ -168,6 +179,14 @@
 %% long-lived streams. Raises `badarg' for an unknown key or an ill-typed
 %% value; problems with the request's contents arrive as the `error'
 %% message. When `Owner' dies the stream ends and its connection closes.
+%%
+%% ```
+%% Ref = make_ref(),
+%% H = erqwest_events:open(C, self(), Ref, #{method => get, url => Url},
+%%                         #{data => json, active => 10}),
+%% receive {erqwest_events, Ref, event, #{data := Data}} -> Data end,
+%% ok = erqwest_events:close(H).
+%% '''
 -spec open(erqwest:client() | atom(), pid(), term(), erqwest:req_opts(), opts()) -> handle().
 open(Client, Owner, Ref, ReqOpts, Opts) ->
     C = erqwest:get_client(Client),
@@ -187,6 +206,11 @@ open(Client, Owner, Ref, ReqOpts, Opts) ->
 %% @doc Gives credit: `once' (one event, then `passive') or `N' more
 %% events. Does nothing after the final message. Raises `badarg' for
 %% anything else.
+%%
+%% ```
+%% receive {erqwest_events, Ref, passive} -> ok end,
+%% ok = erqwest_events:active(H, 100).
+%% '''
 -spec active(handle(), credit()) -> ok.
 active(Handle, Credit) ->
     _ = erqwest_nif:events_active(Handle, Credit),
@@ -196,6 +220,11 @@ active(Handle, Credit) ->
 %% `{erqwest_events, Ref, closed, normal}', unless the stream had already
 %% ended (its final message is then on its way or in the mailbox). Does
 %% nothing after the final message, or a second time.
+%%
+%% ```
+%% ok = erqwest_events:close(H),
+%% receive {erqwest_events, Ref, closed, normal} -> ok end.
+%% '''
 -spec close(handle()) -> ok.
 close(Handle) ->
     _ = erqwest_nif:events_close(Handle),

@@ -32,15 +32,22 @@
 
 -type json() :: #{binary() | atom() | integer() => json()} | [json()] | binary()
               | integer() | float() | boolean() | null | nil.
+%% A JSON term: `#{<<"a">> => [1, 2.5, <<"x">>, true, null]}'.
 -type decode_opts() :: #{null => atom()}.
 %% `null': the atom that JSON `null' becomes (default `null'; Elixir's
 %% `Erqwest.JSON' passes `nil').
+%%
+%% For example `#{null => nil}'.
 -type decode_error() :: #{code := decode, reason := binary(), offset := non_neg_integer()}.
 %% `offset' is the byte where the problem was found; `reason' says what
 %% it was and repeats the offset.
+%%
+%% For example `#{code => decode, reason => <<"expected value at byte 0">>, offset => 0}'.
 -type encode_error() :: #{code := encode, reason := binary(), path := binary()}.
 %% `path' is a JSON Pointer (RFC 6901) to the value that has no JSON form,
 %% such as `<<"/users/3/name">>'; empty for the whole term.
+%%
+%% For example `#{code => encode, reason => <<"cannot encode a tuple as JSON">>, path => <<"/a">>}'.
 
 %% Binaries longer than this are decoded on a dirty scheduler.
 -define(DIRTY_DECODE_BYTES, 32768).
@@ -63,7 +70,12 @@ encode(Term) ->
         {error, {Path, Reason}} -> {error, #{code => encode, reason => Reason, path => Path}}
     end.
 
-%% @equiv decode(Json, #{})
+%% @doc Same as `decode(Json, #{})': `null' decodes to `null'.
+%%
+%% ```
+%% {ok, #{<<"a">> := [1, null]}} = erqwest_json:decode(<<"{\"a\": [1, null]}">>),
+%% {error, #{code := decode, offset := 1}} = erqwest_json:decode(<<"[x]">>).
+%% '''
 -spec decode(binary()) -> {ok, json()} | {error, decode_error()}.
 decode(Json) ->
     decode(Json, #{}).

@@ -21,11 +21,17 @@
 -export_type([pointer/0]).
 
 -opaque pointer() :: [binary()].
+%% A parsed JSON Pointer (RFC 6901), from {@link parse/1}.
 
 %% @doc Splits a pointer into its reference tokens, undoing `~1' (`/')
 %% and `~0' (`~'). The empty pointer is the whole document. Anything that
 %% is not a UTF-8 binary, does not start with `/', or has a `~' not
 %% followed by `0' or `1' is an error.
+%%
+%% ```
+%% {ok, P} = erqwest_json_pointer:parse(<<"/links/next">>),
+%% {error, _} = erqwest_json_pointer:parse(<<"links">>).
+%% '''
 -spec parse(term()) -> {ok, pointer()} | {error, binary()}.
 parse(<<>>) ->
     {ok, []};
@@ -49,6 +55,12 @@ parse(_) ->
 %% @doc The value the pointer refers to, or `error' when there is none (a
 %% missing key, an index past the end or not a valid index, `-', or a
 %% step into a scalar).
+%%
+%% ```
+%% {ok, P} = erqwest_json_pointer:parse(<<"/data/0/id">>),
+%% {ok, 7} = erqwest_json_pointer:get(P, #{<<"data">> => [#{<<"id">> => 7}]}),
+%% error = erqwest_json_pointer:get(P, #{}).
+%% '''
 -spec get(pointer(), term()) -> {ok, term()} | error.
 get([], Doc) ->
     {ok, Doc};

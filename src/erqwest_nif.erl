@@ -1,6 +1,7 @@
-%% @doc The NIF stubs. Use {@link erqwest} and {@link erqwest_async}
-%% instead; `start_runtime/1' and `stop_runtime/1' stay callable for code
-%% written against erqwest 0.2.5.
+%% @private The NIF stubs, internal: use {@link erqwest} and
+%% {@link erqwest_async}. `start_runtime/1' and `stop_runtime/1' stay
+%% callable for code written against erqwest 0.2.5 (see
+%% {@link erqwest_runtime}).
 -module(erqwest_nif).
 
 -export([start_runtime/1, start_runtime/2, stop_runtime/1]).
@@ -89,16 +90,16 @@ req(_Client, _Pid, _Ref, _Opts) -> ?NOT_LOADED.
 -spec req_dirty(client(), pid(), term(), erqwest:req_opts()) -> handle().
 req_dirty(_Client, _Pid, _Ref, _Opts) -> ?NOT_LOADED.
 
-%% @doc Starts a request on the direct path (erqwest_direct), or answers
+%% @private Starts a request on the direct path (erqwest_direct), or answers
 %% `fallback' when the request is not for it.
 -spec direct_req(client(), reference(), erqwest:req_opts()) -> direct_step() | fallback.
 direct_req(_Client, _Ref, _Opts) -> ?NOT_LOADED.
 
-%% @doc Moves a direct request on after a message for it came.
+%% @private Moves a direct request on after a message for it came.
 -spec direct_poll(direct_call(), reference()) -> direct_step().
 direct_poll(_Call, _Ref) -> ?NOT_LOADED.
 
-%% @doc The wait of a direct request ran out: its timeout error, or more waiting.
+%% @private The wait of a direct request ran out: its timeout error, or more waiting.
 -spec direct_expire(direct_call(), reference()) -> direct_step().
 direct_expire(_Call, _Ref) -> ?NOT_LOADED.
 

@@ -88,6 +88,7 @@
               code/0, err/0]).
 
 -opaque handle() :: reference().
+%% An operation followed by the runtime ({@link start/5}), for {@link cancel/1}.
 
 -record(op, {
     handle :: handle(),
@@ -97,25 +98,31 @@
     result = undefined :: undefined | {ok, erqwest:resp()}
 }).
 -opaque op() :: #op{}.
+%% An operation polled by the caller ({@link create/3}, {@link poll/1}).
 
 -type op_opts() :: #{
     poll_interval => pos_integer(),
     max_wait => erqwest:timeout_ms(),
     poll_headers => [erqwest:header()]
 }.
+%% For example `#{poll_interval => 1000, max_wait => 60000}'.
 -type wait_opts() :: #{
     poll_interval => pos_integer(),
     max_wait => erqwest:timeout_ms(),
     poll_headers => [erqwest:header()],
     on_progress => fun((progress()) -> term())
 }.
+%% {@link op_opts()} and `on_progress', a fun called with each
+%% {@link progress()}: `#{poll_interval => 500, on_progress => fun(P) -> io:format("~p~n", [P]) end}'.
 -type progress() :: #{
     state := pending | running,
     status := binary(),
     percent_complete := 0..100 | undefined,
     retry_after := non_neg_integer()
 }.
+%% For example `#{state => running, status => <<"Running">>, percent_complete => 50, retry_after => 1000}'.
 -type state() :: pending | running | succeeded | failed | canceled.
+%% Where the operation is: `running'.
 -type info() :: #{
     state := state(),
     status := binary(),
@@ -123,13 +130,16 @@
     retry_after := non_neg_integer(),
     status_url := binary() | undefined
 }.
+%% What the last poll found: {@link progress()} and the `status_url'.
 -type code() :: erqwest:code() | operation_failed | operation_canceled.
+%% The error codes of an operation: `operation_failed'.
 -type err() :: #{
     code := code(),
     reason := binary(),
     problem => #{binary() => term()},
     http_status => 100..599
 }.
+%% For example `#{code => operation_failed, reason => <<"...">>, problem => #{<<"title">> => <<"quota">>}}'.
 
 
 %%% Following an operation from the runtime
@@ -140,6 +150,12 @@
 %% first request included) and `poll_headers'.
 %% Raises `badarg' for an unknown key or an ill-typed value; problems with
 %% the request's contents arrive as the `error' message.
+%%
+%% ```
+%% Ref = make_ref(),
+%% _ = erqwest_operation:start(C, self(), Ref, #{method => post, url => Url}, #{poll_interval => 500}),
+%% receive {erqwest_response, Ref, reply, #{status := 200, body := Result}} -> Result end.
+%% '''
 -spec start(erqwest:client() | atom(), pid(), term(), erqwest:req_opts(), op_opts()) -> handle().
 start(Client, Pid, Ref, ReqOpts, OpOpts) ->
     nif_start(Client, Pid, Ref, ReqOpts, OpOpts, auto).
@@ -148,6 +164,12 @@ start(Client, Pid, Ref, ReqOpts, OpOpts) ->
 %% made. A final message still comes (`error' with code `cancelled', or a
 %% reply already on its way). For an {@link op()} the final message is
 %% consumed here. Does nothing after the final message.
+%%
+%% ```
+%% H = erqwest_operation:start(C, self(), Ref, Req, #{}),
+%% ok = erqwest_operation:cancel(H),
+%% receive {erqwest_response, Ref, error, #{code := cancelled}} -> ok end.
+%% '''
 -spec cancel(handle() | op()) -> ok.
 cancel(#op{handle = H, ref = Ref} = Op) ->
     owner(Op),
@@ -242,6 +264,11 @@ create(Client, ReqOpts, OpOpts) ->
 %% `{running, Op}' while unfinished, `{done, Op}' once it succeeded (then
 %% {@link result/1} has the answer; polling again makes no request), or
 %% the operation's final `{error, Err}'. Raises `badarg' after an error.
+%%
+%% ```
+%% {ok, Op0} = erqwest_operation:create(C, Req, #{}),
+%% {running, Op1} = erqwest_operation:poll(Op0).
+%% '''
 -spec poll(op()) -> {running, op()} | {done, op()} | {error, err()}.
 poll(#op{result = {ok, _}} = Op) ->
     owner(Op),
@@ -266,6 +293,11 @@ poll(#op{handle = H, ref = Ref} = Op) ->
 
 %% @doc The operation's answer, once {@link poll/1} (or {@link create/3})
 %% returned `done'. Raises `badarg' before that.
+%%
+%% ```
+%% {done, Op} = erqwest_operation:poll(Op1),
+%% {ok, #{status := 200, body := Result}} = erqwest_operation:result(Op).
+%% '''
 -spec result(op()) -> {ok, erqwest:resp()}.
 result(#op{result = {ok, _} = Result}) -> Result;
 result(Op) -> erlang:error(badarg, [Op]).
@@ -281,21 +313,37 @@ next(Ref) ->
 
 %% @doc The status word of the last poll (`<<"Running">>',
 %% `<<"succeeded">>'...), `<<>>' when the server gave none.
+%%
+%% ```
+%% <<"Running">> = erqwest_operation:status(Op).
+%% '''
 -spec status(handle() | op()) -> binary().
 status(H) -> maps:get(status, info(H)).
 
 %% @doc The completion percentage of the last poll, `undefined' when the
 %% server did not report one.
+%%
+%% ```
+%% 50 = erqwest_operation:percent_complete(Op).
+%% '''
 -spec percent_complete(handle() | op()) -> 0..100 | undefined.
 percent_complete(H) -> maps:get(percent_complete, info(H)).
 
 %% @doc The wait before the next poll, in ms: the server's `Retry-After'
 %% when it sent one, else `poll_interval'.
+%%
+%% ```
+%% timer:sleep(erqwest_operation:retry_after(Op)).
+%% '''
 -spec retry_after(handle() | op()) -> non_neg_integer().
 retry_after(H) -> maps:get(retry_after, info(H)).
 
 %% @doc All of it, with the last `state' (terminal ones included) and the
 %% `status_url' being polled.
+%%
+%% ```
+%% #{state := running, status_url := StatusUrl} = erqwest_operation:info(Op).
+%% '''
 -spec info(handle() | op()) -> info().
 info(#op{handle = H}) -> erqwest_nif:operation_info(H);
 info(H) -> erqwest_nif:operation_info(H).

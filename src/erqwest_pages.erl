@@ -81,29 +81,37 @@
 -export_type([pages/0, page/0, page_opts/0, strategy/0, err/0]).
 
 -type pointer() :: binary().
+%% A JSON Pointer (RFC 6901) as a binary: `<<"/links/next">>'.
 -type strategy() :: link
                   | {json, pointer()}
                   | {cursor, Param :: binary(), pointer()}
                   | {page, Param :: binary(), First :: integer()}
                   | fun((page()) -> {url, binary()} | {request, erqwest:req_opts()} | done).
+%% Where the next page is: `link', `{json, <<"/links/next">>}',
+%% `{cursor, <<"cursor">>, <<"/next_cursor">>}', `{page, <<"page">>, 1}' or a fun.
 -type page_opts() :: #{next => strategy(),
                        items => pointer(),
                        max_pages => pos_integer() | infinity,
                        prefetch => boolean(),
                        timeout => erqwest:timeout_ms(),
                        cross_host => boolean()}.
-%% A page: a `resp()' whose `body' is the decoded term when the strategy
-%% or `items' needs JSON, and with the page's `items' when asked for.
+%% Options of {@link new/3}: `#{next => {json, <<"/links/next">>}, items => <<"/data">>, max_pages => 10}'.
 -type page() :: #{status := 100..599,
                   headers := [erqwest:header()],
                   body => term(),
                   items => [term()],
                   version => 'HTTP/0.9' | 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2' | 'HTTP/3',
                   url => binary()}.
+%% A page: a `resp()' whose `body' is the decoded term when the strategy
+%% or `items' needs JSON, and with the page's `items' when asked for:
+%% `#{status => 200, headers => [], body => #{<<"data">> => [1]}, items => [1]}'.
 -type err() :: erqwest:err()
              | #{code := http_status, reason := binary(), status := 100..599,
                  response := page()}
              | #{code := pagination, reason := binary(), url => binary()}.
+%% Why a walk stopped: an `erqwest:err()', a page outside 2xx
+%% (`#{code => http_status, status => 404, ...}') or a loop
+%% (`#{code => pagination, reason => <<"...">>}').
 
 %% What comes next: a request to send, one in flight, or the end.
 -type upcoming() :: {request, erqwest:req_opts()}
@@ -133,6 +141,7 @@
 }).
 
 -opaque pages() :: #pages{}.
+%% A listing being walked, from {@link new/3}.
 
 -define(OPT_KEYS, [next, items, max_pages, prefetch, timeout, cross_host]).
 %% Longer inputs go to the dirty variants of the URL NIFs.
@@ -143,6 +152,11 @@
 %% nothing. Raises `badarg' for an unknown option, a value of the wrong
 %% type, a pointer that is not one, `{page, _, _}' without `items', or a
 %% streamed request or response body.
+%%
+%% ```
+%% Pages = erqwest_pages:new(C, #{method => get, url => <<"http://127.0.0.1:8080/pages">>},
+%%                           #{next => link, max_pages => 5}).
+%% '''
 -spec new(erqwest:client() | atom(), erqwest:req_opts(), page_opts()) -> pages().
 new(Client, #{url := Url} = ReqOpts, Opts) when is_binary(Url), is_map(Opts) ->
     check_request(ReqOpts, Client, Opts),
@@ -183,6 +197,11 @@ new(Client, ReqOpts, Opts) ->
 %% `prefetch', the request for the page after this one is already sent
 %% when this returns. Blocks the calling process (in a `receive') while
 %% the page is on its way.
+%%
+%% ```
+%% {ok, #{status := 200, body := Body}, Pages1} = erqwest_pages:next(Pages),
+%% done = erqwest_pages:next(LastPages).
+%% '''
 -spec next(pages()) -> {ok, page(), pages()} | done | {error, err()}.
 next(#pages{upcoming = done}) ->
     done;
@@ -198,6 +217,11 @@ next(#pages{upcoming = {in_flight, _, Ref, Req}} = P) ->
 
 %% @doc Cancels the request for the following page, if one is in flight,
 %% and drops its final message, so that nothing is left in the mailbox.
+%%
+%% ```
+%% {ok, _Page1, Pages1} = erqwest_pages:next(Pages),
+%% ok = erqwest_pages:close(Pages1).
+%% '''
 -spec close(pages()) -> ok.
 close(#pages{upcoming = {in_flight, Handle, Ref, _}}) ->
     case erqwest_nif:cancel(Handle) of
@@ -236,6 +260,10 @@ fold(Fun, Acc, #pages{items = Items} = P) when is_function(Fun, 2) ->
     end.
 
 %% @doc Every page (or with `items' every item), in order.
+%%
+%% ```
+%% {ok, [#{status := 200} | _]} = erqwest_pages:to_list(Pages).
+%% '''
 -spec to_list(pages()) -> {ok, [term()]} | {error, err()}.
 to_list(P) ->
     case fold(fun(X, Acc) -> [X | Acc] end, [], P) of

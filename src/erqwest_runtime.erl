@@ -1,7 +1,7 @@
 %% @doc The process that owns erqwest's tokio runtime.
 %%
 %% Started by the `erqwest' application. It creates the runtime through
-%% {@link erqwest_nif:start_runtime/2} and publishes it in a
+%% `erqwest_nif:start_runtime(Pid, Threads)' and publishes it in a
 %% `persistent_term' for {@link get/0}. When it stops, the runtime shuts
 %% down and every in-flight request receives its final `error' message
 %% before `terminate/2' returns. If the runtime stops without being asked,
@@ -19,18 +19,28 @@
 -export_type([runtime/0]).
 
 -opaque runtime() :: reference().
+%% The tokio runtime, as {@link get/0} returns it.
 
 -define(KEY, {?MODULE, runtime}).
 %% How long terminate/2 waits for the runtime to finish shutting down.
 -define(STOP_WAIT, 10000).
 
 %% @doc Starts the runtime owner, registered as `erqwest_runtime'.
+%%
+%% ```
+%% {ok, _} = application:ensure_all_started(erqwest),
+%% Pid = whereis(erqwest_runtime).
+%% '''
 -spec start_link() -> {ok, pid()} | ignore | {error, term()}.
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
 %% @doc The running runtime. Raises `badarg' when the application is not
 %% started.
+%%
+%% ```
+%% Runtime = erqwest_runtime:get().
+%% '''
 -spec get() -> runtime().
 get() ->
     persistent_term:get(?KEY).

@@ -19,4 +19,14 @@ init([]) ->
         type => worker,
         modules => [erqwest_runtime]
     },
-    {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, [Runtime]}}.
+    %% The default client (erqwest_default) is made on the runtime: when
+    %% the runtime restarts, rest_for_one makes the client again.
+    Default = #{
+        id => erqwest_default,
+        start => {erqwest_default, start_link, []},
+        restart => permanent,
+        shutdown => 5000,
+        type => worker,
+        modules => [erqwest_default]
+    },
+    {ok, {#{strategy => rest_for_one, intensity => 5, period => 10}, [Runtime, Default]}}.

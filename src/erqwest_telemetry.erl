@@ -5,7 +5,7 @@
 %% optional dependency, which erqwest never starts or requires. With it
 %% absent (or never called, so not loaded), a request pays one
 %% `erlang:module_loaded/1', the price of a `persistent_term' read and
-%% never stale (see the README's "Telemetry").
+%% never stale (see the guide "Telemetry and test stubs").
 %%
 %% Events, named as Finch names its own; durations are in `native' time
 %% units (`erlang:convert_time_unit/3'):

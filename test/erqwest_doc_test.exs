@@ -21,7 +21,16 @@ defmodule Erqwest.DocTest do
         proxy: :no_proxy
       )
 
+    # The examples without a client use the application's default one:
+    # it gets the same resolve entry, and its own options back afterwards.
+    :ok =
+      :erqwest.start_client(:erqwest_default, %{
+        resolve: [{"example.com", {{127, 0, 0, 1}, port}}],
+        proxy: :no_proxy
+      })
+
     on_exit(fn ->
+      :ok = :erqwest.start_client(:erqwest_default, :erqwest_default.options())
       Erqwest.stop_client(:default)
       :erqwest_test_server.stop(server)
     end)

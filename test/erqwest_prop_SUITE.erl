@@ -278,6 +278,10 @@ roles(erqwest, get_client, 1) -> [client];
 roles(erqwest, feature, 1) -> [feature];
 roles(erqwest, client_info, 1) -> [client];
 roles(erqwest, req, 2) -> [client, req_opts];
+%% The calls without a client (the default one, erqwest_default).
+roles(erqwest, req, 1) -> [req_opts];
+roles(erqwest, F, 1) when F =:= get; F =:= head; F =:= options; F =:= delete -> [url];
+roles(erqwest, F, 2) when F =:= post; F =:= put; F =:= patch -> [url, partial_opts];
 roles(erqwest, F, 2) when F =:= get; F =:= head; F =:= options; F =:= delete -> [client, url];
 roles(erqwest, _, 3) -> [client, url, partial_opts];
 roles(erqwest, send, 2) -> [sync_handle, iodata];

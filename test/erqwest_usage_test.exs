@@ -14,32 +14,48 @@ defmodule Erqwest.UsageTest do
     end)
   end
 
-  # The Elixir usage section of README.md (between the elixir-usage
-  # markers) runs as written: each
-  # `#=> expected` line checks the code above it, where "..." matches
-  # anything and `** (Exception) message` expects a raise.
-  test "the Elixir usage section runs as written" do
+  # The Elixir sections of the guides (between elixir-usage markers, in
+  # the order below; one session, so later sections use earlier
+  # bindings) run as written: each `#=> expected` line checks the code
+  # above it, where "..." matches anything and `** (Exception) message`
+  # expects a raise. `base` is the demo's server, as a reader starts it
+  # in `make shell` (guides/getting-started.md).
+  @guides ["guides/getting-started.md", "guides/streaming.md"]
+
+  test "the Elixir sections of the guides run as written" do
     {:ok, _} = Application.ensure_all_started(:inets)
-    snippets = usage_section() |> code_blocks() |> Enum.flat_map(&snippets/1)
-    assert length(snippets) >= 10
+    snippets = usage_sections() |> Enum.flat_map(&code_blocks/1) |> Enum.flat_map(&snippets/1)
+    assert length(snippets) >= 12
 
     binding =
-      Enum.reduce(snippets, [], fn {code, expected}, binding ->
+      Enum.reduce(snippets, [base: demo_server()], fn {code, expected}, binding ->
         check_snippet(code, expected, binding)
       end)
 
     :inets.stop(:httpd, binding[:httpd])
   end
 
-  defp usage_section do
+  # What `c "demo/erqwest_demo.erl"` and `:erqwest_demo.server()` do in
+  # the shell (the test server is compiled for the tests already).
+  defp demo_server do
+    root = Path.expand("..", __DIR__)
+    src = String.to_charlist(Path.join(root, "demo/erqwest_demo.erl"))
+    {:ok, mod, bin} = :compile.file(src, [:binary, :return_errors])
+    {:module, _} = :code.load_binary(mod, src, bin)
+    apply(mod, :server, [])
+  end
+
+  defp usage_sections do
     root = Path.expand("..", __DIR__)
 
-    text = File.read!(Path.join(root, "README.md"))
-
-    case Regex.run(~r/<!-- elixir-usage:start -->(.*)<!-- elixir-usage:end -->/s, text) do
-      [_, section] -> section
-      nil -> flunk("no Elixir usage section between elixir-usage markers in README.md")
+    for file <- @guides do
+      text = File.read!(Path.join(root, file))
+      sections = Regex.scan(~r/<!-- elixir-usage:start -->(.*?)<!-- elixir-usage:end -->/s, text)
+      if sections == [], do: flunk("no elixir-usage markers in #{file}")
+      sections
     end
+    |> Enum.concat()
+    |> Enum.map(fn [_, section] -> section end)
   end
 
   defp code_blocks(text) do

@@ -1,9 +1,11 @@
 defmodule Erqwest.Async do
   @moduledoc """
   The message-based API: every function returns at once and the answers
-  arrive as messages to the process given to `request/4`, tagged with its
-  `ref` (any term). A thin layer on `:erqwest_async`, whose message
-  protocol it keeps.
+  arrive as messages.
+
+  They go to the process given to `request/4`, tagged with its `ref` (any
+  term). A thin layer on `:erqwest_async`, whose message protocol it
+  keeps.
 
   ## Messages
 
@@ -36,8 +38,8 @@ defmodule Erqwest.Async do
   request with `:erqwest_telemetry.async_req/4` (same arguments as
   `request/4` but Erlang options, a map with `:method` and `:url`),
   which returns `{handle, span}`, and pass the final message to
-  `:erqwest_telemetry.async_stop/2` where it is received; see the README's
-  "Telemetry". `Erqwest.Test` stubs answer these requests with the same
+  `:erqwest_telemetry.async_stop/2` where it is received; see the guide
+  [Telemetry and test stubs](telemetry-and-stubs.md). `Erqwest.Test` stubs answer these requests with the same
   messages as a real one.
 
   ## Example
@@ -49,8 +51,9 @@ defmodule Erqwest.Async do
 
   alias Erqwest.{Error, Options, Response}
 
+  @typedoc "A request in flight, from `request/4`: for `write/2`, `finish/1`, `read/2` and `cancel/1`."
   @type handle :: :erqwest_async.handle()
-  @typedoc "A message of a request, as `await/2` returns it."
+  @typedoc "A message of a request, as `await/2` returns it: `{:reply, %Erqwest.Response{}}`."
   @type event ::
           :next
           | {:reply, Response.t()}
@@ -105,6 +108,13 @@ defmodule Erqwest.Async do
   @doc """
   Ends a streamed request body; answered by `:reply` or `:error`. Raises
   `ArgumentError` when called a second time.
+
+      handle = Erqwest.Async.request(:default, self(), ref, url: url, method: :post, body: :stream)
+      :next = Erqwest.Async.await(ref, 5_000)
+      :ok = Erqwest.Async.write(handle, "all of it")
+      :next = Erqwest.Async.await(ref, 5_000)
+      :ok = Erqwest.Async.finish(handle)
+      {:reply, %Erqwest.Response{}} = Erqwest.Async.await(ref, 5_000)
   """
   @spec finish(handle()) :: :ok
   def finish(handle), do: :erqwest_async.finish_send(handle)
@@ -141,6 +151,11 @@ defmodule Erqwest.Async do
   @doc """
   Cancels the request at any stage. A final message still comes; after
   it, cancelling does nothing.
+
+      handle = Erqwest.Async.request(:default, self(), ref, url: url)
+      :ok = Erqwest.Async.cancel(handle)
+      Erqwest.Async.await(ref, 5_000)
+      #=> {:error, %Erqwest.Error{code: :cancelled}} (or the reply, when it came first)
   """
   @spec cancel(handle()) :: :ok
   def cancel(handle), do: :erqwest_async.cancel(handle)

@@ -1,7 +1,7 @@
 defmodule Erqwest.Compose do
   @moduledoc false
-  # The Elixir spelling of the request-composing options (README:
-  # "Composing requests") and their translation to the Erlang keys:
+  # The Elixir spelling of the request-composing options
+  # (guides/composing-requests.md) and their translation to the Erlang keys:
   # `params:` becomes `query`, `decode_body:` becomes `decode`, a URI
   # `base_url:` a string. Only shapes are checked here; the NIF checks
   # contents and says what is wrong in the ArgumentError. Elixir follows

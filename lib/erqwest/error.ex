@@ -41,6 +41,7 @@ defmodule Erqwest.Error do
 
   defexception [:code, :reason, attempts: nil, details: %{}]
 
+  @typedoc "What went wrong: `:connect`. The module doc says when each comes."
   @type code ::
           :timeout
           | :redirect
@@ -53,6 +54,7 @@ defmodule Erqwest.Error do
           | :body_too_large
           | :unknown
           | :decode
+  @typedoc ~s|The error: `%Erqwest.Error{code: :connect, reason: "error sending request ..."}`.|
   @type t :: %__MODULE__{
           code: code(),
           reason: String.t(),

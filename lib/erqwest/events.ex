@@ -64,7 +64,9 @@ defmodule Erqwest.Events do
   alias Erqwest.{Error, Options}
   alias Erqwest.Events.Event
 
+  @typedoc "An open stream from `open/5`, for `active/2` and `close/1`."
   @type handle :: :erqwest_events.handle()
+  @typedoc ~s|A URL, or request options with `:url`: `"http://127.0.0.1:8080/events"` or `[method: :post, url: url, json: %{}]`.|
   @type request :: String.t() | Enumerable.t()
 
   @checks [
@@ -159,11 +161,24 @@ defmodule Erqwest.Events do
     :erqwest_events.open(client, pid, ref, req, ev)
   end
 
-  @doc "Gives credit to a stream from `open/5`: `:once` or a positive number of events."
+  @doc """
+  Gives credit to a stream from `open/5`: `:once` or a positive number of events.
+
+      receive do
+        {:erqwest_events, ^ref, :passive} -> :ok = Erqwest.Events.active(handle, 100)
+      end
+  """
   @spec active(handle(), :once | pos_integer()) :: :ok
   def active(handle, credit), do: :erqwest_events.active(handle, credit)
 
-  @doc "Closes a stream from `open/5`; its final message is `{:erqwest_events, ref, :closed, :normal}`."
+  @doc """
+  Closes a stream from `open/5`; its final message is `{:erqwest_events, ref, :closed, :normal}`.
+
+      :ok = Erqwest.Events.close(handle)
+      receive do
+        {:erqwest_events, ^ref, :closed, :normal} -> :closed
+      end
+  """
   @spec close(handle()) :: :ok
   def close(handle), do: :erqwest_events.close(handle)
 

@@ -24,12 +24,13 @@ defmodule Erqwest.Operation do
         )
   """
 
-  @typedoc "A client or the name it was registered under."
+  @typedoc "A client or the name it was registered under: `:default`."
   @type client :: :erqwest.client() | atom()
-  @typedoc "`%{state: :pending | :running, status: binary, percent_complete: 0..100 | :undefined, retry_after: ms}`"
+  @typedoc "`%{state: :pending | :running, status: binary, percent_complete: 0..100 | :undefined, retry_after: ms}`, for example `%{state: :running, status: \"Running\", percent_complete: 50, retry_after: 1000}`"
   @type progress :: :erqwest_operation.progress()
-  @typedoc "An `err()` map; `:operation_failed` ones may carry `:problem` and `:http_status`."
+  @typedoc "An `err()` map; `:operation_failed` ones may carry `:problem` and `:http_status`: `%{code: :operation_failed, reason: \"...\", problem: %{\"title\" => \"quota\"}}`."
   @type err :: :erqwest_operation.err()
+  @typedoc "An operation followed by the runtime, from `start/5`, for `cancel/1`."
   @type handle :: :erqwest_operation.handle()
 
   @start_keys [:poll_interval, :max_wait, :poll_headers]
@@ -47,6 +48,7 @@ defmodule Erqwest.Operation do
     """
     defexception [:code, :reason, problem: nil, http_status: nil]
 
+    @typedoc ~s|For example `%Erqwest.Operation.Error{code: :operation_failed, reason: "...", problem: %{"title" => "quota"}, http_status: nil}`.|
     @type t :: %__MODULE__{
             code: atom(),
             reason: binary(),

@@ -75,7 +75,7 @@ defmodule Erqwest.Pages do
 
   @keys [:next, :items, :max_pages, :prefetch, :timeout, :cross_host]
 
-  @typedoc "See the module doc."
+  @typedoc "Where the next page is (see the module doc): `:link` or `{:json, \"/links/next\"}`."
   @type strategy ::
           :link
           | {:json, String.t()}

@@ -14,12 +14,14 @@ defmodule Erqwest.Response do
       were on (`nil` otherwise)
     * `timings` — with `timings: true`, a map of microseconds (`:queued`,
       `:connect`, `:headers`, `:total`) with `:reused` and `:remote_addr`;
-      see the README's "Timings"
+      see [Retries, hedging and limits](resilience.md)
   """
 
   defstruct [:status, headers: [], body: nil, version: nil, url: nil, attempts: nil, timings: nil]
 
+  @typedoc "The HTTP version the response came with: `:\"HTTP/1.1\"`."
   @type version :: :"HTTP/0.9" | :"HTTP/1.0" | :"HTTP/1.1" | :"HTTP/2" | :"HTTP/3"
+  @typedoc ~s|A response: `%Erqwest.Response{status: 200, headers: [{"content-type", "text/plain"}], body: "hi", version: :"HTTP/1.1", url: "http://127.0.0.1:8080/"}`.|
   @type t :: %__MODULE__{
           status: 100..599,
           headers: [{String.t(), String.t()}],

@@ -25,7 +25,8 @@ defmodule Erqwest.Upload do
 
   @typedoc """
   `reply` is set once the request is over before `finish/1`: when the
-  server answered early, or the request failed.
+  server answered early, or the request failed. From
+  `{:ok, upload} = Erqwest.post(:default, url, body: :stream)`.
   """
   @type t :: %__MODULE__{
           handle: :erqwest.handle(),
@@ -96,6 +97,10 @@ defmodule Erqwest.Upload do
 
   @doc """
   Like `finish/1`, but returns the response or raises `Erqwest.Error`.
+
+      {:ok, upload} = Erqwest.post(:default, url, body: :stream)
+      upload = Enum.into(["first, ", "second"], upload)
+      %Erqwest.Response{status: 200} = Erqwest.Upload.finish!(upload)
   """
   @spec finish!(t()) :: Erqwest.Response.t()
   def finish!(upload) do

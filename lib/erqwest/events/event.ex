@@ -16,6 +16,7 @@ defmodule Erqwest.Events.Event do
 
   defstruct type: "message", data: "", id: nil, json_error: false
 
+  @typedoc ~s|An event: `%Erqwest.Events.Event{type: "message", data: "hi", id: nil, json_error: false}`.|
   @type t :: %__MODULE__{
           type: String.t(),
           data: String.t() | term(),
@@ -23,7 +24,12 @@ defmodule Erqwest.Events.Event do
           json_error: boolean()
         }
 
-  @doc "Builds the struct from the Erlang event map of an `:event` message."
+  @doc """
+  Builds the struct from the Erlang event map of an `:event` message.
+
+      iex> Erqwest.Events.Event.new(%{type: "message", data: "hi", id: "1"})
+      %Erqwest.Events.Event{type: "message", data: "hi", id: "1", json_error: false}
+  """
   @spec new(:erqwest_events.sse_event()) :: t()
   def new(%{type: type, data: data, id: id} = event) do
     %__MODULE__{

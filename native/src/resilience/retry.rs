@@ -66,7 +66,7 @@ impl Default for BudgetConfig {
     }
 }
 
-/// A decoded `retry => #{...}` map; defaults are the README's.
+/// A decoded `retry => #{...}` map; defaults are those of guides/resilience.md.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     pub max_retries: u32,
