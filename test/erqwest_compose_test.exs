@@ -85,6 +85,19 @@ defmodule Erqwest.ComposeTest do
 
       assert_raise ArgumentError, fn -> Erqwest.JSON.decode(~c"[]") end
     end
+
+    # Issue 28, cases 4 and 8.
+    test "atom keys beyond Latin-1, and repeated keys over 32 members" do
+      # Atoms made from strings: as literals the compiler warns that α
+      # looks like a.
+      [alpha, nihon] = Enum.map(["α", "日本"], &String.to_atom/1)
+      assert {:ok, ~s({"α":{"日本":1}})} = Erqwest.JSON.encode(%{alpha => %{nihon => 1}})
+      json = "{" <> Enum.map_join(1..41, ",", &~s("k":#{&1})) <> "}"
+      assert Erqwest.JSON.decode!(json) === %{"k" => 41}
+
+      assert :erts_debug.flat_size(Erqwest.JSON.decode!(json)) ==
+               :erts_debug.flat_size(%{"k" => 41})
+    end
   end
 end
 
@@ -110,6 +123,15 @@ defmodule Erqwest.ComposeWireTest do
   test "params: a keyword list, after the URL's own query", %{server: s, client: c} do
     {:ok, _} = Erqwest.get(c, Server.url(s, "/p?a=1"), params: [q: "x y", n: 2, f: 1.5, q: "é"])
     assert only_request(s).path == "/p?a=1&q=x+y&n=2&f=1.5&q=%C3%A9"
+  end
+
+  test "params: atoms beyond Latin-1 are UTF-8 (issue 28, case 8)", %{
+    server: s,
+    client: c
+  } do
+    params = [{String.to_atom("α"), String.to_atom("β")}]
+    {:ok, _} = Erqwest.get(c, Server.url(s, "/p"), params: params)
+    assert only_request(s).path == "/p?%CE%B1=%CE%B2"
   end
 
   test "json: the body and its content type", %{server: s, client: c} do
