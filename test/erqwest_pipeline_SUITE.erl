@@ -26,7 +26,8 @@ groups() ->
      %% Where the two engines answered differently (issue 31, "Why").
      {divergences, [], [https_proxy_from_the_environment_is_honoured,
                         connect_goes_out_in_authority_form,
-                        timeout_zero_fails_at_once_on_both_engines]},
+                        timeout_zero_fails_at_once_on_both_engines,
+                        read_timeout_after_the_head_is_the_same]},
      {scheduler, [], retry_cases()},
      {runtime, [], retry_cases()}].
 
@@ -474,3 +475,22 @@ timeout_zero_fails_at_once_on_both_engines(_Config) ->
         ?assertEqual(Want, via_runtime(C0, #{method => get, url => url(S, "/z")})),
         ?assertEqual([], erqwest_test_server:requests(S))
     end).
+
+read_timeout_after_the_head_is_the_same(_Config) ->
+    %% The head and 3 bytes of a 10-byte body, then nothing.
+    Stall = fun(_) -> {custom, fun(Sock, _Req) ->
+        ok = gen_tcp:send(Sock, "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"),
+        timer:sleep(1500),
+        close
+    end} end,
+    {ok, S} = erqwest_test_server:start(Stall),
+    try
+        C = erqwest:make_client(#{read_timeout => 200}),
+        Scheduler = erqwest:get(C, url(S, "/r")),
+        Runtime = via_runtime(C, #{method => get, url => url(S, "/r")}),
+        ct:log("~p~n~p", [Scheduler, Runtime]),
+        ?assertMatch({error, #{code := timeout}}, Scheduler),
+        ?assertEqual(Runtime, Scheduler)
+    after
+        erqwest_test_server:stop(S)
+    end.

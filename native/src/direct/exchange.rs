@@ -241,6 +241,13 @@ impl Exchange {
             ));
         }
         if self.read_deadline.is_some_and(|d| d <= now) {
+            // In the body, reqwest's words for it (no URL).
+            if matches!(self.stage, Stage::Body { .. }) {
+                return Some(Error::new(
+                    Code::Timeout,
+                    "error decoding response body: request or response body error: operation timed out",
+                ));
+            }
             return Some(Error::new(
                 Code::Timeout,
                 format!(
@@ -366,7 +373,8 @@ impl Exchange {
                             status: resp.status().as_u16(),
                             version: resp.version(),
                             headers: std::mem::take(resp.headers_mut()),
-                            url: std::mem::take(&mut self.url),
+                            // Kept too: a read timeout after the head names it.
+                            url: self.url.clone(),
                             meta: None,
                         };
                         if (self.follows)(&self.transport, head.status, &head.headers, &head.url) {
