@@ -12,7 +12,7 @@
 
 all() ->
     [{group, parity}, {group, placement}, {group, scheduler}, {group, runtime},
-     {group, divergences}].
+     {group, divergences}, {group, cookies}].
 
 groups() ->
     [{parity, [parallel], [query_pairs, json_body, form_body, basic_and_bearer_auth,
@@ -28,6 +28,12 @@ groups() ->
                         connect_goes_out_in_authority_form,
                         timeout_zero_fails_at_once_on_both_engines,
                         read_timeout_after_the_head_is_the_same]},
+     %% One cookie jar per client, shared by both engines.
+     {cookies, [], [a_cookie_set_on_either_engine_is_sent_by_both,
+                    cookies_go_out_the_same_on_both_engines,
+                    cookies_of_a_redirect_hop_are_kept,
+                    a_cookie_header_of_the_request_wins,
+                    cookie_clients_take_the_scheduler_engine]},
      {scheduler, [], retry_cases()},
      {runtime, [], retry_cases()}].
 
@@ -491,6 +497,83 @@ read_timeout_after_the_head_is_the_same(_Config) ->
         ct:log("~p~n~p", [Scheduler, Runtime]),
         ?assertMatch({error, #{code := timeout}}, Scheduler),
         ?assertEqual(Runtime, Scheduler)
+    after
+        erqwest_test_server:stop(S)
+    end.
+
+%%% cookies
+
+cookie_handler(#{path := <<"/set/", Rest/binary>>}) ->
+    {200, [{"set-cookie", <<Rest/binary, "; Path=/">>}], <<"set">>};
+cookie_handler(#{path := <<"/hop/", Rest/binary>>}) ->
+    {302, [{"set-cookie", <<Rest/binary, "; Path=/">>}, {"location", "/check"}], <<>>};
+cookie_handler(#{headers := Hs}) ->
+    {200, [], proplists:get_value(<<"cookie">>, Hs, <<"none">>)}.
+
+with_cookie_server(Fun) ->
+    {ok, S} = erqwest_test_server:start(fun cookie_handler/1),
+    try Fun(S) after erqwest_test_server:stop(S) end.
+
+a_cookie_set_on_either_engine_is_sent_by_both(_Config) ->
+    with_cookie_server(fun(S) ->
+        C = erqwest:make_client(#{cookie_store => true}),
+        {ok, #{body := <<"set">>}} = erqwest:get(C, url(S, "/set/a=1")),
+        {ok, #{body := <<"a=1">>}} = via_runtime(C, #{method => get, url => url(S, "/check")}),
+        {ok, _} = via_runtime(C, #{method => get, url => url(S, "/set/b=2")}),
+        {ok, #{body := B}} = erqwest:get(C, url(S, "/check")),
+        ?assertEqual([<<"a=1">>, <<"b=2">>], lists:sort(binary:split(B, <<"; ">>, [global]))),
+        %% Another client has its own jar.
+        {ok, #{body := <<"none">>}} = erqwest:get(erqwest:make_client(#{cookie_store => true}),
+                                                  url(S, "/check"))
+    end).
+
+cookies_go_out_the_same_on_both_engines(_Config) ->
+    with_cookie_server(fun(S) ->
+        C = erqwest:make_client(#{cookie_store => true}),
+        {ok, _} = erqwest:get(C, url(S, "/set/k=v")),
+        {ok, #{body := <<"k=v">>}} = same(C, S, #{url => url(S, "/check"),
+                                                  headers => [{<<"x-a">>, <<"1">>}]})
+    end).
+
+cookies_of_a_redirect_hop_are_kept(_Config) ->
+    with_cookie_server(fun(S) ->
+        lists:foreach(
+          fun(Send) ->
+              C = erqwest:make_client(#{cookie_store => true}),
+              %% The 302 sets it, the hop it leads to sends it.
+              {ok, #{body := <<"h=1">>}} = Send(C, #{method => get, url => url(S, "/hop/h=1")})
+          end, [fun erqwest:req/2, fun via_runtime/2])
+    end).
+
+a_cookie_header_of_the_request_wins(_Config) ->
+    with_cookie_server(fun(S) ->
+        C = erqwest:make_client(#{cookie_store => true}),
+        {ok, _} = erqwest:get(C, url(S, "/set/jar=1")),
+        Mine = #{method => get, url => url(S, "/check"),
+                 headers => [{<<"cookie">>, <<"mine=2">>}]},
+        {ok, #{body := <<"mine=2">>}} = erqwest:req(C, Mine),
+        {ok, #{body := <<"mine=2">>}} = via_runtime(C, Mine)
+    end).
+
+cookie_clients_take_the_scheduler_engine(_Config) ->
+    Self = self(),
+    Hold = fun(_) -> {custom, fun(Sock, Req) ->
+        Self ! {held, self()},
+        receive go -> ok end,
+        erqwest_test_server:send_response({gen_tcp, Sock}, {200, [], <<"ok">>}, Req),
+        keep
+    end} end,
+    {ok, S} = erqwest_test_server:start(Hold),
+    try
+        C = erqwest:make_client(#{cookie_store => true}),
+        Caller = spawn_link(fun() -> Self ! {done, erqwest:get(C, url(S, "/"))} end),
+        Conn = receive {held, P} -> P after 5000 -> error(not_held) end,
+        ?assertEqual({0, 0}, erqwest_nif:live_resources()),
+        Conn ! go,
+        receive {done, R} -> ?assertMatch({ok, #{status := 200}}, R)
+        after 5000 -> error(no_answer)
+        end,
+        unlink(Caller)
     after
         erqwest_test_server:stop(S)
     end.

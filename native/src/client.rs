@@ -134,6 +134,9 @@ pub struct ClientConfig {
     pub compose: compose::Defaults,
     pub resilience: crate::resilience::ClientOptions,
     pub(crate) max_body: MaxBody,
+    /// With `cookie_store => true`: the one jar both engines use (made in
+    /// `make_client`, handed to reqwest as its cookie provider).
+    pub(crate) jar: Option<Arc<reqwest::cookie::Jar>>,
 }
 
 impl Default for ClientConfig {
@@ -171,6 +174,7 @@ impl Default for ClientConfig {
             compose: compose::Defaults::default(),
             resilience: Default::default(),
             max_body: MaxBody::default(),
+            jar: None,
         }
     }
 }
@@ -265,7 +269,7 @@ impl ClientConfig {
                 Redirects::Limit(n) => reqwest::redirect::Policy::limited(n),
             })
             .https_only(self.https_only)
-            .cookie_store(self.cookie_store)
+
             .gzip(self.gzip)
             .brotli(self.brotli)
             .deflate(self.deflate)
@@ -275,6 +279,10 @@ impl ClientConfig {
             .pool_idle_timeout(self.pool_idle_timeout)
             .local_address(self.local_address)
             .default_headers(self.default_headers);
+        // reqwest's own jar, shared with the scheduler engine (direct/).
+        if let Some(jar) = &self.jar {
+            b = b.cookie_provider(jar.clone());
+        }
         // On every client, so that a request asking for `timings` learns
         // `connect` and `reused` whatever its client was made with; the
         // layer costs only in a connect (bench/README.md, issue 28).
@@ -439,6 +447,9 @@ fn make_client<'a>(
 ) -> NifResult<Term<'a>> {
     let handle = runtime.handle().ok_or(NifError::BadArg)?;
     let mut config = ClientConfig::decode(opts)?;
+    if config.cookie_store {
+        config.jar = Some(Arc::new(reqwest::cookie::Jar::default()));
+    }
     let compose = std::mem::take(&mut config.compose);
     let max_body = config.max_body;
     let timeout = config.timeout;

@@ -182,7 +182,8 @@ impl Flow {
     fn start_hop(&mut self) {
         match self.t.route(&self.template.url) {
             Some(route) => {
-                let headers = self.chain.hop_headers(&self.template);
+                let mut headers = self.chain.hop_headers(&self.template);
+                self.t.add_cookies(&mut headers, &self.template.url);
                 let (req, forms) = match hop_request(&self.template, headers) {
                     Ok(hop) => hop,
                     Err(e) => {

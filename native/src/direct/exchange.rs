@@ -377,6 +377,8 @@ impl Exchange {
                             url: self.url.clone(),
                             meta: None,
                         };
+                        // Every hop's cookies, as reqwest's cookie layer keeps them.
+                        self.transport.store_cookies(&head.headers, &head.url);
                         if (self.follows)(&self.transport, head.status, &head.headers, &head.url) {
                             // The connection goes with the unread body.
                             self.conn = None;

@@ -159,6 +159,8 @@ pub struct Transport {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// What is known of each HTTPS origin's protocol (see [`Transport::admit`]).
     origins: Mutex<HashMap<Key, Origin>>,
+    /// The client's cookie jar, reqwest's too (`cookie_store => true`).
+    jar: Option<Arc<reqwest::cookie::Jar>>,
 }
 
 /// An HTTPS origin's protocol, as its first handshake on this path says.
@@ -193,8 +195,7 @@ impl Transport {
     /// The direct transport of a client, when its options leave nothing to
     /// reqwest that a plain HTTP/1.1 request could meet.
     pub(crate) fn for_config(c: &ClientConfig, rt: tokio::runtime::Handle) -> Option<Transport> {
-        let plain = !c.cookie_store
-            && !c.https_only
+        let plain = !c.https_only
             && !c.http2_prior_knowledge
             && c.resolve.is_empty()
             && no_proxy_for_http(&c.proxy)
@@ -242,7 +243,34 @@ impl Transport {
                 .then(|| tls::config_for(c))
                 .flatten(),
             origins: Mutex::default(),
+            jar: c.jar.clone(),
         })
+    }
+
+    /// Adds the jar's cookies for `url` to a hop's headers, unless the
+    /// request has a `cookie` header of its own (as reqwest's cookie
+    /// layer does, on every hop of a redirect chain).
+    pub(crate) fn add_cookies(&self, headers: &mut HeaderMap, url: &reqwest::Url) {
+        use reqwest::cookie::CookieStore;
+        let Some(jar) = &self.jar else { return };
+        if headers.contains_key(reqwest::header::COOKIE) {
+            return;
+        }
+        if let Some(v) = jar.cookies(url) {
+            headers.insert(reqwest::header::COOKIE, v);
+        }
+    }
+
+    /// Keeps a response's `set-cookie`s, from every hop.
+    pub(crate) fn store_cookies(&self, headers: &HeaderMap, url: &str) {
+        use reqwest::cookie::CookieStore;
+        let Some(jar) = &self.jar else { return };
+        if !headers.contains_key(reqwest::header::SET_COOKIE) {
+            return;
+        }
+        if let Ok(url) = reqwest::Url::parse(url) {
+            jar.set_cookies(&mut headers.get_all(reqwest::header::SET_COOKIE).iter(), &url);
+        }
     }
 
     /// The route of a request to `url` on this path, or `None` when it is
