@@ -269,7 +269,6 @@ impl ClientConfig {
                 Redirects::Limit(n) => reqwest::redirect::Policy::limited(n),
             })
             .https_only(self.https_only)
-
             .gzip(self.gzip)
             .brotli(self.brotli)
             .deflate(self.deflate)

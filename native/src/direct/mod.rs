@@ -269,7 +269,10 @@ impl Transport {
             return;
         }
         if let Ok(url) = reqwest::Url::parse(url) {
-            jar.set_cookies(&mut headers.get_all(reqwest::header::SET_COOKIE).iter(), &url);
+            jar.set_cookies(
+                &mut headers.get_all(reqwest::header::SET_COOKIE).iter(),
+                &url,
+            );
         }
     }
 
