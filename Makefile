@@ -93,9 +93,14 @@ test-install:
 dialyzer:
 	rebar3 dialyzer
 
+# ../shared/tools/rust-cycles (beside the checkout, as in CI): no circle
+# between the modules of native/src.
+RUST_CYCLES ?= $(CURDIR)/../shared/tools/rust-cycles
 lint:
 	$(CARGO) fmt --manifest-path native/Cargo.toml --check
 	$(CARGO) clippy --quiet --manifest-path native/Cargo.toml --release -- -D warnings
+	@if [ -x "$(RUST_CYCLES)" ]; then "$(RUST_CYCLES)" native/src; \
+	else echo "lint: no $(RUST_CYCLES): the module-circle check is skipped"; fi
 
 # Not part of `make test`: it takes minutes and measures, never asserts.
 bench:

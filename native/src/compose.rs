@@ -262,7 +262,7 @@ impl Defaults {
     pub fn url(&self, url: &[u8]) -> Result<reqwest::Url, Error> {
         match &self.base_url {
             Some(base) => base.join(url),
-            None => crate::request::parse_url(url),
+            None => crate::urls::parse_url(url),
         }
     }
 }

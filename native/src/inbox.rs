@@ -23,7 +23,7 @@ pub enum Command {
     },
     Cancel,
     /// More credit for an event stream (`erqwest_events:active/2`).
-    Active(crate::events::Credit),
+    Active(crate::events::credit::Credit),
 }
 
 struct Inbox {

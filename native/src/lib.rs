@@ -13,6 +13,7 @@ mod atoms;
 pub mod body;
 pub mod client;
 mod compose;
+mod config;
 mod direct;
 pub mod error;
 mod events;
@@ -28,10 +29,12 @@ mod reply;
 mod request;
 mod resilience;
 mod runtime;
+mod scheduler;
 mod term;
 #[cfg(feature = "fault-injection")]
 mod testing;
 mod tls;
+mod urls;
 #[cfg(test)]
 mod vm_stubs;
 

@@ -67,7 +67,7 @@ pub struct Head {
     pub headers: reqwest::header::HeaderMap,
     pub url: String,
     /// `attempts` and `timings`, when the request asked for them.
-    pub meta: Option<Box<crate::resilience::Meta>>,
+    pub meta: Option<Box<crate::resilience::meta::Meta>>,
 }
 
 impl Head {

@@ -16,7 +16,7 @@ pub struct BaseUrl(String);
 impl BaseUrl {
     pub fn decode(t: Term) -> NifResult<Self> {
         let b: Binary = t.decode().map_err(|_| bad("base_url: expected a binary"))?;
-        let url = crate::request::parse_url(b.as_slice())
+        let url = crate::urls::parse_url(b.as_slice())
             .map_err(|e| bad(format!("base_url: {}", e.reason())))?;
         Ok(BaseUrl(url.as_str().to_owned()))
     }
@@ -26,9 +26,9 @@ impl BaseUrl {
         let text = std::str::from_utf8(url)
             .map_err(|_| Error::new(Code::Url, "URL is not valid UTF-8"))?;
         if has_scheme(text) {
-            crate::request::parse_url(url)
+            crate::urls::parse_url(url)
         } else {
-            crate::request::parse_url(join(&self.0, text).as_bytes())
+            crate::urls::parse_url(join(&self.0, text).as_bytes())
         }
     }
 }

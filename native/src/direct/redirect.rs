@@ -10,7 +10,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode, Url};
 
-use crate::client::Redirects;
+use crate::config::Redirects;
 use crate::error::{Code, Error};
 
 /// A request as it goes out on each hop (the `host` header is added per hop).

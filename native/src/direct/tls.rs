@@ -24,7 +24,7 @@ use rustls::{
 
 use super::fd::Fd;
 use super::wants::Wants;
-use crate::client::ClientConfig;
+use crate::config::ClientConfig;
 
 /// The rustls config of a client's direct TLS connections, or `None`
 /// when its TLS options are ones this path leaves to reqwest (a client

@@ -36,6 +36,9 @@ use crate::reply::{Progress, Replier};
 use crate::request::Spec;
 use crate::term::{decode_bool, decode_int, decode_ms};
 
+pub(crate) mod credit;
+pub use credit::Credit;
+
 /// The atoms of event streams (a module of their own: option names
 /// would otherwise shadow local variables).
 pub(crate) mod atom {
@@ -95,39 +98,6 @@ pub const MAX_BATCH: usize = 10_000;
 /// Live handles and tasks, for leak checks in tests.
 static LIVE_HANDLES: AtomicUsize = AtomicUsize::new(0);
 static LIVE_TASKS: AtomicUsize = AtomicUsize::new(0);
-
-/// Credit given by `active/2`, as for `inet:setopts(S, [{active, N}])`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credit {
-    /// One more event, then `passive` (replaces what was left).
-    Once,
-    /// N more events (added to what is left).
-    Add(u32),
-}
-
-impl Credit {
-    fn decode(t: Term) -> NifResult<Self> {
-        if let Ok(a) = t.decode::<Atom>() {
-            return if a == atom::once() {
-                Ok(Credit::Once)
-            } else {
-                Err(NifError::BadArg)
-            };
-        }
-        match decode_int::<u32>(t)? {
-            0 => Err(NifError::BadArg),
-            n => Ok(Credit::Add(n)),
-        }
-    }
-
-    /// The credit left after this one is given on top of `left`.
-    pub fn apply(self, left: u64) -> u64 {
-        match self {
-            Credit::Once => 1,
-            Credit::Add(n) => left.saturating_add(u64::from(n)),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

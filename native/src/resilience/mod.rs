@@ -15,6 +15,7 @@
 
 pub mod hedge;
 pub mod limit;
+pub mod meta;
 pub mod retry;
 pub mod stepwise;
 pub mod timings;
@@ -24,25 +25,18 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rustler::{Atom, Encoder, Env, Error as NifError, NifResult, ResourceArc, Term};
+use rustler::{Atom, Encoder, Error as NifError, NifResult, Term};
 use tokio::time::Instant;
 
-use crate::client::Client;
 use crate::error::{Code, Error};
 use crate::reply::Replier;
 use crate::term::{decode_bool, decode_int, decode_ms, EncodeBinary};
 use hedge::HedgePolicy;
+use meta::Meta;
 use retry::{Budget, Outcome, RetryPolicy, Verdict};
 use timings::Timings;
 
-pub(crate) mod atoms {
-    rustler::atoms! {
-        retry, hedge, timings, max_in_flight, max_in_flight_per_host, queue_timeout,
-        max_retries, methods, statuses, errors, base, max, max_retry_after, budget, refused, closed,
-        ratio, min_per_sec, idempotent, delay, attempts, queued, headers, total,
-        reused, remote_addr, in_flight, hosts, infinity,
-    }
-}
+pub(crate) mod atoms;
 
 /// What a client may be asked to queue for, by default.
 const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -158,80 +152,13 @@ impl ClientState {
         })
     }
 
+    /// The in-flight and queued counts of `client_info/1`.
+    pub fn info(&self) -> limit::Info {
+        self.limits.info()
+    }
+
     fn budgets(&self) -> MutexGuard<'_, HashMap<String, Budget>> {
         self.budgets.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// The extra keys of a final message.
-#[derive(Debug, Default, Clone)]
-pub struct Meta {
-    attempts: Option<u32>,
-    /// The timings, and `reused` (no connect in this request).
-    timings: Option<(Timings, bool)>,
-}
-
-impl Meta {
-    /// Adds `attempts` and `timings` to a `resp()` or `err()` being built.
-    pub fn encode_into<'a>(
-        &self,
-        env: Env<'a>,
-        keys: &mut Vec<Term<'a>>,
-        values: &mut Vec<Term<'a>>,
-    ) {
-        if let Some(n) = self.attempts {
-            keys.push(atoms::attempts().encode(env));
-            values.push(n.encode(env));
-        }
-        if let Some((t, reused)) = &self.timings {
-            keys.push(atoms::timings().encode(env));
-            values.push(encode_timings(env, t, *reused));
-        }
-    }
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-fn encode_timings<'a>(env: Env<'a>, t: &Timings, reused: bool) -> Term<'a> {
-    let mut k = vec![
-        atoms::queued().encode(env),
-        atoms::headers().encode(env),
-        atoms::reused().encode(env),
-    ];
-    let mut v = vec![
-        micros(t.queued).encode(env),
-        micros(t.headers).encode(env),
-        reused.encode(env),
-    ];
-    if let Some(c) = t.connect {
-        k.push(crate::atoms::connect().encode(env));
-        v.push(micros(c).encode(env));
-    }
-    if let Some(total) = t.total {
-        k.push(atoms::total().encode(env));
-        v.push(micros(total).encode(env));
-    }
-    if let Some(addr) = t.remote_addr {
-        k.push(atoms::remote_addr().encode(env));
-        v.push((encode_ip(env, addr.ip()), addr.port()).encode(env));
-    }
-    Term::map_from_term_arrays(env, &k, &v).unwrap_or_else(|_| crate::atoms::error().encode(env))
-}
-
-/// `inet:ip_address()`.
-fn encode_ip(env: Env<'_>, ip: std::net::IpAddr) -> Term<'_> {
-    match ip {
-        std::net::IpAddr::V4(a) => {
-            let [a, b, c, d] = a.octets();
-            (a, b, c, d).encode(env)
-        }
-        std::net::IpAddr::V6(a) => {
-            let s = a.segments();
-            let parts: Vec<Term> = s.iter().map(|x| x.encode(env)).collect();
-            rustler::types::tuple::make_tuple(env, &parts)
-        }
     }
 }
 
@@ -513,35 +440,6 @@ fn host_key(url: &reqwest::Url) -> String {
         "{}:{}",
         url.host_str().unwrap_or(""),
         url.port_or_known_default().unwrap_or(0)
-    )
-}
-
-/// `#{in_flight, queued, hosts => #{<<"host:port">> => #{in_flight, queued}}}`.
-#[rustler::nif]
-fn client_info<'a>(env: Env<'a>, client: ResourceArc<Client>) -> NifResult<Term<'a>> {
-    let info = client.resilience().limits.info();
-    let pair = |in_flight: usize, queued: usize| {
-        Term::map_from_term_arrays(
-            env,
-            &[atoms::in_flight().encode(env), atoms::queued().encode(env)],
-            &[in_flight.encode(env), queued.encode(env)],
-        )
-    };
-    let mut hk = Vec::with_capacity(info.hosts.len());
-    let mut hv = Vec::with_capacity(info.hosts.len());
-    for (host, f, q) in &info.hosts {
-        hk.push(host.as_bytes().encode_binary(env));
-        hv.push(pair(*f, *q)?);
-    }
-    let hosts = Term::map_from_term_arrays(env, &hk, &hv)?;
-    Term::map_from_term_arrays(
-        env,
-        &[
-            atoms::in_flight().encode(env),
-            atoms::queued().encode(env),
-            atoms::hosts().encode(env),
-        ],
-        &[info.in_flight.encode(env), info.queued.encode(env), hosts],
     )
 }
 
