@@ -208,39 +208,50 @@ decode_error_is_the_same(_Config) ->
 
 %%% placement
 
-%% While the server holds the answer, no reqwest task and no handle exist:
-%% the request is the caller's NIF calls.
-composed_requests_take_the_scheduler_engine(_Config) ->
+%% A server that holds each answer until told: while it holds one, the
+%% test sees whether a runtime task or handle exists (none on the
+%% scheduler engine, whose request is the caller's NIF calls).
+with_held_server(Body, Fun) ->
     Self = self(),
     Hold = fun(_) -> {custom, fun(Sock, Req) ->
         Self ! {held, self()},
         receive go -> ok end,
-        erqwest_test_server:send_response(
-          {gen_tcp, Sock}, {200, [{"content-type", "application/json"}], <<"{\"ok\":true}">>}, Req),
+        erqwest_test_server:send_response({gen_tcp, Sock}, {200, [{"content-type", "application/json"}], Body}, Req),
         keep
     end} end,
     {ok, S} = erqwest_test_server:start(Hold),
-    try
+    try Fun(S) after erqwest_test_server:stop(S) end.
+
+%% Runs `erqwest:req(C, Opts)' in a process of its own against a held
+%% server; `While' runs while the answer is held; returns the answer.
+while_held(C, Opts, While) ->
+    Self = self(),
+    Caller = spawn_link(fun() -> Self ! {done, erqwest:req(C, Opts)} end),
+    Conn = receive {held, P} -> P after 5000 -> error(not_held) end,
+    ?assertEqual({0, 0}, erqwest_nif:live_resources()),
+    While(),
+    Conn ! go,
+    R = receive {done, Answer} -> Answer after 5000 -> error(no_answer) end,
+    unlink(Caller),
+    R.
+
+root_get(S) -> #{method => get, url => url(S, "/")}.
+
+%% Composed requests are the caller's NIF calls.
+composed_requests_take_the_scheduler_engine(_Config) ->
+    with_held_server(<<"{\"ok\":true}">>, fun(S) ->
         C = erqwest:make_client(#{auth => {bearer, <<"t">>}, decode => auto,
                                   base_url => url(S, "/")}),
         lists:foreach(
           fun(Opts) ->
-              Caller = spawn_link(fun() -> Self ! {done, erqwest:req(C, Opts)} end),
-              Conn = receive {held, P} -> P after 5000 -> error(not_held) end,
-              ?assertEqual({0, 0}, erqwest_nif:live_resources()),
-              Conn ! go,
-              receive {done, R} -> ?assertMatch({ok, #{body := #{<<"ok">> := true}}}, R)
-              after 5000 -> error(no_answer)
-              end,
-              unlink(Caller)
+              ?assertMatch({ok, #{body := #{<<"ok">> := true}}},
+                           while_held(C, Opts, fun() -> ok end))
           end,
           [#{method => get, url => <<"items">>, query => [{q, 1}]},
            #{method => post, url => <<"items">>, json => #{<<"a">> => 1}},
            #{method => post, url => <<"items">>, form => [{a, 1}]},
            #{method => get, url => <<"items">>, auth => {basic, <<"u">>, <<"p">>}}])
-    after
-        erqwest_test_server:stop(S)
-    end.
+    end).
 
 %% A JSON body over 32 KB is decoded on the runtime, not in a NIF call:
 %% a reply message comes from a runtime task (seen as a runtime-built
@@ -373,54 +384,24 @@ redirect_then_retry_starts_over(Config) ->
 %% Elixir clients retry by default: their requests must not leave the
 %% scheduler engine for it.
 retried_requests_take_the_scheduler_engine(_Config) ->
-    Self = self(),
-    Hold = fun(_) -> {custom, fun(Sock, Req) ->
-        Self ! {held, self()},
-        receive go -> ok end,
-        erqwest_test_server:send_response({gen_tcp, Sock}, {200, [], <<"ok">>}, Req),
-        keep
-    end} end,
-    {ok, S} = erqwest_test_server:start(Hold),
-    try
+    with_held_server(<<"ok">>, fun(S) ->
         C = erqwest:make_client(#{retry => #{methods => [get, head],
                                              errors => [timeout, refused, closed]}}),
-        Caller = spawn_link(fun() -> Self ! {done, erqwest:get(C, url(S, "/"))} end),
-        Conn = receive {held, P} -> P after 5000 -> error(not_held) end,
-        ?assertEqual({0, 0}, erqwest_nif:live_resources()),
-        Conn ! go,
-        receive {done, R} -> ?assertMatch({ok, #{status := 200, attempts := 1}}, R)
-        after 5000 -> error(no_answer)
-        end,
-        unlink(Caller)
-    after
-        erqwest_test_server:stop(S)
-    end.
+        ?assertMatch({ok, #{status := 200, attempts := 1}}, while_held(C, root_get(S), fun() -> ok end))
+    end).
 
 %% Issue 31: client_info/1 counted no request of the scheduler engine.
 client_info_counts_scheduler_requests(_Config) ->
-    Self = self(),
-    Hold = fun(_) -> {custom, fun(Sock, Req) ->
-        Self ! {held, self()},
-        receive go -> ok end,
-        erqwest_test_server:send_response({gen_tcp, Sock}, {200, [], <<"ok">>}, Req),
-        keep
-    end} end,
-    {ok, S} = erqwest_test_server:start(Hold),
-    try
+    with_held_server(<<"ok">>, fun(S) ->
         C = erqwest:make_client(),
-        Caller = spawn_link(fun() -> Self ! {done, erqwest:get(C, url(S, "/"))} end),
-        Conn = receive {held, P} -> P after 5000 -> error(not_held) end,
-        ?assertEqual({0, 0}, erqwest_nif:live_resources()),
         Host = iolist_to_binary(["127.0.0.1:", integer_to_list(erqwest_test_server:port(S))]),
-        ?assertMatch(#{in_flight := 1, hosts := #{Host := #{in_flight := 1}}},
-                     erqwest:client_info(C)),
-        Conn ! go,
-        receive {done, {ok, _}} -> ok after 5000 -> error(no_answer) end,
-        unlink(Caller),
+        Counted = fun() ->
+            ?assertMatch(#{in_flight := 1, hosts := #{Host := #{in_flight := 1}}},
+                         erqwest:client_info(C))
+        end,
+        ?assertMatch({ok, _}, while_held(C, root_get(S), Counted)),
         ?assertMatch(#{in_flight := 0}, erqwest:client_info(C))
-    after
-        erqwest_test_server:stop(S)
-    end.
+    end).
 
 %%% divergences
 
@@ -556,24 +537,7 @@ a_cookie_header_of_the_request_wins(_Config) ->
     end).
 
 cookie_clients_take_the_scheduler_engine(_Config) ->
-    Self = self(),
-    Hold = fun(_) -> {custom, fun(Sock, Req) ->
-        Self ! {held, self()},
-        receive go -> ok end,
-        erqwest_test_server:send_response({gen_tcp, Sock}, {200, [], <<"ok">>}, Req),
-        keep
-    end} end,
-    {ok, S} = erqwest_test_server:start(Hold),
-    try
+    with_held_server(<<"ok">>, fun(S) ->
         C = erqwest:make_client(#{cookie_store => true}),
-        Caller = spawn_link(fun() -> Self ! {done, erqwest:get(C, url(S, "/"))} end),
-        Conn = receive {held, P} -> P after 5000 -> error(not_held) end,
-        ?assertEqual({0, 0}, erqwest_nif:live_resources()),
-        Conn ! go,
-        receive {done, R} -> ?assertMatch({ok, #{status := 200}}, R)
-        after 5000 -> error(no_answer)
-        end,
-        unlink(Caller)
-    after
-        erqwest_test_server:stop(S)
-    end.
+        ?assertMatch({ok, #{status := 200}}, while_held(C, root_get(S), fun() -> ok end))
+    end).
