@@ -295,6 +295,11 @@ roles(erqwest_async, send, 2) -> [async_handle, iodata];
 roles(erqwest_async, finish_send, 1) -> [async_handle];
 roles(erqwest_async, read, 2) -> [async_handle, read_opts];
 roles(erqwest_async, cancel, 1) -> [async_handle];
+%% The NIF calls on a handle, or a stub's (erqwest_test), behind the above.
+roles(erqwest_async, nif_send, 2) -> [async_handle, iodata];
+roles(erqwest_async, nif_finish_send, 1) -> [async_handle];
+roles(erqwest_async, nif_read, 2) -> [async_handle, read_opts];
+roles(erqwest_async, nif_cancel, 1) -> [async_handle];
 roles(M, F, A) -> error({no_roles, M, F, A}).
 
 plausible(client) -> oneof([{'$client', shared}, {'$client', name}, {'$client', closed},
@@ -559,6 +564,9 @@ valid_return(erqwest, read, {ok, B}) -> is_binary(B);
 valid_return(erqwest, read, {error, E}) -> is_err(E);
 valid_return(erqwest_async, req, H) -> is_reference(H);
 valid_return(erqwest_async, _, ok) -> true;
+%% The NIF calls behind send/read/cancel say when the request is over.
+valid_return(erqwest_async, F, finished)
+  when F =:= nif_send; F =:= nif_finish_send; F =:= nif_read; F =:= nif_cancel -> true;
 valid_return(_, _, _) -> false.
 
 reply_or_error({reply, Resp}) -> is_resp(Resp);
@@ -570,7 +578,7 @@ is_resp(_) -> false.
 
 is_err(#{code := C, reason := R}) ->
     is_binary(R) andalso lists:member(C, [timeout, redirect, url, connect, request, body,
-                                          cancelled, unknown]);
+                                          cancelled, unknown, body_too_large]);
 is_err(_) -> false.
 
 deep_iolist(0) -> <<"end">>;
