@@ -111,8 +111,6 @@
     queue_timeout => timeout_ms(),
     max_in_flight => pos_integer() | infinity,
     max_in_flight_per_host => pos_integer() | infinity,
-    %% The most a complete response body may hold after decompression
-    %% (default 1 GiB; guide "Retries, hedging and limits").
     max_body => max_body()
 }.
 %% Options for {@link make_client/1}; an unknown key raises `badarg'. The
@@ -120,6 +118,7 @@
 %% the request defaults (`decode' ... `base_url'); "Retries, hedging and
 %% limits" the defaults for requests (`retry' ... `max_in_flight_per_host'):
 %% `#{timeout => 5000, follow_redirects => false, proxy => no_proxy}'.
+
 -type max_body() :: non_neg_integer() | infinity.
 %% The most a complete response body may hold after decompression, in
 %% bytes, or `infinity' (default 1 GiB; guide "Retries, hedging and

@@ -70,6 +70,8 @@
 
 -record(span, {start :: integer(), meta :: map()}).
 -opaque span() :: #span{}.
+%% One request's events in flight, from {@link async_req/4} to
+%% {@link async_stop/2}: `{H, Span} = erqwest_telemetry:async_req(C, self(), Ref, Req)'.
 
 %% @doc Whether events are emitted now: the `telemetry' application is
 %% running.

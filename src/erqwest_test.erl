@@ -51,9 +51,18 @@
 -type request() :: #{method := erqwest:method(), url := binary(),
                      headers := [erqwest:header()], body := binary(),
                      opts := erqwest:req_opts()}.
+%% The request as a stub sees it:
+%% `#{method => get, url => <<"http://api.test/x">>, headers => [], body => <<>>, opts => #{}}'.
+
 -type answer() :: map() | {ok, map()} | {error, erqwest:err() | erqwest:code()}.
+%% What a stub returns: `#{status => 200, body => <<"ok">>}', `{error, timeout}'.
+
 -type stub_fun() :: fun((request()) -> answer()).
+%% A stub: `fun(#{method := get}) -> #{status => 200} end'.
+
 -opaque handle() :: {erqwest_stub, {reference(), pid()}}.
+%% A stubbed request's handle, as `erqwest_async:req/4' returns it:
+%% `H = erqwest_async:req(my_client, self(), Ref, Req)'.
 
 -define(ACTIVE, {?MODULE, active}).
 -define(TAB, ?MODULE).
@@ -87,7 +96,14 @@ allow(Client, Owner, Pid) when is_pid(Owner), is_pid(Pid) ->
 allow(_Client, _Owner, _Pid) ->
     erlang:error(badarg).
 
-%% @equiv verify(self())
+%% @doc Same as `verify(self())': raises unless every expectation of
+%% this process was met.
+%%
+%% ```
+%% ok = erqwest_test:expect(my_client, 1, fun(_) -> #{status => 200} end),
+%% {ok, _} = erqwest:get(my_client, <<"http://api.test/">>),
+%% ok = erqwest_test:verify().
+%% '''
 -spec verify() -> ok.
 verify() ->
     verify(self()).

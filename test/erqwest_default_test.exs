@@ -48,7 +48,9 @@ defmodule Erqwest.DefaultTest do
     assert {:ok, %Response{body: %{"method" => "GET"}}} = Erqwest.get(URI.parse(url))
     assert %Response{body: %{"path" => "/a?q=1"}} = Erqwest.get!(url, params: [q: 1])
     assert %Response{body: %{"method" => "GET"}} = Erqwest.request!(url: url)
-    assert {:ok, %Response{body: %{"method" => "DELETE"}}} = Erqwest.request(method: :delete, url: url)
+
+    assert {:ok, %Response{body: %{"method" => "DELETE"}}} =
+             Erqwest.request(method: :delete, url: url)
 
     # The caller can still ask for the raw body.
     assert %Response{body: "{" <> _} = Erqwest.get!(url, decode_body: false)

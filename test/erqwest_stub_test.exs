@@ -41,7 +41,9 @@ defmodule ErqwestStubTest do
     assert {:error, %Error{code: :timeout, reason: "timeout"}} =
              Erqwest.get(:stub_errors, "https://api.test/slow")
 
-    assert_raise Error, "connect: refused", fn -> Erqwest.get!(:stub_errors, "https://api.test/") end
+    assert_raise Error, "connect: refused", fn ->
+      Erqwest.get!(:stub_errors, "https://api.test/")
+    end
   end
 
   test "Erqwest.Async gets the usual message" do
@@ -58,7 +60,11 @@ defmodule ErqwestStubTest do
     assert Task.await(task) == "from the test"
 
     # and from a Task started by that Task
-    nested = Task.async(fn -> Task.async(fn -> Erqwest.get!(:stub_task, "https://api.test/") end) |> Task.await() end)
+    nested =
+      Task.async(fn ->
+        Task.async(fn -> Erqwest.get!(:stub_task, "https://api.test/") end) |> Task.await()
+      end)
+
     assert %Response{body: "from the test"} = Task.await(nested)
   end
 
@@ -76,11 +82,16 @@ defmodule ErqwestStubTest do
           end
 
         send(test, {:result, result})
-        receive do: (:again -> send(test, {:again, Erqwest.get(:stub_owned, "https://api.test/")}))
+
+        receive do:
+                  (:again -> send(test, {:again, Erqwest.get(:stub_owned, "https://api.test/")}))
       end)
 
     assert_receive {:result, {:raised, message}}, 2_000
-    assert message =~ "client stub_owned is stubbed, but not for process #{inspect(pid) |> String.trim_leading("#PID")}"
+
+    assert message =~
+             "client stub_owned is stubbed, but not for process #{inspect(pid) |> String.trim_leading("#PID")}"
+
     assert message =~ "allow/3"
 
     Erqwest.Test.allow(:stub_owned, self(), pid)
@@ -119,7 +130,11 @@ defmodule ErqwestStubTest do
 
     assert_receive :set
     assert_receive {:DOWN, ^mon, :process, ^pid, _}
-    assert_raise RuntimeError, ~r/expected 1 call\(s\), got 0/, fn -> Erqwest.Test.verify!(pid) end
+
+    assert_raise RuntimeError, ~r/expected 1 call\(s\), got 0/, fn ->
+      Erqwest.Test.verify!(pid)
+    end
+
     # Verified once, forgotten.
     assert Erqwest.Test.verify!(pid) == :ok
   end
@@ -136,7 +151,9 @@ defmodule ErqwestStubTest do
   test "a streamed response body is read one list element per chunk" do
     Erqwest.Test.stub(:stub_stream, fn _ -> %Response{status: 200, body: ["a", "bc", "d"]} end)
 
-    assert {:ok, %Response{status: 200, body: body}} = Erqwest.stream(:stub_stream, "https://api.test/")
+    assert {:ok, %Response{status: 200, body: body}} =
+             Erqwest.stream(:stub_stream, "https://api.test/")
+
     assert Enum.to_list(body) == ["a", "bc", "d"]
 
     # Stopping early cancels the stub's body like a real one.
@@ -146,16 +163,26 @@ defmodule ErqwestStubTest do
   end
 
   test "an Enumerable request body reaches the stub whole" do
-    Erqwest.Test.stub(:stub_upload, fn %{body: body} -> %Response{status: 200, body: byte_size(body)} end)
+    Erqwest.Test.stub(:stub_upload, fn %{body: body} ->
+      %Response{status: 200, body: byte_size(body)}
+    end)
+
     chunks = Stream.map(1..100, fn i -> "chunk #{i};" end)
     expected = chunks |> Enum.join() |> byte_size()
 
-    assert %Response{body: ^expected} = Erqwest.put!(:stub_upload, "https://api.test/up", body: chunks)
+    assert %Response{body: ^expected} =
+             Erqwest.put!(:stub_upload, "https://api.test/up", body: chunks)
   end
 
   test "bad arguments raise ArgumentError" do
-    assert_raise ArgumentError, ~r/a function of one argument/, fn -> Erqwest.Test.stub(:c, :nope) end
-    assert_raise ArgumentError, ~r/a positive count/, fn -> Erqwest.Test.expect(:c, 0, fn _ -> nil end) end
+    assert_raise ArgumentError, ~r/a function of one argument/, fn ->
+      Erqwest.Test.stub(:c, :nope)
+    end
+
+    assert_raise ArgumentError, ~r/a positive count/, fn ->
+      Erqwest.Test.expect(:c, 0, fn _ -> nil end)
+    end
+
     assert_raise ArgumentError, fn -> Erqwest.Test.allow(:c, self(), :not_a_pid) end
   end
 

@@ -83,8 +83,7 @@ defmodule ErqwestTelemetryTest do
     server = Server.start(Server.reply(404, "no"))
     assert %Response{status: 404} = Erqwest.get!(Erqwest.make_client(), Server.url(server))
 
-    assert [{_, _, %{}}, {[:erqwest, :request, :stop], _, %{status: 404, error: nil}}] =
-             events()
+    assert [{_, _, %{}}, {[:erqwest, :request, :stop], _, %{status: 404, error: nil}}] = events()
   end
 
   test "a transport error stops with its code" do
@@ -124,14 +123,24 @@ defmodule ErqwestTelemetryTest do
 
     assert %Response{timings: %{queued: q, connect: c}} = Erqwest.get!(client, Server.url(server))
     assert names(events = events()) == [:start, :stop, :stop, :stop]
-    [_, {[:erqwest, :queue, :stop], %{duration: qd}, _}, {[:erqwest, :connect, :stop], %{duration: cd}, _}, _] = events
+
+    [
+      _,
+      {[:erqwest, :queue, :stop], %{duration: qd}, _},
+      {[:erqwest, :connect, :stop], %{duration: cd}, _},
+      _
+    ] = events
+
     assert qd == System.convert_time_unit(q, :microsecond, :native)
     assert cd == System.convert_time_unit(c, :microsecond, :native)
   end
 
   test "a cancelled upload stops with :cancelled" do
     server = Server.start(Server.reply())
-    {:ok, %Upload{} = upload} = Erqwest.post(Erqwest.make_client(), Server.url(server), body: :stream)
+
+    {:ok, %Upload{} = upload} =
+      Erqwest.post(Erqwest.make_client(), Server.url(server), body: :stream)
+
     :ok = Upload.write(upload, "some")
     assert names(events(50)) == [:start]
     :ok = Upload.cancel(upload)

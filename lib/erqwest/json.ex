@@ -26,6 +26,7 @@ defmodule Erqwest.JSON do
     problem was found; `reason` says what it was.
     """
     defexception [:offset, :reason]
+
     @typedoc ~s|For example `%Erqwest.JSON.DecodeError{offset: 1, reason: "expected value at byte 1"}`.|
     @type t :: %__MODULE__{offset: non_neg_integer(), reason: String.t()}
 
@@ -39,6 +40,7 @@ defmodule Erqwest.JSON do
     offending value, such as `"/users/3/name"` (`""` for the whole term).
     """
     defexception [:path, :reason]
+
     @typedoc ~s|For example `%Erqwest.JSON.EncodeError{path: "/a", reason: "cannot encode a tuple as JSON"}`.|
     @type t :: %__MODULE__{path: String.t(), reason: String.t()}
 

@@ -58,7 +58,10 @@ defmodule Erqwest.Test do
 
   alias Erqwest.{Error, Response}
 
-  @typedoc "The request as a stub function sees it."
+  @typedoc """
+  The request as a stub function sees it:
+  `%{method: :get, url: "http://api.test/x?page=2", headers: [], body: "", opts: %{}}`.
+  """
   @type request :: %{
           method: atom(),
           url: String.t(),
@@ -66,12 +69,20 @@ defmodule Erqwest.Test do
           body: binary(),
           opts: map()
         }
+  @typedoc """
+  What a stub function returns: a response, an error, or a map with at
+  least `:status`: `%Erqwest.Response{status: 200, body: "ok"}`,
+  `%{status: 503}` or `{:error, :timeout}`.
+  """
   @type answer ::
           Response.t()
           | Error.t()
           | %{required(:status) => 100..599, optional(atom()) => term()}
           | {:ok, Response.t() | map()}
           | {:error, Error.t() | Error.code()}
+  @typedoc """
+  A stub: `fn %{method: :get} -> %{status: 200, body: "stubbed"} end`.
+  """
   @type stub_fun :: (request() -> answer())
 
   @doc """
@@ -90,7 +101,8 @@ defmodule Erqwest.Test do
   end
 
   def stub(_client, fun) do
-    raise ArgumentError, "Erqwest.Test.stub/2 takes a function of one argument, got: #{inspect(fun)}"
+    raise ArgumentError,
+          "Erqwest.Test.stub/2 takes a function of one argument, got: #{inspect(fun)}"
   end
 
   @doc """

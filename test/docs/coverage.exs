@@ -22,7 +22,9 @@ lacking =
       not function_exported?(mod, :__impl__, 1) do
     exported_types =
       if lang == :erlang do
-        {:ok, {_, [abstract_code: {_, forms}]}} = :beam_lib.chunks(:code.which(mod), [:abstract_code])
+        {:ok, {_, [abstract_code: {_, forms}]}} =
+          :beam_lib.chunks(:code.which(mod), [:abstract_code])
+
         for {:attribute, _, :export_type, types} <- forms, type <- types, do: type
       end
 
