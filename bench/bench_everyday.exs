@@ -16,7 +16,17 @@
 # connections touch another's. Settings: bench/README.md, "Everyday
 # requests (issue 31)".
 defmodule BenchEveryday do
-  @clients [erqwest: "erqwest", req: "Req", finch: "Finch+Jason"]
+  # The last two are not run by default (BENCH_EVERYDAY_CLIENTS), to see
+  # where erqwest's time goes: its Elixir API with `retry: false`, and
+  # its Erlang API on a bare client (`erqwest:get/2`) with Jason in the
+  # caller, as the Finch client decodes.
+  @clients [
+    erqwest: "erqwest",
+    req: "Req",
+    finch: "Finch+Jason",
+    erqwest_noretry: "erqwest retry: false",
+    erqwest_bare: "erqwest:get/2 + Jason"
+  ]
 
   # The rows: {key, label}.
   @rows [small: "GET 1.8 KB JSON", post: "POST a JSON map, JSON back", big: "GET 157 KB JSON"]
@@ -149,7 +159,7 @@ defmodule BenchEveryday do
 
     case Regex.run(~r/^RESULT (.*)$/m, output) do
       [_, line] when status == 0 ->
-        [rate, sched, dirty, cpu, tokio, verified, errors] =
+        [rate, sched, dirty, cpu, tokio, verified, errors, ncpu, dcpu, poller, other] =
           line |> String.split() |> Enum.map(&parse_num/1)
 
         %{
@@ -159,12 +169,28 @@ defmodule BenchEveryday do
           cpu: cpu,
           tokio: tokio,
           verified: verified,
-          errors: errors
+          errors: errors,
+          ncpu: ncpu,
+          dcpu: dcpu,
+          poller: poller,
+          other: other
         }
 
       _ ->
         IO.puts(:stderr, "client #{client} failed (exit #{status}):\n#{output}")
-        %{rate: 0.0, sched: 0.0, dirty: 0.0, cpu: 0.0, tokio: 0.0, verified: 0, errors: -1}
+        %{
+          rate: 0.0,
+          sched: 0.0,
+          dirty: 0.0,
+          cpu: 0.0,
+          tokio: 0.0,
+          verified: 0,
+          errors: -1,
+          ncpu: 0.0,
+          dcpu: 0.0,
+          poller: 0.0,
+          other: 0.0
+        }
     end
   end
 
@@ -363,20 +389,23 @@ defmodule BenchEveryday do
     Enum.join([head | lines], "\n") <> "\n"
   end
 
-  # Per client: VM CPU, dirty schedulers, erqwest's tokio threads (µs per
-  # request, medians), every round's rate, and the requests whose decoded
-  # body was compared with the document.
+  # Per client, µs per request (medians): the normal and dirty schedulers'
+  # busy wall time (scheduler_wall_time), the VM's CPU time and its split
+  # by kind of thread (/proc/self/task); every round's rate; the requests
+  # whose decoded body was compared with the document.
   defp detail(results, clients, _rounds) do
     head =
-      "| workers | call | client | VM CPU µs/req | sched µs/req | dirty µs/req | tokio µs/req | rates of the rounds | verified | errors |\n" <>
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+      "| workers | call | client | sched µs/req | dirty µs/req | VM CPU µs/req | normal sched CPU | dirty CPU | poller CPU | tokio CPU | other CPU | rates of the rounds | verified | errors |\n" <>
+        "|" <> String.duplicate(" --- |", 14)
 
     lines =
       for {{row, n}, runs} <- results, c <- clients do
         mine = Keyword.get_values(runs, c)
 
-        "| #{n} | #{label(row)} | #{@clients[c]} | #{fmt1(med(runs, c, :cpu))} | " <>
-          "#{fmt1(med(runs, c, :sched))} | #{fmt1(med(runs, c, :dirty))} | #{fmt1(med(runs, c, :tokio))} | " <>
+        cols = Enum.map([:sched, :dirty, :cpu, :ncpu, :dcpu, :poller, :tokio, :other], &fmt1(med(runs, c, &1)))
+
+        "| #{n} | #{label(row)} | #{@clients[c]} | " <>
+          Enum.join(cols, " | ") <> " | " <>
           Enum.map_join(mine, ", ", &fmt(&1.rate)) <>
           " | #{mine |> Enum.map(& &1.verified) |> Enum.sum() |> round()} | " <>
           "#{mine |> Enum.map(& &1.errors) |> Enum.sum() |> round()} |"
@@ -496,6 +525,35 @@ defmodule BenchEveryday.Client do
       else: fn -> body!(Erqwest.post!(client, url, json: send)) end
   end
 
+  defp make_call(:erqwest_noretry, url, send) do
+    {:ok, _} = Application.ensure_all_started(:erqwest)
+    client = Erqwest.make_client(retry: false)
+
+    if send == nil,
+      do: fn -> body!(Erqwest.get!(client, url)) end,
+      else: fn -> body!(Erqwest.post!(client, url, json: send)) end
+  end
+
+  defp make_call(:erqwest_bare, url, send) do
+    {:ok, _} = Application.ensure_all_started(:erqwest)
+    client = :erqwest.make_client()
+
+    call =
+      if send == nil,
+        do: fn -> :erqwest.get(client, url) end,
+        else: fn ->
+          :erqwest.post(client, url, %{
+            headers: [{"content-type", "application/json"}],
+            body: Jason.encode!(send)
+          })
+        end
+
+    fn ->
+      {:ok, %{status: 200, headers: h, body: b}} = call.()
+      json_body(h, b)
+    end
+  end
+
   defp make_call(:req, url, send) do
     {:ok, _} = Application.ensure_all_started(:req)
 
@@ -519,12 +577,15 @@ defmodule BenchEveryday.Client do
 
     fn ->
       {:ok, %{status: 200, headers: h, body: b}} = Finch.request(req.(), BenchFinch)
+      json_body(h, b)
+    end
+  end
 
-      # Decoded because the content type says JSON, as a client would.
-      case List.keyfind(h, "content-type", 0) do
-        {_, "application/json" <> _} -> Jason.decode!(b)
-        _ -> b
-      end
+  # Decoded because the content type says JSON, as a client would.
+  defp json_body(headers, body) do
+    case List.keyfind(headers, "content-type", 0) do
+      {_, "application/json" <> _} -> Jason.decode!(body)
+      _ -> body
     end
   end
 
@@ -568,6 +629,7 @@ defmodule BenchEveryday.Client do
     dirty = :erlang.system_info(:dirty_cpu_schedulers)
     busy = fn ids -> busy_us(s0.swt, s1.swt, ids, wall) end
     tick = 1_000_000 / BenchEveryday.env_int("BENCH_CLK_TCK", 100)
+    th = fn kind -> per.((Map.get(s1.threads, kind, 0) - Map.get(s0.threads, kind, 0)) * tick) end
 
     IO.puts(
       "RESULT " <>
@@ -577,9 +639,13 @@ defmodule BenchEveryday.Client do
             per.(busy.(1..normal)),
             per.(busy.((normal + 1)..(normal + dirty))),
             per.((s1.cpu - s0.cpu) * tick),
-            per.((s1.tokio - s0.tokio) * tick),
+            th.(:tokio),
             verified,
-            s1.errors
+            s1.errors,
+            th.(:normal),
+            th.(:dirty),
+            th.(:poller),
+            th.(:other)
           ]
           |> Enum.map(&(&1 / 1)),
           " "
@@ -607,7 +673,7 @@ defmodule BenchEveryday.Client do
       t: System.monotonic_time(:microsecond),
       swt: :erlang.statistics(:scheduler_wall_time) |> Map.new(fn {i, a, t} -> {i, {a, t}} end),
       cpu: ticks("/proc/self/stat"),
-      tokio: tokio_ticks()
+      threads: thread_ticks()
     }
   end
 
@@ -635,11 +701,29 @@ defmodule BenchEveryday.Client do
     end
   end
 
-  defp tokio_ticks do
-    for task <- Path.wildcard("/proc/self/task/*"),
-        match?({:ok, "erqwest" <> _}, File.read(Path.join(task, "comm"))),
-        reduce: 0 do
-      acc -> acc + ticks(Path.join(task, "stat"))
+  # CPU ticks by kind of thread, from their names: ERTS's normal
+  # schedulers (`N_scheduler`), its dirty CPU schedulers, its poll thread,
+  # erqwest's tokio threads (`erqwest-*`), and the rest.
+  defp thread_ticks do
+    for task <- Path.wildcard("/proc/self/task/*"), reduce: %{} do
+      acc ->
+        kind =
+          case File.read(Path.join(task, "comm")) do
+            {:ok, "erqwest" <> _} -> :tokio
+            {:ok, name} -> erts_kind(name)
+            _ -> :other
+          end
+
+        Map.update(acc, kind, ticks(Path.join(task, "stat")), &(&1 + ticks(Path.join(task, "stat"))))
+    end
+  end
+
+  defp erts_kind(name) do
+    cond do
+      name =~ ~r/^\d+_scheduler/ -> :normal
+      name =~ ~r/^\d+_dirty_cpu/ -> :dirty
+      name =~ ~r/poller/ -> :poller
+      true -> :other
     end
   end
 end
