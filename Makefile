@@ -130,7 +130,7 @@ bench-req:
 bench-resilience:
 	@bash bench/resilience/run.sh
 
-# About 5 minutes: everyday JSON requests, erqwest (Elixir API, default
+# About 6 minutes: everyday JSON requests, erqwest (Elixir API, default
 # client) against Req and Finch + Jason, each in its own VM (bench/README.md).
 bench-everyday:
 	@bash bench/everyday

@@ -46,7 +46,10 @@ defmodule BenchEveryday do
     warmup = env_int("BENCH_EVERYDAY_WARMUP", 1)
     rounds = env_int("BENCH_EVERYDAY_ROUNDS", 3)
     workers = env_list("BENCH_EVERYDAY_WORKERS", "1,50") |> Enum.map(&String.to_integer/1)
-    clients = env_list("BENCH_EVERYDAY_CLIENTS", "erqwest,req,finch") |> Enum.map(&String.to_atom/1)
+
+    clients =
+      env_list("BENCH_EVERYDAY_CLIENTS", "erqwest,req,finch") |> Enum.map(&String.to_atom/1)
+
     rows = env_list("BENCH_EVERYDAY_ROWS", "small,post,big") |> Enum.map(&String.to_atom/1)
     flags = System.get_env("BENCH_EVERYDAY_ERL_FLAGS", "+sbwt none +sbwtdcpu none +sbwtdio none")
     out = System.get_env("BENCH_OUT", "bench/results")
@@ -178,6 +181,7 @@ defmodule BenchEveryday do
 
       _ ->
         IO.puts(:stderr, "client #{client} failed (exit #{status}):\n#{output}")
+
         %{
           rate: 0.0,
           sched: 0.0,
@@ -239,7 +243,10 @@ defmodule BenchEveryday do
 
   defp start_nginx(dir) do
     ndir = Path.join(dir, "nginx")
-    for d <- ~w(body_temp proxy_temp fastcgi_temp uwsgi_temp scgi_temp), do: File.mkdir_p!(Path.join(ndir, d))
+
+    for d <- ~w(body_temp proxy_temp fastcgi_temp uwsgi_temp scgi_temp),
+        do: File.mkdir_p!(Path.join(ndir, d))
+
     port = free_port()
     conf = Path.join(ndir, "nginx.conf")
     File.write!(conf, nginx_conf(ndir, port))
@@ -294,7 +301,8 @@ defmodule BenchEveryday do
   # every answer a client decodes is `application/json`, so each decodes
   # it because of the content type, as an API client would.
   defp nginx_conf(ndir, port) do
-    user = if System.cmd("id", ["-u"]) |> elem(0) |> String.trim() == "0", do: "user root;\n", else: ""
+    user =
+      if System.cmd("id", ["-u"]) |> elem(0) |> String.trim() == "0", do: "user root;\n", else: ""
 
     """
     load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
@@ -359,7 +367,10 @@ defmodule BenchEveryday do
   defp median(list) do
     s = Enum.sort(list)
     n = length(s)
-    if rem(n, 2) == 1, do: Enum.at(s, div(n, 2)), else: (Enum.at(s, div(n, 2) - 1) + Enum.at(s, div(n, 2))) / 2
+
+    if rem(n, 2) == 1,
+      do: Enum.at(s, div(n, 2)),
+      else: (Enum.at(s, div(n, 2) - 1) + Enum.at(s, div(n, 2))) / 2
   end
 
   defp med(runs, client, key),
@@ -372,7 +383,8 @@ defmodule BenchEveryday do
 
     head =
       "| workers | call | " <>
-        Enum.join(names ++ ratios ++ sched, " | ") <> " |\n" <>
+        Enum.join(names ++ ratios ++ sched, " | ") <>
+        " |\n" <>
         "|" <> String.duplicate(" --- |", 2 + length(names) + length(ratios) + length(sched))
 
     lines =
@@ -402,10 +414,15 @@ defmodule BenchEveryday do
       for {{row, n}, runs} <- results, c <- clients do
         mine = Keyword.get_values(runs, c)
 
-        cols = Enum.map([:sched, :dirty, :cpu, :ncpu, :dcpu, :poller, :tokio, :other], &fmt1(med(runs, c, &1)))
+        cols =
+          Enum.map(
+            [:sched, :dirty, :cpu, :ncpu, :dcpu, :poller, :tokio, :other],
+            &fmt1(med(runs, c, &1))
+          )
 
         "| #{n} | #{label(row)} | #{@clients[c]} | " <>
-          Enum.join(cols, " | ") <> " | " <>
+          Enum.join(cols, " | ") <>
+          " | " <>
           Enum.map_join(mine, ", ", &fmt(&1.rate)) <>
           " | #{mine |> Enum.map(& &1.verified) |> Enum.sum() |> round()} | " <>
           "#{mine |> Enum.map(& &1.errors) |> Enum.sum() |> round()} |"
@@ -427,6 +444,7 @@ defmodule BenchEveryday do
             if row == :big do
               es = med(runs, :erqwest, :sched)
               fs = med(runs, :finch, :sched)
+
               "; sched #{fmt1(es)} vs Finch+Jason #{fmt1(fs)} µs/req: #{if es < fs, do: "met", else: "missed"}"
             else
               ""
@@ -463,7 +481,12 @@ defmodule BenchEveryday do
   defp fmt1(x), do: :erlang.float_to_binary(x / 1, decimals: 1)
 
   defp group(s) do
-    s |> String.reverse() |> String.to_charlist() |> Enum.chunk_every(3) |> Enum.join(",") |> String.reverse()
+    s
+    |> String.reverse()
+    |> String.to_charlist()
+    |> Enum.chunk_every(3)
+    |> Enum.join(",")
+    |> String.reverse()
   end
 
   def env_int(name, default) do
@@ -473,7 +496,8 @@ defmodule BenchEveryday do
     end
   end
 
-  defp env_list(name, default), do: (System.get_env(name) || default) |> String.split(",", trim: true)
+  defp env_list(name, default),
+    do: (System.get_env(name) || default) |> String.split(",", trim: true)
 end
 
 defmodule BenchEveryday.Client do
@@ -714,7 +738,12 @@ defmodule BenchEveryday.Client do
             _ -> :other
           end
 
-        Map.update(acc, kind, ticks(Path.join(task, "stat")), &(&1 + ticks(Path.join(task, "stat"))))
+        Map.update(
+          acc,
+          kind,
+          ticks(Path.join(task, "stat")),
+          &(&1 + ticks(Path.join(task, "stat")))
+        )
     end
   end
 
