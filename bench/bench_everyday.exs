@@ -586,8 +586,6 @@ defmodule BenchEveryday.Client do
       else: fn -> body!(Req.post!(url, json: send)) end
   end
 
-  defp body!(%{status: 200, body: body}), do: body
-
   defp make_call(:finch, url, send) do
     {:ok, _} = Application.ensure_all_started(:finch)
     {:ok, _} = Finch.start_link(name: BenchFinch)
@@ -604,6 +602,8 @@ defmodule BenchEveryday.Client do
       json_body(h, b)
     end
   end
+
+  defp body!(%{status: 200, body: body}), do: body
 
   # Decoded because the content type says JSON, as a client would.
   defp json_body(headers, body) do
