@@ -18,9 +18,9 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/native/target
 export CARGO_TARGET_DIR ERQWEST_PROFILE CARGO
 
-.PHONY: help nif release-nif docs test-docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience bench-req
+.PHONY: help nif release-nif docs test-docs deps demo test test-rust test-ct test-exunit test-install dialyzer lint clean shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience bench-req bench-everyday
 
-DEV_TARGETS := demo test test-ct test-exunit test-install docs test-docs shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience bench-req
+DEV_TARGETS := demo test test-ct test-exunit test-install docs test-docs shell shell-erl soak sanitize bench bench-events bench-pages bench-json bench-resilience bench-req bench-everyday
 $(DEV_TARGETS): export ERQWEST_BUILD ?= 1
 
 help:
@@ -40,6 +40,7 @@ help:
 	@echo "make bench-pages - a 100-page listing: erqwest_pages with prefetch vs a hand loop"
 	@echo "make bench-json - JSON bodies decoded and encoded, against jiffy (bench/README.md)"
 	@echo "make bench-req - Req on erqwest against Req on Finch (bench/README.md)"
+	@echo "make bench-everyday - JSON requests: erqwest's Elixir API against Req and Finch+Jason (bench/README.md)"
 	@echo "make bench-resilience - retries' cost, hedging's p99 (bench/README.md)"
 
 # native/nif.sh decides between the download and cargo; either way the
@@ -133,6 +134,11 @@ bench-req:
 	@bash bench/req
 bench-resilience:
 	@bash bench/resilience/run.sh
+
+# About 6 minutes: everyday JSON requests, erqwest (Elixir API, default
+# client) against Req and Finch + Jason, each in its own VM (bench/README.md).
+bench-everyday:
+	@bash bench/everyday
 
 # iex reads .iex.exs, which registers the :default client.
 shell: nif
