@@ -669,6 +669,9 @@ timeout_while_uploading(Config) ->
         next = recv(Ref),
         ok = erqwest_async:send(H, <<"slow">>),
         {error, #{code := timeout}} = first_final(Ref),
+        %% H stays live until the answer: a handle garbage-collected
+        %% before it is a cancel ("handle dropped before finish_send").
+        ok = erqwest_async:cancel(H),
         no_message(Ref)
     end).
 
