@@ -89,6 +89,7 @@ main() ->
          erqwest:get(C, Url("/bomb"), #{max_body => 64 * 1024 * 1024})),
 
     resilience(C, Url),
+    cookies(Url),
     hooks(C, Url),
     one_at_a_time("plain HTTP/1.1", C, Url("/echo")),
     over_tls(),
@@ -117,6 +118,10 @@ handle(#{path := <<"/v1/chat">>}) ->
 handle(#{path := <<"/watch">>}) ->
     {200, [{"content-type", "application/x-ndjson"}],
      <<"{\"type\":\"ADDED\",\"name\":\"a\"}\n{\"type\":\"DELETED\",\"name\":\"a\"}\nnot json\n">>};
+handle(#{path := <<"/login">>}) ->
+    {200, [{"set-cookie", "session=s3cr3t; Path=/"}], <<"logged in">>};
+handle(#{path := <<"/whoami">>, headers := Hs}) ->
+    {200, [], proplists:get_value(<<"cookie">>, Hs, <<"no cookie">>)};
 handle(#{path := <<"/hello">>}) ->
     {200, [{"content-type", "text/plain"}], <<"Hello from the local server!">>};
 handle(#{path := <<"/echo">>, body := Body, headers := Hs}) ->
@@ -206,6 +211,20 @@ show_term(What, Result) ->
     case Result of
         {ok, #{status := Status, body := Body}} -> io:format("<-- ~b, decoded body:~n    ~tp~n~n", [Status, Body]);
         Other -> io:format("<-- ~tp~n~n", [Other])
+    end.
+
+%% One cookie jar per client, whichever engine answers: set through
+%% erqwest:get/2 (the scheduler engine), sent by erqwest_async (the
+%% runtime engine).
+cookies(Url) ->
+    C = erqwest:make_client(#{cookie_store => true}),
+    io:format("--> cookie_store => true: GET /login on the scheduler engine, then GET /whoami through erqwest_async~n"),
+    {ok, _} = erqwest:get(C, Url("/login")),
+    Ref = make_ref(),
+    _ = erqwest_async:req(C, self(), Ref, #{method => get, url => Url("/whoami")}),
+    receive
+        {erqwest_response, Ref, reply, #{body := Who}} -> io:format("<-- the runtime engine sent: ~s~n~n", [Who])
+    after 5000 -> io:format("<-- no reply~n~n")
     end.
 
 %% `Size' zero bytes gzipped, a mebibyte at a time.
