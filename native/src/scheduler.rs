@@ -205,6 +205,13 @@ fn direct_req<'a>(
     }
 }
 
+/// The request a `Call` holds, taken out for one NIF call (`badarg` for
+/// a call whose request is over, or in another NIF call now).
+fn take(call: &Call) -> NifResult<Flow> {
+    let flow = call.flow.lock().ok().and_then(|mut s| s.take());
+    flow.ok_or(rustler::Error::BadArg)
+}
+
 /// Moves a waiting request on after a readiness message.
 #[rustler::nif]
 fn direct_poll<'a>(
@@ -212,11 +219,8 @@ fn direct_poll<'a>(
     call: ResourceArc<Call>,
     reference: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let flow = call.flow.lock().ok().and_then(|mut s| s.take());
-    match flow {
-        Some(flow) => Ok(answer(env, flow, Some(call), reference)),
-        None => Err(rustler::Error::BadArg),
-    }
+    let flow = take(&call)?;
+    Ok(answer(env, flow, Some(call), reference))
 }
 
 /// Called when the wait of `{wait, Call, Ms}` ran out: the next attempt
@@ -228,10 +232,7 @@ fn direct_expire<'a>(
     call: ResourceArc<Call>,
     reference: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let flow = call.flow.lock().ok().and_then(|mut s| s.take());
-    let Some(mut flow) = flow else {
-        return Err(rustler::Error::BadArg);
-    };
+    let mut flow = take(&call)?;
     let now = Instant::now();
     if flow.retry_due(now) {
         return Ok(answer(env, flow, Some(call), reference));

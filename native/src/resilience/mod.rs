@@ -157,6 +157,20 @@ impl ClientState {
         self.limits.info()
     }
 
+    /// A request to `host` earns its share of a retry (`budget`).
+    fn deposit(&self, host: &str, c: &retry::BudgetConfig) {
+        let mut budgets = self.budgets();
+        // Looked up first: a new key is only allocated for a new host.
+        match budgets.get_mut(host) {
+            Some(b) => b.deposit(c),
+            None => {
+                let mut b = Budget::new(std::time::Instant::now());
+                b.deposit(c);
+                budgets.insert(host.to_owned(), b);
+            }
+        }
+    }
+
     fn budgets(&self) -> MutexGuard<'_, HashMap<String, Budget>> {
         self.budgets.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -276,16 +290,7 @@ impl Plan {
         }
         let budget = self.retry.as_ref().and_then(|p| p.budget);
         if let Some(c) = &budget {
-            let mut budgets = self.state.budgets();
-            // Looked up first: a new key is only allocated for a new host.
-            match budgets.get_mut(&host) {
-                Some(b) => b.deposit(c),
-                None => {
-                    let mut b = Budget::new(std::time::Instant::now());
-                    b.deposit(c);
-                    budgets.insert(host.clone(), b);
-                }
-            }
+            self.state.deposit(&host, c);
         }
         let mut request = request;
         let mut retries = 0;

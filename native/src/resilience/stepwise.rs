@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::{Method, Url};
 
 use super::limit::Slot;
-use super::retry::{unit_random, Budget, Outcome, RetryPolicy, Verdict};
+use super::retry::{unit_random, Outcome, RetryPolicy, Verdict};
 use super::{host_key, ClientState, Meta, Overrides};
 use crate::error::Error;
 
@@ -48,15 +48,7 @@ impl ClientState {
         let policy = o.retry.clone().or_else(|| d.retry.clone()).flatten();
         let retry = policy.map(|policy| {
             if let Some(c) = &policy.budget {
-                let mut budgets = self.budgets();
-                match budgets.get_mut(&host) {
-                    Some(b) => b.deposit(c),
-                    None => {
-                        let mut b = Budget::new(std::time::Instant::now());
-                        b.deposit(c);
-                        budgets.insert(host.clone(), b);
-                    }
-                }
+                self.deposit(&host, c);
             }
             Retrier {
                 state: self.clone(),
