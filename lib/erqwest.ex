@@ -594,17 +594,7 @@ defmodule Erqwest do
       reraise ArgumentError, "could not make the client: " <> Exception.message(e), __STACKTRACE__
   end
 
-  defp erqwest_client(name) when is_atom(name) do
-    :erqwest.get_client(name)
-  rescue
-    ArgumentError ->
-      reraise ArgumentError,
-              "no erqwest client is registered as #{inspect(name)}; start one with " <>
-                "Erqwest.start_client/2 or a {Erqwest, name: #{inspect(name)}} child",
-              __STACKTRACE__
-  end
-
-  defp erqwest_client(client), do: client
+  defp erqwest_client(client), do: Erqwest.NamedClient.resolve(client)
 
   # A name is passed on as a name, which stubs (Erqwest.Test) and
   # telemetry metadata go by; an unknown one still gets the message above,

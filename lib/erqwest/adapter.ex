@@ -55,17 +55,7 @@ defmodule Erqwest.Adapter do
       )
   end
 
-  def client(name) when is_atom(name) do
-    :erqwest.get_client(name)
-  rescue
-    ArgumentError ->
-      reraise ArgumentError,
-              "no erqwest client is registered as #{inspect(name)}; start one with " <>
-                "Erqwest.start_client/2 or a {Erqwest, name: #{inspect(name)}} child",
-              __STACKTRACE__
-  end
-
-  def client(client), do: client
+  def client(client), do: Erqwest.NamedClient.resolve(client)
 
   @doc """
   The `req_opts()` map for a request. A named client's own retries,

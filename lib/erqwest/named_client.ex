@@ -8,6 +8,24 @@ defmodule Erqwest.NamedClient do
   # {:already_started, pid} instead of replacing a live client.
   use GenServer
 
+  @doc """
+  The client registered as `name` (a client given as itself comes back
+  as it is), or an `ArgumentError` saying how to register one. Shared by
+  `Erqwest` and the adapters.
+  """
+  @spec resolve(atom() | :erqwest.client()) :: :erqwest.client()
+  def resolve(name) when is_atom(name) do
+    :erqwest.get_client(name)
+  rescue
+    ArgumentError ->
+      reraise ArgumentError,
+              "no erqwest client is registered as #{inspect(name)}; start one with " <>
+                "Erqwest.start_client/2 or a {Erqwest, name: #{inspect(name)}} child",
+              __STACKTRACE__
+  end
+
+  def resolve(client), do: client
+
   @spec start_link({atom(), map()}) :: GenServer.on_start()
   def start_link({name, client_opts}) when is_atom(name) and is_map(client_opts) do
     GenServer.start_link(__MODULE__, {name, client_opts}, name: name)
