@@ -158,11 +158,7 @@ defmodule Erqwest.ReqTest do
     # engine for complete bodies) and one with a resolve entry, which
     # erqwest always serves with reqwest. The answer must be the same.
     setup %{client: c} do
-      name = :"req_runtime_#{System.unique_integer([:positive])}"
-      resolve = [resolve: [{"unused.invalid", {{127, 0, 0, 1}, 1}}]]
-      :ok = Erqwest.start_client(name, resolve ++ Erqwest.Req.client_options())
-      on_exit(fn -> Erqwest.stop_client(name) end)
-      %{clients: [c, name]}
+      %{clients: [c, Server.runtime_client(:req_runtime, Erqwest.Req.client_options())]}
     end
 
     test "a refused port is :econnrefused", %{clients: clients} do

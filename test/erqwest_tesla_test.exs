@@ -218,11 +218,7 @@ defmodule Erqwest.TeslaTest do
     # On both engines: the client of setup, and one with a resolve entry
     # (always reqwest's); the answers must be the same.
     setup %{client: c} do
-      name = :"tesla_runtime_#{System.unique_integer([:positive])}"
-      resolve = [resolve: [{"unused.invalid", {{127, 0, 0, 1}, 1}}]]
-      :ok = Erqwest.start_client(name, resolve ++ Erqwest.Req.client_options())
-      on_exit(fn -> Erqwest.stop_client(name) end)
-      %{clients: [c, name]}
+      %{clients: [c, Server.runtime_client(:tesla_runtime, Erqwest.Req.client_options())]}
     end
 
     test "a refused port is {:error, :econnrefused}", %{clients: clients} do

@@ -144,6 +144,19 @@ defmodule Erqwest.Test.Server do
     port
   end
 
+  @doc """
+  Registers, for the current test, a client that the runtime engine
+  (reqwest) always serves: a `resolve` entry for a name nobody uses keeps
+  it off the scheduler engine. Returns its name.
+  """
+  def runtime_client(prefix, opts) do
+    name = :"#{prefix}_#{System.unique_integer([:positive])}"
+    resolve = [resolve: [{"unused.invalid", {{127, 0, 0, 1}, 1}}]]
+    :ok = Erqwest.start_client(name, resolve ++ opts)
+    on_exit(fn -> Erqwest.stop_client(name) end)
+    name
+  end
+
   @doc "Whether a raw request used chunked transfer encoding."
   def chunked?(req), do: {"transfer-encoding", "chunked"} in req.headers
 
