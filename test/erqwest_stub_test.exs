@@ -193,45 +193,42 @@ defmodule ErqwestStubTest do
   end
 end
 
-# Two async modules that stub the same client name at the same time, each
-# seeing only its own answers. They meet at a barrier so that they do
-# overlap (ExUnit runs async modules concurrently).
-for {name, other, answer} <- [
-      {ErqwestStubIsolationATest, :stub_iso_b, "a"},
-      {ErqwestStubIsolationBTest, :stub_iso_a, "b"}
-    ] do
-  defmodule name do
-    use ExUnit.Case, async: true
+# Two owners that stub the same client name at the same time, each seeing
+# only its own answers. They are two processes of one test (spawned, so
+# neither is the other's caller), which meet at a barrier so that they do
+# overlap: two async modules were not always run at the same time.
+defmodule ErqwestStubIsolationTest do
+  use ExUnit.Case, async: true
 
-    @answer answer
-    @other other
-    @me if other == :stub_iso_b, do: :stub_iso_a, else: :stub_iso_b
-
-    defp wait_for(name, tries \\ 500) do
-      cond do
-        pid = Process.whereis(name) -> pid
-        tries == 0 -> flunk("the other isolation test did not run at the same time")
-        true -> Process.sleep(10) && wait_for(name, tries - 1)
-      end
-    end
-
-    test "sees only its own stub while the other test stubs the same client" do
-      Erqwest.Test.stub(:stub_isolated, fn _ -> %Erqwest.Response{status: 200, body: @answer} end)
-      # Registered once stubbed: when each sees the other, both stubs are in.
-      Process.register(self(), @me)
-      other = wait_for(@other)
-      send(other, {:ready, @me})
-      assert_receive {:ready, @other}, 5_000
+  defp owner(test, answer) do
+    spawn(fn ->
+      Erqwest.Test.stub(:stub_isolated, fn _ -> %Erqwest.Response{status: 200, body: answer} end)
+      send(test, {:stubbed, self()})
+      receive do: (:go -> :ok)
 
       bodies =
         1..200
         |> Task.async_stream(fn _ -> Erqwest.get!(:stub_isolated, "https://api.test/").body end)
         |> Enum.map(fn {:ok, body} -> body end)
 
+      send(test, {:bodies, self(), bodies})
       # Both stay until both are done, so their requests overlap.
-      send(other, {:done, @me})
-      assert_receive {:done, @other}, 5_000
-      assert Enum.uniq(bodies) == [@answer]
-    end
+      receive do: (:stop -> :ok)
+    end)
+  end
+
+  test "two owners stubbing the same client each see only their own stub" do
+    a = owner(self(), "a")
+    b = owner(self(), "b")
+    assert_receive {:stubbed, ^a}, 5_000
+    assert_receive {:stubbed, ^b}, 5_000
+    send(a, :go)
+    send(b, :go)
+    assert_receive {:bodies, ^a, bodies_a}, 10_000
+    assert_receive {:bodies, ^b, bodies_b}, 10_000
+    send(a, :stop)
+    send(b, :stop)
+    assert Enum.uniq(bodies_a) == ["a"]
+    assert Enum.uniq(bodies_b) == ["b"]
   end
 end
