@@ -35,7 +35,7 @@ help:
 	@echo "make shell-erl - an Erlang shell with erqwest started"
 	@echo "make soak   - long runs: random properties, full load, 1M requests or 10 min"
 	@echo "make sanitize - the Rust unit tests under valgrind (and ASan with nightly)"
-	@echo "make bench  - measure erqwest against wrk, curl and httpc (bench/README.md)"
+	@echo "make bench  - measure erqwest against wrk, curl and httpc, then the everyday section (bench/README.md)"
 	@echo "make bench-events - event streams against read/2 + splitting in Erlang"
 	@echo "make bench-pages - a 100-page listing: erqwest_pages with prefetch vs a hand loop"
 	@echo "make bench-json - JSON bodies decoded and encoded, against jiffy (bench/README.md)"
