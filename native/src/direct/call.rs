@@ -343,13 +343,12 @@ impl Flow {
             return None;
         }
         if self.deadline.is_some_and(|d| d <= now) {
-            return Some(Error::new(
-                Code::Timeout,
-                format!(
-                    "error sending request for url ({}): operation timed out",
-                    self.template.url
-                ),
-            ));
+            // In the body, reqwest's words for it (no URL), as for the
+            // read timeout.
+            if self.hop.as_ref().is_some_and(|h| h.in_body()) {
+                return Some(crate::reasons::body_timed_out());
+            }
+            return Some(crate::reasons::timed_out(self.template.url.as_str()));
         }
         self.hop.as_ref().and_then(|h| h.expired(now))
     }
