@@ -561,6 +561,7 @@ reason_text_cases() ->
      reason_text_of_a_close_before_the_answer_is_the_same_on_both_engines,
      reason_text_of_a_close_in_the_head_is_the_same_on_both_engines,
      reason_text_of_a_close_in_the_body_is_the_same_on_both_engines,
+     reason_text_of_a_close_in_a_large_body_is_the_same_on_both_engines,
      reason_text_of_a_malformed_status_line_is_the_same_on_both_engines,
      reason_text_of_a_malformed_header_is_the_same_on_both_engines,
      reason_text_of_an_invalid_chunk_is_the_same_on_both_engines,
@@ -613,10 +614,17 @@ with_hostile(Script, Fun) ->
     {ok, S} = erqwest_hostile_server:start(Script),
     try Fun(S) after erqwest_hostile_server:stop(S) end.
 
-%% A server that reads a request and answers it with `Bytes', then closes.
+%% A server that reads a request and answers it with `Bytes', then
+%% closes; asked by a client with a timeout, one with none, and with a
+%% request's own timeout (reqwest words a body error differently under a
+%% timeout). The server always closes, so each call is bounded.
 answering(Bytes, Code) ->
     with_hostile(erqwest_hostile_server:reply_close(Bytes), fun(S) ->
-        same_error(quick(#{}), #{url => erqwest_hostile_server:url(S, "/x")}, Code)
+        Url = erqwest_hostile_server:url(S, "/x"),
+        same_error(quick(#{}), #{url => Url}, Code),
+        Untimed = erqwest:make_client(#{retry => false}),
+        same_error(Untimed, #{url => Url}, Code),
+        same_error(Untimed, #{url => Url, timeout => 5000}, Code)
     end).
 
 closed_port_url() ->
@@ -726,6 +734,11 @@ reason_text_of_a_close_in_the_head_is_the_same_on_both_engines(_Config) ->
 
 reason_text_of_a_close_in_the_body_is_the_same_on_both_engines(_Config) ->
     answering(<<"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc">>, body).
+
+%% Over 1 MB announced: the body is read by a runtime task (bulk.rs).
+reason_text_of_a_close_in_a_large_body_is_the_same_on_both_engines(_Config) ->
+    answering([<<"HTTP/1.1 200 OK\r\ncontent-length: 2000000\r\n\r\n">>,
+               binary:copy(<<"x">>, 1500000)], body).
 
 reason_text_of_a_malformed_status_line_is_the_same_on_both_engines(_Config) ->
     answering(<<"HTTP/1.1 abc OK\r\ncontent-length: 0\r\n\r\n">>, request).

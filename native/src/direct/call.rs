@@ -200,12 +200,19 @@ impl Flow {
                     Answering {
                         follows,
                         max_body: self.max_body,
+                        timed: self.timed(),
                     },
                     self.resolver.clone(),
                 ));
             }
             None => self.hand_off(),
         }
+    }
+
+    /// Whether a timeout runs over this attempt's body, as reqwest
+    /// decides it: the request's own, or the client's read timeout.
+    fn timed(&self) -> bool {
+        self.deadline.is_some() || self.t.read_timeout.is_some()
     }
 
     /// The rest of the request goes through reqwest.
@@ -257,7 +264,7 @@ impl Flow {
                                 accept,
                                 head,
                                 body,
-                                self.max_body,
+                                (self.max_body, self.timed()),
                             ));
                             Outcome::Parked
                         }

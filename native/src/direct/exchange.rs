@@ -45,6 +45,9 @@ pub(crate) type Follows = fn(&Transport, u16, &reqwest::header::HeaderMap, &str)
 pub(crate) struct Answering {
     pub(crate) follows: Follows,
     pub(crate) max_body: MaxBody,
+    /// Whether a timeout (the request's or a read timeout) runs over the
+    /// body: reqwest then words a body error with one more layer.
+    pub(crate) timed: bool,
 }
 
 enum Stage {
@@ -117,6 +120,7 @@ pub(crate) struct Exchange {
     max_body: MaxBody,
     bound: MaxBody,
     kept: usize,
+    timed: bool,
 }
 
 impl Exchange {
@@ -131,7 +135,11 @@ impl Exchange {
         answer: Answering,
         resolver: Arc<super::tasks::Resolver>,
     ) -> Self {
-        let Answering { follows, max_body } = answer;
+        let Answering {
+            follows,
+            max_body,
+            timed,
+        } = answer;
         let mut ex = Exchange {
             route,
             resolver,
@@ -152,6 +160,7 @@ impl Exchange {
             max_body,
             bound: max_body,
             kept: 0,
+            timed,
         };
         ex.begin();
         ex
@@ -233,6 +242,11 @@ impl Exchange {
         }
     }
 
+    /// Whether a timeout runs over the body (see [`Answering`]).
+    pub(crate) fn timed(&self) -> bool {
+        self.timed
+    }
+
     /// Whether the head came and the body is being read.
     pub(crate) fn in_body(&self) -> bool {
         matches!(self.stage, Stage::Body { .. })
@@ -286,7 +300,7 @@ impl Exchange {
             // Past the head, what was held is the connection's own
             // (window updates): its failure ends the body.
             (Err(e), Step::Wait(..) | Step::Again) if matches!(self.stage, Stage::Body { .. }) => {
-                Step::Failed(reasons::body(&e))
+                Step::Failed(reasons::body(&e, self.timed))
             }
             (Err(e), Step::Wait(..) | Step::Again) => {
                 Step::Failed(reasons::write_failed(&self.url, &e))
@@ -438,7 +452,9 @@ impl Exchange {
                                 parts.push(data);
                             }
                         }
-                        Poll::Ready(Some(Err(e))) => return Step::Failed(reasons::body(&e)),
+                        Poll::Ready(Some(Err(e))) => {
+                            return Step::Failed(reasons::body(&e, self.timed))
+                        }
                         Poll::Ready(None) => {
                             self.finish(&mut cx);
                             return Step::Done(head, parts.finish());

@@ -273,12 +273,12 @@ pub(crate) fn complete(
     accept: Option<Accept>,
     head: Head,
     body: Collected,
-    max_body: MaxBody,
+    (max_body, timed): (MaxBody, bool),
 ) -> tokio::task::AbortHandle {
     rt.spawn(async move {
         let body = body.join();
         let r = match accept {
-            Some(accept) => decoded(accept, head, body, max_body).await,
+            Some(accept) => decoded(accept, head, body, (max_body, timed)).await,
             None => Ok((head, body)),
         };
         gate.answer(r);
@@ -288,12 +288,13 @@ pub(crate) fn complete(
 
 /// Decodes `body` as reqwest would with `accept`, within `max_body`:
 /// the decoded bytes are counted frame by frame, so a small body that
-/// inflates far past the limit stops there.
+/// inflates far past the limit stops there. `timed`: whether a timeout
+/// ran over the body (reqwest's words for an error then differ).
 pub(crate) async fn decoded(
     accept: Accept,
     mut head: Head,
     body: Bytes,
-    max_body: MaxBody,
+    (max_body, timed): (MaxBody, bool),
 ) -> Result<(Head, Bytes), Error> {
     use tower_service::Service;
     let mut resp = http::Response::new(Full::new(body));
@@ -313,7 +314,7 @@ pub(crate) async fn decoded(
     head.headers = parts.headers;
     let mut out = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| crate::reasons::body(&*e))?;
+        let frame = frame.map_err(|e| crate::reasons::body(&*e, timed))?;
         if let Ok(data) = frame.into_data() {
             max_body.admit_len(out.len().saturating_add(data.len()))?;
             out.extend_from_slice(&data);
