@@ -582,7 +582,9 @@ reason_text_cases() ->
      reason_text_of_body_too_large_is_the_same_on_both_engines,
      reason_text_of_an_invalid_url_is_the_same_on_both_engines,
      reason_text_of_an_unsupported_scheme_is_the_same_on_both_engines,
-     reason_text_of_https_only_is_the_same_on_both_engines].
+     reason_text_of_https_only_is_the_same_on_both_engines,
+     %% The cause under the text, which retries of `closed' read.
+     a_cut_body_and_a_closed_handshake_are_retried_alike_on_both_engines].
 
 %% Sends `Opts' through both engines (the scheduler engine first) and
 %% asserts the same error with code `Code'; returns its reason. Every
@@ -849,3 +851,17 @@ reason_text_of_an_unsupported_scheme_is_the_same_on_both_engines(_Config) ->
 
 reason_text_of_https_only_is_the_same_on_both_engines(_Config) ->
     same_error(quick(#{https_only => true}), #{url => closed_port_url()}, unknown).
+
+%% Req's `:safe_transient' retries a closed connection: neither engine
+%% counts a body cut off or a TLS handshake the server closed as one (the
+%% scheduler engine's texts are built apart from its causes, reasons.rs).
+a_cut_body_and_a_closed_handshake_are_retried_alike_on_both_engines(_Config) ->
+    C = erqwest:make_client(#{retry => #{methods => [get], base => 1, errors => [closed]},
+                              timeout => 5000}),
+    with_hostile(erqwest_hostile_server:reply_close(
+                   <<"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc">>), fun(S) ->
+        same_error(C, #{url => erqwest_hostile_server:url(S, "/x")}, body)
+    end),
+    with_hostile(erqwest_hostile_server:after_hello(fun erqwest_hostile_server:close/1), fun(S) ->
+        same_error(C, #{url => erqwest_hostile_server:url(S, "https", "/x")}, connect)
+    end).

@@ -75,6 +75,8 @@ pub(crate) fn dns(url: &str, e: &io::Error) -> Error {
 }
 
 /// The TLS handshake failed (tokio-rustls's error inside hyper-util's).
+/// No cause: the runtime engine finds none in its chain either (a server
+/// that closes in the handshake is not retried as `closed` on it).
 pub(crate) fn handshake(url: &str, e: &io::Error) -> Error {
     Error::new(Code::Connect, extend(connecting(url), Some(e)))
 }
