@@ -569,6 +569,7 @@ reason_text_cases() ->
      reason_text_of_too_many_headers_is_the_same_on_both_engines,
      %% These were the same already; kept so that they stay so.
      reason_text_of_a_refused_connect_is_the_same_on_both_engines,
+     reason_text_of_a_stalled_handshake_is_the_same_on_both_engines,
      reason_text_of_a_timeout_before_the_head_is_the_same_on_both_engines,
      reason_text_of_a_read_timeout_before_the_head_is_the_same_on_both_engines,
      reason_text_of_too_many_redirects_is_the_same_on_both_engines,
@@ -864,4 +865,14 @@ a_cut_body_and_a_closed_handshake_are_retried_alike_on_both_engines(_Config) ->
     end),
     with_hostile(erqwest_hostile_server:after_hello(fun erqwest_hostile_server:close/1), fun(S) ->
         same_error(C, #{url => erqwest_hostile_server:url(S, "https", "/x")}, connect)
+    end).
+
+%% A server that takes the ClientHello and says nothing: the request's
+%% timeout, then the connect timeout, passes in the handshake.
+reason_text_of_a_stalled_handshake_is_the_same_on_both_engines(_Config) ->
+    Mute = erqwest_hostile_server:after_hello(fun(_) -> timer:sleep(3000) end),
+    with_hostile(Mute, fun(S) ->
+        Url = erqwest_hostile_server:url(S, "https", "/x"),
+        same_error(quick(#{}), #{url => Url, timeout => 200}, timeout),
+        same_error(quick(#{connect_timeout => 200}), #{url => Url}, timeout)
     end).
