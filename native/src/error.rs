@@ -148,9 +148,15 @@ impl Cause {
 
 /// reqwest's `Display` stops at the outermost layer ("error sending
 /// request"); the useful part is usually further down the source chain.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    extend(e.to_string(), e.source())
+}
+
+/// `s` followed by each error of a source chain that it does not say
+/// already, joined by ": " (how every reason text is built, so that the
+/// scheduler engine's read as reqwest's do).
+pub(crate) fn extend(mut s: String, first: Option<&dyn std::error::Error>) -> String {
+    let mut cur = first;
     while let Some(inner) = cur {
         let text = inner.to_string();
         if !s.contains(&text) {

@@ -25,6 +25,7 @@ mod max_body;
 mod operation;
 #[cfg(test)]
 mod props;
+mod reasons;
 mod reply;
 mod request;
 mod resilience;

@@ -163,10 +163,7 @@ fn check(
 pub(crate) fn timed_out_at_once(url: &reqwest::Url) -> Error {
     let mut url = url.clone();
     url.set_fragment(None);
-    Error::new(
-        Code::Timeout,
-        format!("error sending request for url ({url}): operation timed out"),
-    )
+    crate::reasons::timed_out(url.as_str())
 }
 
 pub(crate) fn decode_method(t: Term) -> NifResult<reqwest::Method> {

@@ -34,12 +34,13 @@ pub(crate) fn spawn(
     ex: Exchange,
     max_body: MaxBody,
 ) -> tokio::task::AbortHandle {
+    let timed = ex.timed();
     rt.spawn(async move {
         let r = match read_rest(ex).await {
             Ok((head, body)) => {
                 let body = body.join();
                 if tasks::compressed(accept, &head) {
-                    tasks::decoded(accept, head, body, max_body).await
+                    tasks::decoded(accept, head, body, (max_body, timed)).await
                 } else {
                     Ok((head, body))
                 }

@@ -200,12 +200,19 @@ impl Flow {
                     Answering {
                         follows,
                         max_body: self.max_body,
+                        timed: self.timed(),
                     },
                     self.resolver.clone(),
                 ));
             }
             None => self.hand_off(),
         }
+    }
+
+    /// Whether a timeout runs over this attempt's body, as reqwest
+    /// decides it: the request's own, or the client's read timeout.
+    fn timed(&self) -> bool {
+        self.deadline.is_some() || self.t.read_timeout.is_some()
     }
 
     /// The rest of the request goes through reqwest.
@@ -257,7 +264,7 @@ impl Flow {
                                 accept,
                                 head,
                                 body,
-                                self.max_body,
+                                (self.max_body, self.timed()),
                             ));
                             Outcome::Parked
                         }
@@ -343,13 +350,12 @@ impl Flow {
             return None;
         }
         if self.deadline.is_some_and(|d| d <= now) {
-            return Some(Error::new(
-                Code::Timeout,
-                format!(
-                    "error sending request for url ({}): operation timed out",
-                    self.template.url
-                ),
-            ));
+            // In the body, reqwest's words for it (no URL), as for the
+            // read timeout.
+            if self.hop.as_ref().is_some_and(|h| h.in_body()) {
+                return Some(crate::reasons::body_timed_out());
+            }
+            return Some(crate::reasons::timed_out(self.template.url.as_str()));
         }
         self.hop.as_ref().and_then(|h| h.expired(now))
     }

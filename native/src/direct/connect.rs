@@ -12,14 +12,7 @@ use crate::error::{Code, Error};
 
 /// reqwest's words for a connect that failed.
 pub(super) fn refused(url: &str, e: std::io::Error) -> Error {
-    let cause = crate::error::Cause::of(&e);
-    Error::new(
-        Code::Connect,
-        format!(
-            "error sending request for url ({url}): client error (Connect): tcp connect error: {e}"
-        ),
-    )
-    .with_cause(cause)
+    crate::reasons::tcp_connect(url, &e)
 }
 
 pub(super) fn start(addr: SocketAddr, transport: &Transport, url: &str) -> Result<Arc<Fd>, Error> {

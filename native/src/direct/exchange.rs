@@ -17,6 +17,7 @@ use super::received::{Collected, Received};
 use super::{Admit, Route, Target, Transport};
 use crate::error::{Code, Error};
 use crate::max_body::MaxBody;
+use crate::reasons;
 use crate::reply::Head;
 
 /// Body one NIF call reads at most before it lets the scheduler go: this
@@ -44,6 +45,9 @@ pub(crate) type Follows = fn(&Transport, u16, &reqwest::header::HeaderMap, &str)
 pub(crate) struct Answering {
     pub(crate) follows: Follows,
     pub(crate) max_body: MaxBody,
+    /// Whether a timeout (the request's or a read timeout) runs over the
+    /// body: reqwest then words a body error with one more layer.
+    pub(crate) timed: bool,
 }
 
 enum Stage {
@@ -116,6 +120,7 @@ pub(crate) struct Exchange {
     max_body: MaxBody,
     bound: MaxBody,
     kept: usize,
+    timed: bool,
 }
 
 impl Exchange {
@@ -130,7 +135,11 @@ impl Exchange {
         answer: Answering,
         resolver: Arc<super::tasks::Resolver>,
     ) -> Self {
-        let Answering { follows, max_body } = answer;
+        let Answering {
+            follows,
+            max_body,
+            timed,
+        } = answer;
         let mut ex = Exchange {
             route,
             resolver,
@@ -151,6 +160,7 @@ impl Exchange {
             max_body,
             bound: max_body,
             kept: 0,
+            timed,
         };
         ex.begin();
         ex
@@ -232,29 +242,32 @@ impl Exchange {
         }
     }
 
+    /// Whether a timeout runs over the body (see [`Answering`]).
+    pub(crate) fn timed(&self) -> bool {
+        self.timed
+    }
+
+    /// Whether the head came and the body is being read.
+    pub(crate) fn in_body(&self) -> bool {
+        matches!(self.stage, Stage::Body { .. })
+    }
+
     /// The error for a deadline of this hop that has passed, if one has.
     pub(crate) fn expired(&self, now: Instant) -> Option<Error> {
         if self.connect_deadline.is_some_and(|d| d <= now) {
-            return Some(Error::new(
-                Code::Timeout,
-                format!("error sending request for url ({}): client error (Connect): operation timed out", self.url),
-            ));
+            // hyper-util times the TCP connect itself, reqwest the rest.
+            return Some(match self.stage {
+                Stage::Connecting(_) => reasons::tcp_connect_timed_out(&self.url),
+                Stage::Resolving(ref c) if c.in_tcp() => reasons::tcp_connect_timed_out(&self.url),
+                _ => reasons::connect_timed_out(&self.url),
+            });
         }
         if self.read_deadline.is_some_and(|d| d <= now) {
             // In the body, reqwest's words for it (no URL).
             if matches!(self.stage, Stage::Body { .. }) {
-                return Some(Error::new(
-                    Code::Timeout,
-                    "error decoding response body: request or response body error: operation timed out",
-                ));
+                return Some(reasons::body_timed_out());
             }
-            return Some(Error::new(
-                Code::Timeout,
-                format!(
-                    "error sending request for url ({}): operation timed out",
-                    self.url
-                ),
-            ));
+            return Some(reasons::timed_out(&self.url));
         }
         None
     }
@@ -287,15 +300,11 @@ impl Exchange {
             // Past the head, what was held is the connection's own
             // (window updates): its failure ends the body.
             (Err(e), Step::Wait(..) | Step::Again) if matches!(self.stage, Stage::Body { .. }) => {
-                Step::Failed(Error::new(
-                    Code::Body,
-                    format!("error decoding response body: {e}"),
-                ))
+                Step::Failed(reasons::body(&e, self.timed))
             }
-            (Err(e), Step::Wait(..) | Step::Again) => Step::Failed(Error::new(
-                Code::Request,
-                format!("error sending request for url ({}): {e}", self.url),
-            )),
+            (Err(e), Step::Wait(..) | Step::Again) => {
+                Step::Failed(reasons::write_failed(&self.url, &e))
+            }
             (Err(_), step) => step,
         }
     }
@@ -331,7 +340,7 @@ impl Exchange {
                 None => true,
             };
             match std::mem::replace(&mut self.stage, Stage::Done) {
-                Stage::Resolving(mut rx) => match rx.try_recv() {
+                Stage::Resolving(mut rx) => match rx.rx.try_recv() {
                     Ok(Ok(link)) => match Fd::new(link.stream) {
                         Some(fd) => match handshake(Arc::new(fd), link.tls, link.h2) {
                             Ok(Some(conn)) => {
@@ -407,7 +416,7 @@ impl Exchange {
                         continue;
                     }
                     Poll::Ready(Err(e)) => {
-                        let error = sending(&self.url, e.error());
+                        let error = reasons::send_request(&self.url, e.error());
                         let mut e = e;
                         match e.take_message() {
                             Some(req) if !self.resent => {
@@ -444,10 +453,7 @@ impl Exchange {
                             }
                         }
                         Poll::Ready(Some(Err(e))) => {
-                            return Step::Failed(Error::new(
-                                Code::Body,
-                                format!("error decoding response body: {e}"),
-                            ))
+                            return Step::Failed(reasons::body(&e, self.timed))
                         }
                         Poll::Ready(None) => {
                             self.finish(&mut cx);
@@ -614,23 +620,6 @@ impl Forms {
             }
         }
     }
-}
-
-/// reqwest's words for a request that failed before its response came.
-fn sending(url: &str, e: &hyper::Error) -> Error {
-    let mut reason = format!("error sending request for url ({url})");
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    while let Some(inner) = cur {
-        reason.push_str(": ");
-        reason.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    let code = if e.is_timeout() {
-        Code::Timeout
-    } else {
-        Code::Request
-    };
-    Error::new(code, reason).with_cause(crate::error::Cause::of(e))
 }
 
 /// The longest wait `receive ... after` takes, in milliseconds.

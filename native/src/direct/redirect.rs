@@ -11,7 +11,8 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode, Url};
 
 use crate::config::Redirects;
-use crate::error::{Code, Error};
+use crate::error::Error;
+use crate::reasons;
 
 /// A request as it goes out on each hop (the `host` header is added per hop).
 #[derive(Clone)]
@@ -97,18 +98,12 @@ impl Chain {
         match policy {
             Redirects::None => return Next::Stop,
             Redirects::Limit(max) if self.previous.len() > max => {
-                return Next::Error(Error::new(
-                    Code::Redirect,
-                    format!("error following redirect for url ({previous}): too many redirects"),
-                ));
+                return Next::Error(reasons::too_many_redirects(previous.as_str()));
             }
             Redirects::Limit(_) => {}
         }
         if next.scheme() != "http" && next.scheme() != "https" {
-            return Next::Error(Error::new(
-                Code::Unknown,
-                format!("builder error for url ({next}): URL scheme is not allowed"),
-            ));
+            return Next::Error(reasons::scheme_not_allowed(next.as_str()));
         }
         if drop_payload {
             for h in [
@@ -162,6 +157,7 @@ fn referer(next: &Url, previous: &Url) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Code;
 
     fn template(method: Method, url: &str) -> Template {
         let mut headers = HeaderMap::new();

@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -25,7 +26,7 @@ use super::tls::{self, Handshake};
 use super::{Accept, Route, Target, Transport};
 use crate::atoms;
 use crate::compose::Decoding;
-use crate::error::{Code, Error};
+use crate::error::Error;
 use crate::max_body::MaxBody;
 use crate::reply::{encode_resp, Head};
 
@@ -116,6 +117,8 @@ pub(crate) struct Resolver {
 impl Resolver {
     pub(crate) fn connect(&self, route: &Route, url: String) -> Connected {
         let (mut tx, rx) = oneshot::channel();
+        let in_tcp = Arc::new(AtomicBool::new(false));
+        let flag = in_tcp.clone();
         let gate = self.gate.clone();
         let t = self.transport.clone();
         let route = route.clone();
@@ -126,7 +129,7 @@ impl Resolver {
             // Whatever ends the connect, requests waiting on it as the
             // origin's first handshake go on.
             let r = tokio::select! {
-                r = dial(&t, &route, &url) => r,
+                r = dial(&t, &route, &url, &flag) => r,
                 () = tx.closed() => Err(Error::cancelled("request given up")),
             };
             if r.is_err() && route.tls.is_some() {
@@ -136,16 +139,16 @@ impl Resolver {
                 gate.wake();
             }
         });
-        rx
+        Connected { rx, in_tcp }
     }
 }
 
-async fn dial(t: &Transport, route: &Route, url: &str) -> Result<Link, Error> {
+async fn dial(t: &Transport, route: &Route, url: &str, in_tcp: &AtomicBool) -> Result<Link, Error> {
     let tcp = match route.target() {
-        Target::Addr(addr) => connect_addr(t, *addr)
+        Target::Addr(addr) => connect_addr(t, *addr, in_tcp)
             .await
             .map_err(|e| super::connect::refused(url, e))?,
-        Target::Name(host, port) => connect_name(t, host, *port, url).await?,
+        Target::Name(host, port) => connect_name(t, host, *port, url, in_tcp).await?,
     };
     let Some((config, name)) = &route.tls else {
         let stream = tcp
@@ -182,10 +185,7 @@ async fn dial(t: &Transport, route: &Route, url: &str) -> Result<Link, Error> {
 /// reqwest's words for a TLS handshake that failed: hyper-util's
 /// connect error around tokio-rustls's (the same error on both paths).
 fn handshake_failed(url: &str, e: &std::io::Error) -> Error {
-    Error::new(
-        Code::Connect,
-        format!("error sending request for url ({url}): client error (Connect): {e}"),
-    )
+    crate::reasons::handshake(url, e)
 }
 
 async fn connect_name(
@@ -193,21 +193,15 @@ async fn connect_name(
     host: &str,
     port: u16,
     url: &str,
+    in_tcp: &AtomicBool,
 ) -> Result<tokio::net::TcpStream, Error> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| {
-            Error::new(
-                Code::Connect,
-                format!(
-                    "error sending request for url ({url}): client error (Connect): dns error: {e}"
-                ),
-            )
-        })?
+        .map_err(|e| crate::reasons::dns(url, &e))?
         .collect();
     let mut last = None;
     for addr in addrs {
-        match connect_addr(t, addr).await {
+        match connect_addr(t, addr, in_tcp).await {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
@@ -218,7 +212,11 @@ async fn connect_name(
     ))
 }
 
-async fn connect_addr(t: &Transport, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+async fn connect_addr(
+    t: &Transport,
+    addr: SocketAddr,
+    in_tcp: &AtomicBool,
+) -> std::io::Result<tokio::net::TcpStream> {
     let sock = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -227,7 +225,10 @@ async fn connect_addr(t: &Transport, addr: SocketAddr) -> std::io::Result<tokio:
     if let Some(ip) = t.local_address {
         sock.bind(SocketAddr::new(ip, 0))?;
     }
-    let stream = sock.connect(addr).await?;
+    in_tcp.store(true, Ordering::Release);
+    let stream = sock.connect(addr).await;
+    in_tcp.store(false, Ordering::Release);
+    let stream = stream?;
     super::connect::tune(&socket2::SockRef::from(&stream), t);
     Ok(stream)
 }
@@ -272,12 +273,12 @@ pub(crate) fn complete(
     accept: Option<Accept>,
     head: Head,
     body: Collected,
-    max_body: MaxBody,
+    (max_body, timed): (MaxBody, bool),
 ) -> tokio::task::AbortHandle {
     rt.spawn(async move {
         let body = body.join();
         let r = match accept {
-            Some(accept) => decoded(accept, head, body, max_body).await,
+            Some(accept) => decoded(accept, head, body, (max_body, timed)).await,
             None => Ok((head, body)),
         };
         gate.answer(r);
@@ -287,12 +288,13 @@ pub(crate) fn complete(
 
 /// Decodes `body` as reqwest would with `accept`, within `max_body`:
 /// the decoded bytes are counted frame by frame, so a small body that
-/// inflates far past the limit stops there.
+/// inflates far past the limit stops there. `timed`: whether a timeout
+/// ran over the body (reqwest's words for an error then differ).
 pub(crate) async fn decoded(
     accept: Accept,
     mut head: Head,
     body: Bytes,
-    max_body: MaxBody,
+    (max_body, timed): (MaxBody, bool),
 ) -> Result<(Head, Bytes), Error> {
     use tower_service::Service;
     let mut resp = http::Response::new(Full::new(body));
@@ -312,8 +314,7 @@ pub(crate) async fn decoded(
     head.headers = parts.headers;
     let mut out = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| Error::new(Code::Body, format!("error decoding response body: {e}")))?;
+        let frame = frame.map_err(|e| crate::reasons::body(&*e, timed))?;
         if let Ok(data) = frame.into_data() {
             max_body.admit_len(out.len().saturating_add(data.len()))?;
             out.extend_from_slice(&data);
