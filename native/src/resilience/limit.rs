@@ -49,8 +49,11 @@ pub struct Info {
 pub struct Slot {
     limits: Arc<Limits>,
     host: String,
-    _permits: (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>),
+    _permits: Permits,
 }
+
+/// The host's permit and the client's, for the limits that are set.
+type Permits = (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>);
 
 /// Still queued when the queue timeout struck.
 #[derive(Debug, PartialEq, Eq)]
@@ -125,58 +128,38 @@ impl Limits {
     /// released permit to its first waiter rather than back to the count
     /// that `try_acquire` takes from. A place is taken in the semaphore's
     /// queue here, in this call, so that requests queue in the order they
-    /// called, whichever thread waits for them afterwards.
+    /// called, whichever thread waits for them afterwards; and it is taken
+    /// under the counts' lock, so that a request seen as queued in
+    /// `client_info/1` is in the queue.
     pub fn join(self: &Arc<Self>, host: String) -> Result<Slot, Queued> {
-        let (host_sem, held) = {
-            let mut c = self.counts();
-            // Looked up first: a key is only allocated for a new host.
-            if !c.hosts.contains_key(&host) {
-                let sem = self.per_host.map(|n| Arc::new(Semaphore::new(n)));
-                c.hosts.insert(
-                    host.clone(),
-                    Host {
-                        sem,
-                        ..Host::default()
-                    },
-                );
-            }
-            let host_sem = c.hosts.get(&host).and_then(|h| h.sem.clone());
-            let held = match &host_sem {
-                Some(s) => s.clone().try_acquire_owned().ok(),
-                None => None,
+        let mut c = self.counts();
+        // Looked up first: a key is only allocated for a new host.
+        if !c.hosts.contains_key(&host) {
+            let sem = self.per_host.map(|n| Arc::new(Semaphore::new(n)));
+            c.hosts.insert(
+                host.clone(),
+                Host {
+                    sem,
+                    ..Host::default()
+                },
+            );
+        }
+        let host_sem = c.hosts.get(&host).and_then(|h| h.sem.clone());
+        let held = match &host_sem {
+            Some(s) => s.clone().try_acquire_owned().ok(),
+            None => None,
+        };
+        if host_sem.is_none() || held.is_some() {
+            let total = match &self.total {
+                Some(s) => s.clone().try_acquire_owned().map(Some),
+                None => Ok(None),
             };
-            if host_sem.is_none() || held.is_some() {
-                let total = match &self.total {
-                    Some(s) => s.clone().try_acquire_owned().map(Some),
-                    None => Ok(None),
-                };
-                if let Ok(b) = total {
-                    c.in_flight += 1;
-                    if let Some(h) = c.hosts.get_mut(&host) {
-                        h.in_flight += 1;
-                    }
-                    drop(c);
-                    return Ok(Slot {
-                        limits: self.clone(),
-                        host,
-                        _permits: (held, b),
-                    });
-                }
+            if let Ok(b) = total {
+                return Ok(self.count_in(&mut c, host, (held, b)));
             }
-            c.queued += 1;
-            if let Some(h) = c.hosts.get_mut(&host) {
-                h.queued += 1;
-            }
-            (host_sem, held)
-        };
-        // From here on the counts are undone however the wait ends.
-        let waiting = Waiting {
-            limits: self.clone(),
-            host,
-            done: false,
-        };
+        }
         let total = self.total.clone();
-        let mut wait: Pin<Box<dyn Future<Output = Slot> + Send>> = Box::pin(async move {
+        let mut wait: Pin<Box<dyn Future<Output = Permits> + Send>> = Box::pin(async move {
             let a = match (held, host_sem) {
                 (Some(p), _) => Some(p),
                 (None, Some(s)) => s.acquire_owned().await.ok(),
@@ -186,14 +169,41 @@ impl Limits {
                 Some(s) => s.acquire_owned().await.ok(),
                 None => None,
             };
-            waiting.enter((a, b))
+            (a, b)
         });
         // Polled once now: that puts it in the semaphore's queue (a later
-        // poll, with another waker, keeps its place).
+        // poll, with another waker, keeps its place). Only the semaphores
+        // are touched, never the counts.
         let mut cx = Context::from_waker(Waker::noop());
-        match wait.as_mut().poll(&mut cx) {
-            Poll::Ready(slot) => Ok(slot),
-            Poll::Pending => Err(Queued { wait }),
+        if let Poll::Ready(permits) = wait.as_mut().poll(&mut cx) {
+            return Ok(self.count_in(&mut c, host, permits));
+        }
+        c.queued += 1;
+        if let Some(h) = c.hosts.get_mut(&host) {
+            h.queued += 1;
+        }
+        drop(c);
+        Err(Queued {
+            wait,
+            // From here on the counts are undone however the wait ends.
+            waiting: Waiting {
+                limits: self.clone(),
+                host,
+                done: false,
+            },
+        })
+    }
+
+    /// A request in flight at once.
+    fn count_in(self: &Arc<Self>, c: &mut Counts, host: String, permits: Permits) -> Slot {
+        c.in_flight += 1;
+        if let Some(h) = c.hosts.get_mut(&host) {
+            h.in_flight += 1;
+        }
+        Slot {
+            limits: self.clone(),
+            host,
+            _permits: permits,
         }
     }
 
@@ -229,10 +239,7 @@ struct Waiting {
 
 impl Waiting {
     /// In: the counts move from queued to in flight.
-    fn enter(
-        mut self,
-        permits: (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>),
-    ) -> Slot {
+    fn enter(mut self, permits: Permits) -> Slot {
         self.done = true;
         let host = std::mem::take(&mut self.host);
         {
@@ -269,18 +276,21 @@ impl Drop for Waiting {
 /// A request's place in the queues. Dropping it (a cancel, a dead
 /// caller) leaves them at once; a permit it held goes to the next.
 pub struct Queued {
-    wait: Pin<Box<dyn Future<Output = Slot> + Send>>,
+    wait: Pin<Box<dyn Future<Output = Permits> + Send>>,
+    waiting: Waiting,
 }
 
 impl Queued {
     /// Waits for the room, at most until `deadline`.
     pub async fn wait(self, deadline: Option<Instant>) -> Result<Slot, QueueTimeout> {
-        match deadline {
-            Some(d) => tokio::time::timeout_at(d, self.wait)
+        let Queued { wait, waiting } = self;
+        let permits = match deadline {
+            Some(d) => tokio::time::timeout_at(d, wait)
                 .await
-                .map_err(|_| QueueTimeout),
-            None => Ok(self.wait.await),
-        }
+                .map_err(|_| QueueTimeout)?,
+            None => wait.await,
+        };
+        Ok(waiting.enter(permits))
     }
 }
 
