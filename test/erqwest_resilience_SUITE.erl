@@ -38,7 +38,7 @@ groups() ->
 limit_cases() ->
     [per_host_limit_holds, queue_timeout, client_info_counts,
      a_queued_caller_killed_leaves_the_queue, a_server_that_never_answers_holds_the_slot,
-     a_retry_keeps_its_place].
+     a_retry_keeps_its_place, an_answer_from_a_runtime_task_gives_the_slot_back].
 
 init_per_group(G, Config) when G =:= scheduler; G =:= runtime ->
     [{engine, G} | Config];
@@ -475,6 +475,21 @@ a_retry_keeps_its_place(Config) ->
     ?assertMatch({ok, #{body := <<"retried">>, attempts := 3}}, answer(retried)),
     ?assertMatch({ok, #{body := <<"next">>, attempts := 1}}, answer(next)),
     ?assertEqual(4, hits(Config, Name)),
+    ?assertEqual(idle(), erqwest:client_info(C)).
+
+%% A JSON body over 32 KB is decoded on the runtime, which answers by
+%% message: the slot is given back by the time the caller has the answer
+%% (here the caller lives on, so its garbage collector would not do it).
+an_answer_from_a_runtime_task_gives_the_slot_back(Config) ->
+    Name = list_to_atom("an_answer_from_a_runtime_task_" ++ atom_to_list(engine(Config))),
+    Big = iolist_to_binary(["[", lists:join(",", lists:duplicate(20000, "1")), "]"]),
+    Url = script(Config, Name, [{200, [{"content-type", "application/json"}], Big}]),
+    C = limited(Config, #{max_in_flight => 1, queue_timeout => 0}),
+    {ok, #{body := L}} = erqwest:get(C, Url, #{decode => json}),
+    ?assertEqual(20000, length(L)),
+    ?assertEqual(idle(), erqwest:client_info(C)),
+    %% No wait at all: the room is free at once.
+    {ok, #{body := L}} = erqwest:get(C, Url, #{decode => json}),
     ?assertEqual(idle(), erqwest:client_info(C)).
 
 %% One FIFO queue per client for both engines: scheduler and runtime
