@@ -23,7 +23,8 @@ groups() ->
      %% The limits' cases on both engines (a client made for each), then
      %% the queue the two engines share.
      {limits, [], [{group, scheduler}, {group, runtime}, fifo_across_engines,
-                   a_queued_scheduler_caller_is_woken_by_a_message]},
+                   a_queued_scheduler_caller_is_woken_by_a_message,
+                   a_stopped_runtime_ends_queued_callers_of_both_engines]},
      {scheduler, [], limit_cases()},
      {runtime, [], limit_cases()},
      {cancel, [], [cancel_while_queued, owner_dies_while_queued, cancel_between_retries,
@@ -491,6 +492,34 @@ an_answer_from_a_runtime_task_gives_the_slot_back(Config) ->
     %% No wait at all: the room is free at once.
     {ok, #{body := L}} = erqwest:get(C, Url, #{decode => json}),
     ?assertEqual(idle(), erqwest:client_info(C)).
+
+%% The wait of a queued scheduler caller is a runtime task: when the
+%% runtime stops, the caller is told, with the error a runtime-engine
+%% request queued beside it gets, and does not wait for ever.
+a_stopped_runtime_ends_queued_callers_of_both_engines(_Config) ->
+    S = gate_server(),
+    try
+        R = erqwest_nif:start_runtime(self(), #{worker_threads => 1}),
+        C = erqwest_nif:make_client(R, #{max_in_flight => 1}),
+        Url = fun(P) -> erqwest_test_server:url(S, P) end,
+        _ = get_in(first, C, Url("/first")),
+        {<<"/first">>, First} = next_arrival(),
+        _ = get_in(queued, C, Url("/queued")),
+        ok = queued(C, 1),
+        Ref = make_ref(),
+        _ = erqwest_async:req(C, self(), Ref, #{method => get, url => Url("/async")}),
+        ok = queued(C, 2),
+        ok = erqwest_nif:stop_runtime(R),
+        receive erqwest_runtime_stopped -> ok after 5000 -> ct:fail(not_stopped) end,
+        {error, #{code := cancelled} = E} = answer(queued),
+        ?assertEqual({error, E}, recv(Ref, 5000)),
+        ?assertEqual(#{code => cancelled, reason => <<"runtime stopped">>}, E),
+        First ! go,
+        _ = answer(first),
+        no_arrival()
+    after
+        erqwest_test_server:stop(S)
+    end.
 
 %% One FIFO queue per client for both engines: scheduler and runtime
 %% requests queued on one host go out, and are answered, in the order

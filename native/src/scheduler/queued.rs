@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::direct::{Flow, Gate, Policy, Template, Transport};
-use crate::error::{Code, Error};
+use crate::error::Error;
 use crate::max_body::MaxBody;
 use crate::resilience::stepwise::{Queue, Stepwise};
 use crate::resilience::QueueTimedOut;
@@ -50,16 +50,13 @@ pub(super) enum Woken {
 impl Queued {
     pub(super) fn spawn(queue: Queue, start: Start) -> Self {
         let (tx, rx) = oneshot::channel();
-        let gate = start.gate.clone();
+        let tell = Tell {
+            tx: Some(tx),
+            gate: start.gate.clone(),
+        };
         let task = start
             .rt
-            .spawn(async move {
-                let r = queue.wait().await;
-                // The result first: the poll the wake brings finds it.
-                if tx.send(r).is_ok() {
-                    gate.wake();
-                }
-            })
+            .spawn(async move { tell.send(queue.wait().await) })
             .abort_handle();
         Queued {
             start: Some(Box::new(start)),
@@ -93,8 +90,37 @@ impl Queued {
     }
 }
 
+/// What the runtime engine answers for a request its stopped runtime
+/// dropped.
 fn gone() -> Error {
-    Error::new(Code::Cancelled, "request given up: the runtime stopped")
+    Error::cancelled("runtime stopped")
+}
+
+/// The task's one message to the caller: sent when the wait ends, or
+/// when the task is dropped unfinished (a runtime that stops drops its
+/// tasks), so that the caller, which waits without a deadline, never
+/// waits for ever. None after the caller closed the gate.
+struct Tell {
+    tx: Option<oneshot::Sender<Result<Stepwise, QueueTimedOut>>>,
+    gate: Arc<Gate>,
+}
+
+impl Tell {
+    fn send(mut self, r: Result<Stepwise, QueueTimedOut>) {
+        if let Some(tx) = self.tx.take() {
+            // A caller gone drops the answer, and with it the room.
+            let _ = tx.send(r);
+        }
+    }
+}
+
+impl Drop for Tell {
+    fn drop(&mut self) {
+        // The result (or the channel closed) first: the poll the wake
+        // brings finds it.
+        drop(self.tx.take());
+        self.gate.wake();
+    }
 }
 
 impl Drop for Queued {
