@@ -39,7 +39,8 @@ groups() ->
 limit_cases() ->
     [per_host_limit_holds, queue_timeout, client_info_counts,
      a_queued_caller_killed_leaves_the_queue, a_server_that_never_answers_holds_the_slot,
-     a_retry_keeps_its_place, an_answer_from_a_runtime_task_gives_the_slot_back].
+     a_retry_keeps_its_place, an_answer_from_a_runtime_task_gives_the_slot_back,
+     timeout_starts_once_in].
 
 init_per_group(G, Config) when G =:= scheduler; G =:= runtime ->
     [{engine, G} | Config];
@@ -517,6 +518,32 @@ a_stopped_runtime_ends_queued_callers_of_both_engines(_Config) ->
         First ! go,
         _ = answer(first),
         no_arrival()
+    after
+        erqwest_test_server:stop(S)
+    end.
+
+%% A request's `timeout' bounds its attempts, not its wait in the queue
+%% (reqwest starts it when the request is sent): queued 400 ms with a
+%% 200 ms timeout, it still gets its answer.
+timeout_starts_once_in(Config) ->
+    S = gate_server(),
+    try
+        C = limited(Config, #{max_in_flight => 1}),
+        _ = get_in(first, C, erqwest_test_server:url(S, "/first")),
+        {<<"/first">>, First} = next_arrival(),
+        Self = self(),
+        _ = spawn(fun() ->
+            Self ! {queued, erqwest:get(C, erqwest_test_server:url(S, "/queued"),
+                                        #{timeout => 200})}
+        end),
+        ok = queued(C, 1),
+        timer:sleep(400),
+        First ! go,
+        {ok, _} = answer(first),
+        {<<"/queued">>, Next} = next_arrival(),
+        Next ! go,
+        ?assertMatch({ok, #{status := 200, body := <<"/queued">>}}, answer(queued)),
+        ?assertEqual(idle(), erqwest:client_info(C))
     after
         erqwest_test_server:stop(S)
     end.
