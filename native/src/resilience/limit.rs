@@ -52,6 +52,13 @@ pub struct Slot {
     _permits: Permits,
 }
 
+impl Slot {
+    /// The `host:port` it is counted for.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
 /// The host's permit and the client's, for the limits that are set.
 type Permits = (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>);
 
@@ -281,6 +288,11 @@ pub struct Queued {
 }
 
 impl Queued {
+    /// The `host:port` it queues for.
+    pub fn host(&self) -> &str {
+        &self.waiting.host
+    }
+
     /// Waits for the room, at most until `deadline`.
     pub async fn wait(self, deadline: Option<Instant>) -> Result<Slot, QueueTimeout> {
         let Queued { wait, waiting } = self;

@@ -50,7 +50,6 @@ pub enum Admission {
 pub struct Queue {
     state: Arc<ClientState>,
     policy: Option<Arc<RetryPolicy>>,
-    host: String,
     queued: Queued,
     queue_timeout: Option<Duration>,
     deadline: Option<tokio::time::Instant>,
@@ -74,17 +73,16 @@ impl ClientState {
         let host = host_key(url);
         let policy = o.retry.clone().or_else(|| d.retry.clone()).flatten();
         if self.limits.is_unlimited() {
-            let slot = self.limits.enter_unlimited(host.clone());
-            return Some(Admission::Now(self.begin(policy, host, slot)));
+            let slot = self.limits.enter_unlimited(host);
+            return Some(Admission::Now(self.begin(policy, slot)));
         }
-        Some(match self.limits.join(host.clone()) {
-            Ok(slot) => Admission::Now(self.begin(policy, host, slot)),
+        Some(match self.limits.join(host) {
+            Ok(slot) => Admission::Now(self.begin(policy, slot)),
             Err(queued) => {
                 let queue_timeout = super::queue_timeout(o, d);
                 Admission::Queued(Queue {
                     state: self.clone(),
                     policy,
-                    host,
                     queued,
                     queue_timeout,
                     deadline: super::limit::deadline(queue_timeout),
@@ -95,20 +93,15 @@ impl ClientState {
 
     /// A request in flight: it earns its share of the retry budget, as on
     /// the runtime once a request leaves the queue.
-    fn begin(
-        self: &Arc<Self>,
-        policy: Option<Arc<RetryPolicy>>,
-        host: String,
-        slot: Slot,
-    ) -> Stepwise {
+    fn begin(self: &Arc<Self>, policy: Option<Arc<RetryPolicy>>, slot: Slot) -> Stepwise {
         let retry = policy.map(|policy| {
             if let Some(c) = &policy.budget {
-                self.deposit(&host, c);
+                self.deposit(slot.host(), c);
             }
             Retrier {
                 state: self.clone(),
                 policy,
-                host,
+                host: slot.host().to_owned(),
                 retries: 0,
             }
         });
@@ -127,13 +120,14 @@ impl Queue {
         let Queue {
             state,
             policy,
-            host,
             queued,
             queue_timeout,
             deadline,
         } = self;
+        // Kept for the error: the place, which has it, goes in the wait.
+        let host = queued.host().to_owned();
         match queued.wait(deadline).await {
-            Ok(slot) => Ok(state.begin(policy, host, slot)),
+            Ok(slot) => Ok(state.begin(policy, slot)),
             Err(QueueTimeout) => Err(QueueTimedOut::new(&host, queue_timeout)),
         }
     }
