@@ -3,7 +3,7 @@
 //! requests wait in the same ones) in a small runtime task, and its
 //! caller waits in `receive`, holding no scheduler, for the message that
 //! says it may go on: erqwest_direct's `{select, _, Ref, _}`, sent once,
-//! for the room or for the `queue_timeout`.
+//! for the room, for the `queue_timeout`, or for a runtime that stopped.
 
 use std::sync::Arc;
 use std::time::Duration;
