@@ -12,6 +12,12 @@
 %% origin's connection is busy): then a runtime task answers with the usual
 %% `{erqwest_response, Ref, ...}' message. Everything else answers
 %% `fallback' and goes through `erqwest_async'.
+%%
+%% On a client with `max_in_flight' limits a request that finds no room
+%% is queued in the NIF call, in the same FIFO queues as `erqwest_async's
+%% requests, and answers `{wait, Call, infinity}': a runtime task waits
+%% for the room (or the `queue_timeout') and sends the `select' message
+%% this process waits for here, so no scheduler is held while it queues.
 -module(erqwest_direct).
 
 -export([req/2]).
@@ -37,8 +43,10 @@ req(Client, Opts) ->
 next({wait, Call, Ms}, Ref) ->
     receive
         {select, _, Ref, _} -> next(erqwest_nif:direct_poll(Call, Ref), Ref);
-        {erqwest_response, Ref, reply, Resp} -> {ok, Resp};
-        {erqwest_response, Ref, error, Err} -> {error, Err}
+        %% From a runtime task: the request's place in its client's
+        %% limits is given back before the caller has the answer.
+        {erqwest_response, Ref, reply, Resp} -> erqwest_nif:direct_close(Call), {ok, Resp};
+        {erqwest_response, Ref, error, Err} -> erqwest_nif:direct_close(Call), {error, Err}
     after Ms ->
         %% A deadline passed, or a retry is due (its wait is this one).
         case erqwest_nif:direct_expire(Call, Ref) of

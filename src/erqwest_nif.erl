@@ -9,8 +9,8 @@
 -export([req/4, req_dirty/4, send/2, send_dirty/2, finish_send/1, read/2, cancel/1]).
 -export([live_resources/0]).
 %% Plain HTTP/1.1 on the caller's scheduler (native/src/direct/).
--export([direct_req/3, direct_poll/2, direct_expire/2]).
--nifs([direct_req/3, direct_poll/2, direct_expire/2]).
+-export([direct_req/3, direct_poll/2, direct_expire/2, direct_close/1]).
+-nifs([direct_req/3, direct_poll/2, direct_expire/2, direct_close/1]).
 %% Concurrency limits (native/src/resilience/).
 -export([client_info/1]).
 -nifs([client_info/1]).
@@ -102,6 +102,10 @@ direct_poll(_Call, _Ref) -> ?NOT_LOADED.
 %% @private The wait of a direct request ran out: its timeout error, or more waiting.
 -spec direct_expire(direct_call(), reference()) -> direct_step().
 direct_expire(_Call, _Ref) -> ?NOT_LOADED.
+
+%% @private Ends a direct request answered by message (its place in the limits back now).
+-spec direct_close(direct_call()) -> ok.
+direct_close(_Call) -> ?NOT_LOADED.
 
 -spec send(handle(), iodata()) -> ok | finished.
 send(_Handle, _Data) -> ?NOT_LOADED.

@@ -20,12 +20,35 @@ groups() ->
                           jittered_delays_within_bounds, client_default_request_override,
                           async_api_attempts, cancelled_is_never_retried]},
      {hedge, [], [hedge_wins_against_a_held_attempt, hedge_not_for_post]},
-     {limits, [], [per_host_limit_holds, queue_timeout, client_info_counts]},
+     %% The limits' cases on both engines (a client made for each), then
+     %% the queue the two engines share.
+     {limits, [], [{group, scheduler}, {group, runtime}, fifo_across_engines,
+                   a_queued_scheduler_caller_is_woken_by_a_message,
+                   a_stopped_runtime_ends_queued_callers_of_both_engines]},
+     {scheduler, [], limit_cases()},
+     {runtime, [], limit_cases()},
      {cancel, [], [cancel_while_queued, owner_dies_while_queued, cancel_between_retries,
                    owner_dies_between_retries]},
      {timings, [], [fresh_then_reused, timings_of_a_streamed_body, timings_off_by_default,
                     request_timings_report_connect_and_reused]},
      {options, [parallel], [bad_options_are_badarg]}].
+
+%% Concurrency limits, the same on the scheduler engine (erqwest:req/2 on
+%% a plain client) as on the runtime engine (a client with a `resolve'
+%% entry, which reqwest always serves).
+limit_cases() ->
+    [per_host_limit_holds, queue_timeout, client_info_counts,
+     a_queued_caller_killed_leaves_the_queue, a_server_that_never_answers_holds_the_slot,
+     a_retry_keeps_its_place, an_answer_from_a_runtime_task_gives_the_slot_back,
+     timeout_starts_once_in].
+
+init_per_group(G, Config) when G =:= scheduler; G =:= runtime ->
+    [{engine, G} | Config];
+init_per_group(_, Config) ->
+    Config.
+
+end_per_group(_, _Config) ->
+    ok.
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erqwest),
@@ -281,52 +304,327 @@ wait_until(F, N) ->
 
 %%% limits
 
-per_host_limit_holds(_Config) ->
+engine(Config) -> erqwest_engine:engine(Config).
+
+%% A client of the group's engine.
+limited(Config, Opts) -> erqwest_engine:client(engine(Config), Opts).
+
+%% While a request of `Config's engine waits: on the scheduler engine no
+%% runtime request task or handle exists for it (its caller is in
+%% `receive'); the runtime engine's has one.
+check_placement(Config) ->
+    case engine(Config) of
+        scheduler -> ?assertEqual({0, 0}, erqwest_nif:live_resources());
+        runtime -> ?assertNotEqual({0, 0}, erqwest_nif:live_resources())
+    end.
+
+%% No task or handle left by an earlier case, before a placement check.
+settled() -> await_live({0, 0}).
+
+idle() -> #{in_flight => 0, queued => 0, hosts => #{}}.
+
+queued(C, N) -> wait_until(fun() -> maps:get(queued, erqwest:client_info(C)) =:= N end).
+
+%% `erqwest:get/2' in a process of its own, which sends `{Tag, Answer}'.
+get_in(Tag, C, Url) ->
+    Self = self(),
+    spawn(fun() -> Self ! {Tag, erqwest:get(C, Url)} end).
+
+answer(Tag) -> receive {Tag, R} -> R after 10000 -> ct:fail({no_answer, Tag}) end.
+
+%% A server that tells the test of each request, `{arrived, Path, Conn}',
+%% and holds its answer (the path as the body) until the test sends
+%% `Conn ! go': never, for a server that never answers.
+gate_server() ->
+    Self = self(),
+    {ok, S} = erqwest_test_server:start(fun(_) -> {custom, fun(Sock, #{path := P} = Req) ->
+        Self ! {arrived, P, self()},
+        receive go -> ok end,
+        ok = erqwest_test_server:send_response({gen_tcp, Sock}, {200, [], P}, Req),
+        keep
+    end} end),
+    S.
+
+%% The next request to reach the gate server: `{Path, Conn}'.
+next_arrival() ->
+    receive {arrived, P, Conn} -> {P, Conn} after 5000 -> ct:fail(no_arrival) end.
+
+no_arrival() ->
+    receive {arrived, P, _} -> ct:fail({unexpected_arrival, P}) after 200 -> ok end.
+
+host(Port) -> iolist_to_binary(["127.0.0.1:", integer_to_list(Port)]).
+
+per_host_limit_holds(Config) ->
     {ok, S} = erqwest_script_server:start(),
     try
-        ok = erqwest_script_server:script(S, "/hold", [{hold, 200, {200, [], <<"ok">>}}]),
+        ok = erqwest_script_server:script(S, "/hold", [{hold, 300, {200, [], <<"ok">>}}]),
         Url = erqwest_script_server:url(S, "/hold"),
-        C = erqwest:make_client(#{max_in_flight_per_host => 4}),
+        C = limited(Config, #{max_in_flight_per_host => 4}),
+        settled(),
         Self = self(),
         Pids = [spawn_link(fun() -> Self ! {done, self(), erqwest:get(C, Url)} end)
                 || _ <- lists:seq(1, 12)],
-        timer:sleep(100),
+        ok = wait_until(fun() -> erqwest_script_server:active(S) =:= 4 end),
+        ok = queued(C, 8),
         Info = erqwest:client_info(C),
-        Host = iolist_to_binary(["127.0.0.1:", integer_to_list(erqwest_script_server:port(S))]),
+        Host = host(erqwest_script_server:port(S)),
         ?assertMatch(#{in_flight := 4, queued := 8,
                        hosts := #{Host := #{in_flight := 4, queued := 8}}}, Info),
+        check_placement(Config),
         Results = [receive {done, P, R} -> R after 5000 -> timeout end || P <- Pids],
         ?assertEqual(12, length([ok || {ok, #{status := 200}} <- Results])),
         %% The server never had more than four at once.
         ?assertEqual(4, erqwest_script_server:max_active(S)),
-        ?assertEqual(#{in_flight => 0, queued => 0, hosts => #{}}, erqwest:client_info(C))
+        ?assertEqual(idle(), erqwest:client_info(C))
     after
         erqwest_script_server:stop(S)
     end.
 
+%% The same error, code and reason text, on both engines.
 queue_timeout(Config) ->
-    Url = script(Config, ?FUNCTION_NAME, [{hold, 600, {200, [], <<"ok">>}}]),
-    C = erqwest:make_client(#{max_in_flight => 1, queue_timeout => 100}),
-    Self = self(),
-    _ = spawn_link(fun() -> Self ! {first, erqwest:get(C, Url)} end),
-    timer:sleep(50),
-    ?assertMatch({error, #{code := queue_timeout}}, erqwest:get(C, Url)),
+    Name = list_to_atom("queue_timeout_" ++ atom_to_list(engine(Config))),
+    Url = script(Config, Name, [{hold, 600, {200, [], <<"ok">>}}]),
+    C = limited(Config, #{max_in_flight => 1, queue_timeout => 100}),
+    _ = get_in(first, C, Url),
+    ok = wait_until(fun() -> hits(Config, Name) =:= 1 end),
+    T0 = now_ms(),
+    Reason = iolist_to_binary(["still queued for ", host(erqwest_script_server:port(srv(Config))),
+                               " after 100 ms"]),
+    ?assertEqual({error, #{code => queue_timeout, reason => Reason}}, erqwest:get(C, Url)),
+    Waited = ms_since(T0),
+    ?assert(Waited >= 100 andalso Waited < 1000, Waited),
     %% A request may wait longer than the client's default.
     ?assertMatch({ok, #{status := 200}}, erqwest:get(C, Url, #{queue_timeout => 5000})),
-    receive {first, R} -> ?assertMatch({ok, #{status := 200}}, R) after 5000 -> ct:fail(first) end,
-    ?assertEqual(2, hits(Config, ?FUNCTION_NAME)).
+    ?assertMatch({ok, #{status := 200}}, answer(first)),
+    ?assertEqual(2, hits(Config, Name)),
+    ?assertEqual(idle(), erqwest:client_info(C)).
 
+%% Counted while in flight; gone from the counts by the time the caller
+%% has its answer.
 client_info_counts(Config) ->
-    C = erqwest:make_client(),
-    ?assertEqual(#{in_flight => 0, queued => 0, hosts => #{}}, erqwest:client_info(C)),
-    Url = script(Config, ?FUNCTION_NAME, [{hold, 300, {200, [], <<"ok">>}}]),
-    Ref = make_ref(),
-    _ = erqwest_async:req(C, self(), Ref, #{url => Url, method => get}),
-    timer:sleep(100),
+    C = limited(Config, #{}),
+    ?assertEqual(idle(), erqwest:client_info(C)),
+    Name = list_to_atom("client_info_counts_" ++ atom_to_list(engine(Config))),
+    Url = script(Config, Name, [{hold, 300, {200, [], <<"ok">>}}]),
+    _ = get_in(done, C, Url),
+    ok = wait_until(fun() -> hits(Config, Name) =:= 1 end),
     ?assertMatch(#{in_flight := 1, queued := 0}, erqwest:client_info(C)),
-    {reply, _} = recv(Ref, 2000),
-    ok = wait_until(fun() -> erqwest:client_info(C) =:= #{in_flight => 0, queued => 0, hosts => #{}} end),
+    {ok, _} = answer(done),
+    ?assertEqual(idle(), erqwest:client_info(C)),
     ?assertError(badarg, erqwest:client_info(make_ref())).
+
+%% A caller killed while queued leaves the queue at once (no task or
+%% permit left behind) and the next in line gets the room.
+a_queued_caller_killed_leaves_the_queue(Config) ->
+    Before = erqwest_nif:live_resources(),
+    S = gate_server(),
+    try
+        C = limited(Config, #{max_in_flight => 1}),
+        _ = get_in(first, C, erqwest_test_server:url(S, "/first")),
+        {<<"/first">>, First} = next_arrival(),
+        Killed = get_in(killed, C, erqwest_test_server:url(S, "/killed")),
+        ok = queued(C, 1),
+        _ = get_in(next, C, erqwest_test_server:url(S, "/next")),
+        ok = queued(C, 2),
+        exit(Killed, kill),
+        ok = queued(C, 1),
+        First ! go,
+        {ok, #{body := <<"/first">>}} = answer(first),
+        %% The killed caller's place went to the next, never to it.
+        {<<"/next">>, Next} = next_arrival(),
+        ?assertMatch(#{in_flight := 1, queued := 0}, erqwest:client_info(C)),
+        Next ! go,
+        {ok, #{body := <<"/next">>}} = answer(next),
+        no_arrival(),
+        ?assertEqual(idle(), erqwest:client_info(C)),
+        await_live(Before)
+    after
+        erqwest_test_server:stop(S)
+    end.
+
+%% A request whose server never answers keeps its slot (it has no
+%% `timeout'); one queued behind it still returns, at its queue_timeout.
+a_server_that_never_answers_holds_the_slot(Config) ->
+    Before = erqwest_nif:live_resources(),
+    S = gate_server(),
+    try
+        C = limited(Config, #{max_in_flight => 1}),
+        Stuck = get_in(stuck, C, erqwest_test_server:url(S, "/stuck")),
+        {<<"/stuck">>, _} = next_arrival(),
+        T0 = now_ms(),
+        {error, #{code := queue_timeout}} =
+            erqwest:get(C, erqwest_test_server:url(S, "/queued"), #{queue_timeout => 150}),
+        Waited = ms_since(T0),
+        ?assert(Waited >= 150 andalso Waited < 1000, Waited),
+        no_arrival(),
+        ?assertMatch(#{in_flight := 1, queued := 0}, erqwest:client_info(C)),
+        %% Its caller gone, the stuck request gives its slot back.
+        exit(Stuck, kill),
+        ok = wait_until(fun() -> erqwest:client_info(C) =:= idle() end),
+        await_live(Before)
+    after
+        erqwest_test_server:stop(S)
+    end.
+
+%% Retries keep the request's place: a request queued behind one that is
+%% retried goes out after its last attempt, not between two (as on the
+%% runtime, where the slot is held across attempts).
+a_retry_keeps_its_place(Config) ->
+    Name = list_to_atom("a_retry_keeps_its_place_" ++ atom_to_list(engine(Config))),
+    Url = script(Config, Name, [{hold, 100, {503, [], <<>>}}, {503, [], <<>>},
+                                {200, [], <<"retried">>}, {200, [], <<"next">>}]),
+    C = limited(Config, #{max_in_flight => 1, retry => #{base => 50, max => 50}}),
+    _ = get_in(retried, C, Url),
+    ok = wait_until(fun() -> hits(Config, Name) =:= 1 end),
+    _ = get_in(next, C, Url),
+    ok = queued(C, 1),
+    ?assertMatch({ok, #{body := <<"retried">>, attempts := 3}}, answer(retried)),
+    ?assertMatch({ok, #{body := <<"next">>, attempts := 1}}, answer(next)),
+    ?assertEqual(4, hits(Config, Name)),
+    ?assertEqual(idle(), erqwest:client_info(C)).
+
+%% A JSON body over 32 KB is decoded on the runtime, which answers by
+%% message: the slot is given back by the time the caller has the answer
+%% (here the caller lives on, so its garbage collector would not do it).
+an_answer_from_a_runtime_task_gives_the_slot_back(Config) ->
+    Name = list_to_atom("an_answer_from_a_runtime_task_" ++ atom_to_list(engine(Config))),
+    Big = iolist_to_binary(["[", lists:join(",", lists:duplicate(20000, "1")), "]"]),
+    Url = script(Config, Name, [{200, [{"content-type", "application/json"}], Big}]),
+    C = limited(Config, #{max_in_flight => 1, queue_timeout => 0}),
+    {ok, #{body := L}} = erqwest:get(C, Url, #{decode => json}),
+    ?assertEqual(20000, length(L)),
+    ?assertEqual(idle(), erqwest:client_info(C)),
+    %% No wait at all: the room is free at once.
+    {ok, #{body := L}} = erqwest:get(C, Url, #{decode => json}),
+    ?assertEqual(idle(), erqwest:client_info(C)).
+
+%% The wait of a queued scheduler caller is a runtime task: when the
+%% runtime stops, the caller is told, with the error a runtime-engine
+%% request queued beside it gets, and does not wait for ever.
+a_stopped_runtime_ends_queued_callers_of_both_engines(_Config) ->
+    S = gate_server(),
+    try
+        R = erqwest_nif:start_runtime(self(), #{worker_threads => 1}),
+        C = erqwest_nif:make_client(R, #{max_in_flight => 1}),
+        Url = fun(P) -> erqwest_test_server:url(S, P) end,
+        _ = get_in(first, C, Url("/first")),
+        {<<"/first">>, First} = next_arrival(),
+        _ = get_in(queued, C, Url("/queued")),
+        ok = queued(C, 1),
+        Ref = make_ref(),
+        _ = erqwest_async:req(C, self(), Ref, #{method => get, url => Url("/async")}),
+        ok = queued(C, 2),
+        ok = erqwest_nif:stop_runtime(R),
+        receive erqwest_runtime_stopped -> ok after 5000 -> ct:fail(not_stopped) end,
+        {error, #{code := cancelled} = E} = answer(queued),
+        ?assertEqual({error, E}, recv(Ref, 5000)),
+        ?assertEqual(#{code => cancelled, reason => <<"runtime stopped">>}, E),
+        First ! go,
+        _ = answer(first),
+        no_arrival()
+    after
+        erqwest_test_server:stop(S)
+    end.
+
+%% A request's `timeout' bounds its attempts, not its wait in the queue
+%% (reqwest starts it when the request is sent): queued 400 ms with a
+%% 200 ms timeout, it still gets its answer.
+timeout_starts_once_in(Config) ->
+    S = gate_server(),
+    try
+        C = limited(Config, #{max_in_flight => 1}),
+        _ = get_in(first, C, erqwest_test_server:url(S, "/first")),
+        {<<"/first">>, First} = next_arrival(),
+        Self = self(),
+        _ = spawn(fun() ->
+            Self ! {queued, erqwest:get(C, erqwest_test_server:url(S, "/queued"),
+                                        #{timeout => 200})}
+        end),
+        ok = queued(C, 1),
+        timer:sleep(400),
+        First ! go,
+        {ok, _} = answer(first),
+        {<<"/queued">>, Next} = next_arrival(),
+        Next ! go,
+        ?assertMatch({ok, #{status := 200, body := <<"/queued">>}}, answer(queued)),
+        ?assertEqual(idle(), erqwest:client_info(C))
+    after
+        erqwest_test_server:stop(S)
+    end.
+
+%% One FIFO queue per client for both engines: scheduler and runtime
+%% requests queued on one host go out, and are answered, in the order
+%% they queued.
+fifo_across_engines(_Config) ->
+    S = gate_server(),
+    try
+        C = erqwest:make_client(#{max_in_flight_per_host => 1}),
+        Url = fun(P) -> erqwest_test_server:url(S, P) end,
+        Async = fun(P) ->
+            Ref = make_ref(),
+            _ = erqwest_async:req(C, self(), Ref, #{method => get, url => Url(P)}),
+            Ref
+        end,
+        _ = get_in(first, C, Url("/first")),
+        {<<"/first">>, First} = next_arrival(),
+        _ = get_in(s1, C, Url("/s1")),
+        ok = queued(C, 1),
+        R1 = Async("/r1"),
+        ok = queued(C, 2),
+        _ = get_in(s2, C, Url("/s2")),
+        ok = queued(C, 3),
+        R2 = Async("/r2"),
+        ok = queued(C, 4),
+        First ! go,
+        {ok, _} = answer(first),
+        Order = [begin
+                     {P, Conn} = next_arrival(),
+                     no_arrival(),
+                     Conn ! go,
+                     P
+                 end || _ <- lists:seq(1, 4)],
+        ?assertEqual([<<"/s1">>, <<"/r1">>, <<"/s2">>, <<"/r2">>], Order),
+        ?assertMatch({ok, #{body := <<"/s1">>}}, answer(s1)),
+        ?assertMatch({reply, #{body := <<"/r1">>}}, recv(R1, 5000)),
+        ?assertMatch({ok, #{body := <<"/s2">>}}, answer(s2)),
+        ?assertMatch({reply, #{body := <<"/r2">>}}, recv(R2, 5000)),
+        ?assertEqual(idle(), erqwest:client_info(C))
+    after
+        erqwest_test_server:stop(S)
+    end.
+
+%% A scheduler-engine caller queued behind a held request waits in
+%% `receive' (no runtime request task exists for it, it runs no code) and
+%% is woken by a message when the slot is released; its request then goes
+%% out on the scheduler engine too.
+a_queued_scheduler_caller_is_woken_by_a_message(_Config) ->
+    S = gate_server(),
+    try
+        C = erqwest:make_client(#{max_in_flight => 1}),
+        settled(),
+        _ = get_in(first, C, erqwest_test_server:url(S, "/first")),
+        {<<"/first">>, First} = next_arrival(),
+        Queued = get_in(queued, C, erqwest_test_server:url(S, "/queued")),
+        ok = queued(C, 1),
+        ?assertEqual({0, 0}, erqwest_nif:live_resources()),
+        {reductions, R0} = process_info(Queued, reductions),
+        timer:sleep(200),
+        %% No busy loop: it sleeps in receive, with nothing run meanwhile.
+        ?assertEqual({status, waiting}, process_info(Queued, status)),
+        ?assertEqual({reductions, R0}, process_info(Queued, reductions)),
+        ?assertEqual({messages, []}, process_info(Queued, messages)),
+        First ! go,
+        {ok, #{body := <<"/first">>}} = answer(first),
+        {<<"/queued">>, Next} = next_arrival(),
+        %% Held at the server: the request is its caller's NIF calls.
+        ?assertEqual({0, 0}, erqwest_nif:live_resources()),
+        ?assertMatch(#{in_flight := 1, queued := 0}, erqwest:client_info(C)),
+        Next ! go,
+        ?assertMatch({ok, #{status := 200, body := <<"/queued">>}}, answer(queued)),
+        ?assertEqual(idle(), erqwest:client_info(C))
+    after
+        erqwest_test_server:stop(S)
+    end.
 
 %%% cancel and owner death
 

@@ -3,7 +3,10 @@
 //! readiness message, and end its waits. They sit at the top: they take
 //! the `Client` resource, decode the request's options (`request.rs`),
 //! compose it with the runtime's builder, and hand the direct engine a
-//! request and its policy; the engine never sees the client.
+//! request and its policy; the engine never sees the client. A request
+//! its client's limits hold back waits in a queue first (`queued.rs`).
+
+mod queued;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,11 +19,20 @@ use crate::atoms;
 use crate::client::Client;
 use crate::direct::{self, Flow, Outcome, Template, Transport};
 use crate::request::{BodyMode, RequestBody, Spec};
+use crate::resilience::stepwise::Admission;
+use queued::{Queued, Woken};
 
 /// An in-flight direct request, held by the waiting process. Dropping it
-/// (the process died, or gave up) closes its connection and stops its task.
+/// (the process died, or gave up) closes its connection and stops its
+/// task, or takes it out of its client's queue.
 pub struct Call {
-    flow: Mutex<Option<Flow>>,
+    stage: Mutex<Option<Stage>>,
+}
+
+#[allow(clippy::large_enum_variant)] // Running is the usual one: unboxed
+enum Stage {
+    Queued(Queued),
+    Running(Flow),
 }
 
 #[rustler::resource_impl]
@@ -84,18 +96,29 @@ fn template(
     }))
 }
 
-fn store(call: Option<ResourceArc<Call>>, flow: Flow) -> ResourceArc<Call> {
+fn store(call: Option<ResourceArc<Call>>, stage: Stage) -> ResourceArc<Call> {
     match call {
         Some(c) => {
-            if let Ok(mut slot) = c.flow.lock() {
-                *slot = Some(flow);
+            if let Ok(mut slot) = c.stage.lock() {
+                *slot = Some(stage);
             }
             c
         }
         None => ResourceArc::new(Call {
-            flow: Mutex::new(Some(flow)),
+            stage: Mutex::new(Some(stage)),
         }),
     }
+}
+
+/// `{wait, Call, infinity}` for a queued request: its task's message
+/// ends the wait, for the room or for the `queue_timeout`.
+fn queued_term(env: Env<'_>, q: Queued, call: Option<ResourceArc<Call>>) -> Term<'_> {
+    (
+        atoms::wait(),
+        store(call, Stage::Queued(q)),
+        atoms::infinity(),
+    )
+        .encode(env)
 }
 
 /// `{wait, Call, Ms}`: the time to the nearest deadline, or `infinity`.
@@ -104,7 +127,7 @@ fn wait_term<'a>(env: Env<'a>, flow: Flow, call: Option<ResourceArc<Call>>) -> T
         Some(d) => direct::ms_until(d, Instant::now()).encode(env),
         None => atoms::infinity().encode(env),
     };
-    (atoms::wait(), store(call, flow), ms).encode(env)
+    (atoms::wait(), store(call, Stage::Running(flow)), ms).encode(env)
 }
 
 fn answer<'a>(
@@ -134,7 +157,7 @@ fn answer<'a>(
             }
             // This call used its share: let the scheduler run others.
             rustler::schedule::consume_timeslice(env, 100);
-            (atoms::again(), store(call, flow)).encode(env)
+            (atoms::again(), store(call, Stage::Running(flow))).encode(env)
         }
         Outcome::Wait(interest, fd) => {
             if !fd.select(env, interest, reference) {
@@ -167,7 +190,7 @@ fn direct_req<'a>(
     if !reference.is_ref() {
         return Err(rustler::Error::BadArg);
     }
-    let spec = Spec::decode_for(opts, client.compose())?;
+    let mut spec = Spec::decode_for(opts, client.compose())?;
     let timeout = spec.timeout.or(t.timeout());
     if timeout == Some(Duration::ZERO) {
         if let Ok(c) = &spec.checked {
@@ -177,28 +200,40 @@ fn direct_req<'a>(
     }
     let max_body = spec.max_body.unwrap_or(client.max_body());
     let decoding = spec.compose.decoding(client.compose());
-    // Retries are carried out here (the waits in the caller); hedging,
-    // timings and limits need the runtime's tasks.
-    let stepwise = match &spec.checked {
-        Ok(c) => match client.resilience().stepwise(&spec.resilience, &c.url) {
-            Some(s) => Some(s),
-            None => return fallback(),
-        },
-        Err(_) => None,
-    };
+    let overrides = std::mem::take(&mut spec.resilience);
     match template(&t, spec, &http) {
         Ok(Some(tpl)) => {
-            let Some(stepwise) = stepwise else {
+            // Retries and limits are carried out here (the waits in the
+            // caller); hedging and timings need the runtime's tasks. A
+            // request joins its client's queue only once it is sure to
+            // stay on this engine, so none loses its place to a fallback.
+            let Some(admission) = client.resilience().stepwise(&overrides, &tpl.url) else {
                 return fallback();
             };
             let gate = Arc::new(direct::Gate::new(env.pid(), reference, decoding));
-            let policy = direct::Policy {
-                timeout,
-                max_body,
-                stepwise,
-            };
-            let flow = Flow::new(t, http, rt, gate, tpl, policy);
-            Ok(answer(env, flow, None, reference))
+            match admission {
+                Admission::Now(stepwise) => {
+                    let policy = direct::Policy {
+                        timeout,
+                        max_body,
+                        stepwise,
+                    };
+                    let flow = Flow::new(t, http, rt, gate, tpl, policy);
+                    Ok(answer(env, flow, None, reference))
+                }
+                Admission::Queued(queue) => {
+                    let start = queued::Start {
+                        t,
+                        http,
+                        rt,
+                        gate,
+                        template: tpl,
+                        timeout,
+                        max_body,
+                    };
+                    Ok(queued_term(env, Queued::spawn(queue, start), None))
+                }
+            }
         }
         Ok(None) => fallback(),
         Err(e) => Ok((atoms::error(), e).encode(env)),
@@ -207,20 +242,38 @@ fn direct_req<'a>(
 
 /// The request a `Call` holds, taken out for one NIF call (`badarg` for
 /// a call whose request is over, or in another NIF call now).
-fn take(call: &Call) -> NifResult<Flow> {
-    let flow = call.flow.lock().ok().and_then(|mut s| s.take());
-    flow.ok_or(rustler::Error::BadArg)
+fn take(call: &Call) -> NifResult<Stage> {
+    let stage = call.stage.lock().ok().and_then(|mut s| s.take());
+    stage.ok_or(rustler::Error::BadArg)
 }
 
-/// Moves a waiting request on after a readiness message.
+/// Moves a waiting request on after a readiness message (or, for a
+/// queued one, the message of its wait).
 #[rustler::nif]
 fn direct_poll<'a>(
     env: Env<'a>,
     call: ResourceArc<Call>,
     reference: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let flow = take(&call)?;
-    Ok(answer(env, flow, Some(call), reference))
+    match take(&call)? {
+        Stage::Running(flow) => Ok(answer(env, flow, Some(call), reference)),
+        Stage::Queued(q) => Ok(match q.woken() {
+            Woken::Go(flow) => answer(env, *flow, Some(call), reference),
+            Woken::TimedOut(e) => (atoms::error(), e).encode(env),
+            Woken::Failed(e) => (atoms::error(), e).encode(env),
+            Woken::Still(q) => queued_term(env, q, Some(call)),
+        }),
+    }
+}
+
+/// Ends a request whose answer came by message from a runtime task: its
+/// place in the client's limits (and counts) is given back now, not
+/// when the garbage collector finds the `Call`.
+#[rustler::nif]
+fn direct_close(call: ResourceArc<Call>) -> rustler::Atom {
+    let stage = call.stage.lock().ok().and_then(|mut s| s.take());
+    drop(stage);
+    atoms::ok()
 }
 
 /// Called when the wait of `{wait, Call, Ms}` ran out: the next attempt
@@ -232,7 +285,11 @@ fn direct_expire<'a>(
     call: ResourceArc<Call>,
     reference: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let mut flow = take(&call)?;
+    let mut flow = match take(&call)? {
+        Stage::Running(flow) => flow,
+        // Its wait has no deadline: only its task's message ends it.
+        Stage::Queued(q) => return Ok(queued_term(env, q, Some(call))),
+    };
     let now = Instant::now();
     if flow.retry_due(now) {
         return Ok(answer(env, flow, Some(call), reference));

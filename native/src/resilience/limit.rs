@@ -6,7 +6,10 @@
 //! queue. This module adds the counts that `client_info/1` reports.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -46,8 +49,18 @@ pub struct Info {
 pub struct Slot {
     limits: Arc<Limits>,
     host: String,
-    _permits: (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>),
+    _permits: Permits,
 }
+
+impl Slot {
+    /// The `host:port` it is counted for.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+/// The host's permit and the client's, for the limits that are set.
+type Permits = (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>);
 
 /// Still queued when the queue timeout struck.
 #[derive(Debug, PartialEq, Eq)]
@@ -109,66 +122,96 @@ impl Limits {
         host: &str,
         deadline: Option<Instant>,
     ) -> Result<Slot, QueueTimeout> {
-        let host_sem = {
-            let mut c = self.counts();
-            c.queued += 1;
-            // Looked up first: a key is only allocated for a new host.
-            if !c.hosts.contains_key(host) {
-                let sem = self.per_host.map(|n| Arc::new(Semaphore::new(n)));
-                c.hosts.insert(
-                    host.to_owned(),
-                    Host {
-                        sem,
-                        ..Host::default()
-                    },
-                );
-            }
-            match c.hosts.get_mut(host) {
-                Some(h) => {
-                    h.queued += 1;
-                    h.sem.clone()
-                }
-                None => None,
-            }
+        match self.join(host.to_owned()) {
+            Ok(slot) => Ok(slot),
+            Err(queued) => queued.wait(deadline).await,
+        }
+    }
+
+    /// Takes room for a request to `host` now, or its place in the queues
+    /// (counted as queued until it enters or is dropped) to wait in.
+    ///
+    /// Never ahead of a request already queued: tokio's semaphore hands a
+    /// released permit to its first waiter rather than back to the count
+    /// that `try_acquire` takes from. A place is taken in the semaphore's
+    /// queue here, in this call, so that requests queue in the order they
+    /// called, whichever thread waits for them afterwards; and it is taken
+    /// under the counts' lock, so that a request seen as queued in
+    /// `client_info/1` is in the queue.
+    pub fn join(self: &Arc<Self>, host: String) -> Result<Slot, Queued> {
+        let mut c = self.counts();
+        // Looked up first: a key is only allocated for a new host.
+        if !c.hosts.contains_key(&host) {
+            let sem = self.per_host.map(|n| Arc::new(Semaphore::new(n)));
+            c.hosts.insert(
+                host.clone(),
+                Host {
+                    sem,
+                    ..Host::default()
+                },
+            );
+        }
+        let host_sem = c.hosts.get(&host).and_then(|h| h.sem.clone());
+        let held = match &host_sem {
+            Some(s) => s.clone().try_acquire_owned().ok(),
+            None => None,
         };
-        // From here on the counts are undone however this future ends.
-        let mut waiting = Waiting {
-            limits: self,
-            host,
-            done: false,
-        };
-        let wait = async {
-            let a = match host_sem {
+        if host_sem.is_none() || held.is_some() {
+            let total = match &self.total {
+                Some(s) => s.clone().try_acquire_owned().map(Some),
+                None => Ok(None),
+            };
+            if let Ok(b) = total {
+                return Ok(self.count_in(&mut c, host, (held, b)));
+            }
+        }
+        let total = self.total.clone();
+        let mut wait: Pin<Box<dyn Future<Output = Permits> + Send>> = Box::pin(async move {
+            let a = match (held, host_sem) {
+                (Some(p), _) => Some(p),
+                (None, Some(s)) => s.acquire_owned().await.ok(),
+                (None, None) => None,
+            };
+            let b = match total {
                 Some(s) => s.acquire_owned().await.ok(),
                 None => None,
             };
-            let b = match &self.total {
-                Some(s) => s.clone().acquire_owned().await.ok(),
-                None => None,
-            };
             (a, b)
-        };
-        let permits = match deadline {
-            Some(d) => tokio::time::timeout_at(d, wait)
-                .await
-                .map_err(|_| QueueTimeout)?,
-            None => wait.await,
-        };
-        waiting.done = true;
-        {
-            let mut c = self.counts();
-            c.queued -= 1;
-            c.in_flight += 1;
-            if let Some(h) = c.hosts.get_mut(host) {
-                h.queued -= 1;
-                h.in_flight += 1;
-            }
+        });
+        // Polled once now: that puts it in the semaphore's queue (a later
+        // poll, with another waker, keeps its place). Only the semaphores
+        // are touched, never the counts.
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(permits) = wait.as_mut().poll(&mut cx) {
+            return Ok(self.count_in(&mut c, host, permits));
         }
-        Ok(Slot {
-            limits: self.clone(),
-            host: host.to_owned(),
-            _permits: permits,
+        c.queued += 1;
+        if let Some(h) = c.hosts.get_mut(&host) {
+            h.queued += 1;
+        }
+        drop(c);
+        Err(Queued {
+            wait,
+            // From here on the counts are undone however the wait ends.
+            waiting: Waiting {
+                limits: self.clone(),
+                host,
+                done: false,
+            },
         })
+    }
+
+    /// A request in flight at once.
+    fn count_in(self: &Arc<Self>, c: &mut Counts, host: String, permits: Permits) -> Slot {
+        c.in_flight += 1;
+        if let Some(h) = c.hosts.get_mut(&host) {
+            h.in_flight += 1;
+        }
+        Slot {
+            limits: self.clone(),
+            host,
+            _permits: permits,
+        }
     }
 
     pub fn info(&self) -> Info {
@@ -195,23 +238,71 @@ impl Limits {
 }
 
 /// Undoes the queued counts of a wait that did not get through.
-struct Waiting<'a> {
-    limits: &'a Limits,
-    host: &'a str,
+struct Waiting {
+    limits: Arc<Limits>,
+    host: String,
     done: bool,
 }
 
-impl Drop for Waiting<'_> {
+impl Waiting {
+    /// In: the counts move from queued to in flight.
+    fn enter(mut self, permits: Permits) -> Slot {
+        self.done = true;
+        let host = std::mem::take(&mut self.host);
+        {
+            let mut c = self.limits.counts();
+            c.queued -= 1;
+            c.in_flight += 1;
+            if let Some(h) = c.hosts.get_mut(&host) {
+                h.queued -= 1;
+                h.in_flight += 1;
+            }
+        }
+        Slot {
+            limits: self.limits.clone(),
+            host,
+            _permits: permits,
+        }
+    }
+}
+
+impl Drop for Waiting {
     fn drop(&mut self) {
         if self.done {
             return;
         }
         let mut c = self.limits.counts();
         c.queued -= 1;
-        if let Some(h) = c.hosts.get_mut(self.host) {
+        if let Some(h) = c.hosts.get_mut(&self.host) {
             h.queued -= 1;
         }
-        Limits::settle(&mut c, self.host);
+        Limits::settle(&mut c, &self.host);
+    }
+}
+
+/// A request's place in the queues. Dropping it (a cancel, a dead
+/// caller) leaves them at once; a permit it held goes to the next.
+pub struct Queued {
+    wait: Pin<Box<dyn Future<Output = Permits> + Send>>,
+    waiting: Waiting,
+}
+
+impl Queued {
+    /// The `host:port` it queues for.
+    pub fn host(&self) -> &str {
+        &self.waiting.host
+    }
+
+    /// Waits for the room, at most until `deadline`.
+    pub async fn wait(self, deadline: Option<Instant>) -> Result<Slot, QueueTimeout> {
+        let Queued { wait, waiting } = self;
+        let permits = match deadline {
+            Some(d) => tokio::time::timeout_at(d, wait)
+                .await
+                .map_err(|_| QueueTimeout)?,
+            None => wait.await,
+        };
+        Ok(waiting.enter(permits))
     }
 }
 
@@ -303,6 +394,85 @@ mod tests {
             assert_eq!(l.info(), Info::default());
             assert!(!Limits::new(Some(1), None).is_unlimited());
             assert!(!Limits::new(None, Some(1)).is_unlimited());
+        });
+    }
+
+    #[test]
+    fn join_takes_free_room_at_once_and_never_jumps_the_queue() {
+        rt().block_on(async {
+            let l = Arc::new(Limits::new(None, Some(1)));
+            // Room: in at once, counted in flight.
+            let first = l.join("h:1".into()).ok().unwrap();
+            assert_eq!((l.info().in_flight, l.info().queued), (1, 0));
+            // No room: queued at once, in the order of the calls, before
+            // anything waits for it.
+            let second = l.join("h:1".into()).err().unwrap();
+            let third = l.join("h:1".into()).err().unwrap();
+            assert_eq!(l.info().hosts, vec![("h:1".into(), 1, 2)]);
+            // The room `first` frees goes to `second`, the first in line,
+            // not to a join that comes after it.
+            drop(first);
+            assert!(l.join("h:1".into()).is_err());
+            assert_eq!(l.info().queued, 2);
+            let order = Arc::new(Mutex::new(Vec::new()));
+            let (o2, o3) = (order.clone(), order.clone());
+            // Waited for in the opposite order: the queue still decides.
+            let t3 = tokio::spawn(async move {
+                let s = third.wait(None).await;
+                o3.lock().unwrap().push(3);
+                s
+            });
+            let t2 = tokio::spawn(async move {
+                let s = second.wait(None).await;
+                o2.lock().unwrap().push(2);
+                s
+            });
+            let s2 = t2.await.unwrap().unwrap();
+            assert_eq!(*order.lock().unwrap(), vec![2]);
+            drop(s2);
+            drop(t3.await.unwrap().unwrap());
+            assert_eq!(*order.lock().unwrap(), vec![2, 3]);
+            assert_eq!(l.info(), Info::default());
+        });
+    }
+
+    #[test]
+    fn a_dropped_place_leaves_the_queue_and_the_next_gets_the_room() {
+        rt().block_on(async {
+            let l = Arc::new(Limits::new(Some(1), Some(4)));
+            let held = l.join("h:1".into()).ok().unwrap();
+            // Holds its host's permit while it waits for the client's.
+            let gone = l.join("h:1".into()).err().unwrap();
+            let next = l.join("h:2".into()).err().unwrap();
+            assert_eq!(
+                l.info().hosts,
+                vec![("h:1".into(), 1, 1), ("h:2".into(), 0, 1)]
+            );
+            drop(gone);
+            assert_eq!(
+                l.info().hosts,
+                vec![("h:1".into(), 1, 0), ("h:2".into(), 0, 1)]
+            );
+            drop(held);
+            let slot = next.wait(deadline(Some(Duration::from_secs(5)))).await;
+            assert!(slot.is_ok());
+            assert_eq!(l.info().hosts, vec![("h:2".into(), 1, 0)]);
+            drop(slot);
+            assert_eq!(l.info(), Info::default());
+        });
+    }
+
+    #[test]
+    fn a_queued_place_times_out_and_counts_return_to_zero() {
+        rt().block_on(async {
+            let l = Arc::new(Limits::new(Some(1), None));
+            let held = l.join("h:1".into()).ok().unwrap();
+            let q = l.join("h:1".into()).err().unwrap();
+            let t = deadline(Some(Duration::from_millis(20)));
+            assert_eq!(q.wait(t).await.err(), Some(QueueTimeout));
+            assert_eq!((l.info().in_flight, l.info().queued), (1, 0));
+            drop(held);
+            assert_eq!(l.info(), Info::default());
         });
     }
 

@@ -99,13 +99,10 @@ impl ClientOptions {
     }
 
     /// Whether requests of this client can be carried out by the
-    /// scheduler engine unless they ask for more: no limit, and no hedging
-    /// or timings by default (retries are: `stepwise.rs`).
+    /// scheduler engine unless they ask for more: no hedging or timings by
+    /// default (retries and limits are: `stepwise.rs`).
     pub fn is_stepwise(&self) -> bool {
-        self.defaults.hedge.flatten().is_none()
-            && self.defaults.timings != Some(true)
-            && self.max_in_flight.is_none()
-            && self.max_in_flight_per_host.is_none()
+        self.defaults.hedge.flatten().is_none() && self.defaults.timings != Some(true)
     }
 
     pub fn set(&mut self, key: Atom, v: Term) -> NifResult<()> {
@@ -205,14 +202,12 @@ pub struct Plan {
 impl Plan {
     pub fn new(state: Arc<ClientState>, o: Overrides) -> Self {
         let d = &state.defaults;
+        let queue_timeout = queue_timeout(&o, d);
         Plan {
             retry: o.retry.or_else(|| d.retry.clone()).flatten(),
             hedge: o.hedge.or(d.hedge).flatten(),
             timings: o.timings.or(d.timings).unwrap_or(false),
-            queue_timeout: o
-                .queue_timeout
-                .or(d.queue_timeout)
-                .unwrap_or(Some(DEFAULT_QUEUE_TIMEOUT)),
+            queue_timeout,
             state,
             start: Instant::now(),
             record: Mutex::default(),
@@ -281,11 +276,7 @@ impl Plan {
             }
             Err(limit::QueueTimeout) => {
                 self.rec().queue_timed_out = true;
-                let ms = self.queue_timeout.map_or(0, |d| d.as_millis());
-                return Err(Error::new(
-                    Code::Unknown,
-                    format!("still queued for {host} after {ms} ms"),
-                ));
+                return Err(QueueTimedOut::new(&host, self.queue_timeout).0);
             }
         }
         let budget = self.retry.as_ref().and_then(|p| p.budget);
@@ -412,31 +403,71 @@ impl Plan {
             let r = self.rec();
             (r.queue_timed_out, r.attempts)
         };
-        // No attempt at all (a bad URL, a queue timeout): no count to give.
+        if queue_timed_out {
+            // No attempt was made: no count to give.
+            out.error_map(|env| queue_timeout_map(env, e));
+            return;
+        }
+        // No attempt at all (a bad URL): no count to give either.
         let with_attempts = (self.retry.is_some() || self.hedge.is_some()) && attempts > 0;
-        if !queue_timed_out && !with_attempts {
+        if !with_attempts {
             out.error(e);
             return;
         }
         out.error_map(|env| {
-            let code = if queue_timed_out {
-                atoms::queue_timeout().encode(env)
-            } else {
-                e.code().encode(env)
-            };
-            let mut k = vec![
+            let k = [
                 crate::atoms::code().encode(env),
                 crate::atoms::reason().encode(env),
+                atoms::attempts().encode(env),
             ];
-            let mut v = vec![code, e.reason().as_bytes().encode_binary(env)];
-            if with_attempts {
-                k.push(atoms::attempts().encode(env));
-                v.push(attempts.encode(env));
-            }
+            let v = [
+                e.code().encode(env),
+                e.reason().as_bytes().encode_binary(env),
+                attempts.encode(env),
+            ];
             Term::map_from_term_arrays(env, &k, &v)
                 .unwrap_or_else(|_| crate::atoms::error().encode(env))
         });
     }
+}
+
+/// A request's `queue_timeout`: its own, its client's, or 5 s.
+fn queue_timeout(o: &Overrides, d: &Overrides) -> Option<Duration> {
+    o.queue_timeout
+        .or(d.queue_timeout)
+        .unwrap_or(Some(DEFAULT_QUEUE_TIMEOUT))
+}
+
+/// A request still queued when its `queue_timeout` struck, on either
+/// engine: `#{code => queue_timeout, reason => ...}`.
+pub struct QueueTimedOut(Error);
+
+impl QueueTimedOut {
+    fn new(host: &str, queue_timeout: Option<Duration>) -> Self {
+        let ms = queue_timeout.map_or(0, |d| d.as_millis());
+        QueueTimedOut(Error::new(
+            Code::Unknown,
+            format!("still queued for {host} after {ms} ms"),
+        ))
+    }
+}
+
+impl Encoder for QueueTimedOut {
+    fn encode<'a>(&self, env: rustler::Env<'a>) -> Term<'a> {
+        queue_timeout_map(env, &self.0)
+    }
+}
+
+fn queue_timeout_map<'a>(env: rustler::Env<'a>, e: &Error) -> Term<'a> {
+    let k = [
+        crate::atoms::code().encode(env),
+        crate::atoms::reason().encode(env),
+    ];
+    let v = [
+        atoms::queue_timeout().encode(env),
+        e.reason().as_bytes().encode_binary(env),
+    ];
+    Term::map_from_term_arrays(env, &k, &v).unwrap_or_else(|_| crate::atoms::error().encode(env))
 }
 
 /// `host:port` (the port the scheme implies when none is given).
