@@ -177,8 +177,8 @@ fn direct_req<'a>(
     }
     let max_body = spec.max_body.unwrap_or(client.max_body());
     let decoding = spec.compose.decoding(client.compose());
-    // Retries are carried out here (the waits in the caller); hedging,
-    // timings and limits need the runtime's tasks.
+    // Retries and timings are carried out here (the waits in the
+    // caller); hedging and limits need the runtime's tasks.
     let stepwise = match &spec.checked {
         Ok(c) => match client.resilience().stepwise(&spec.resilience, &c.url) {
             Some(s) => Some(s),

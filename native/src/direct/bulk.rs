@@ -24,25 +24,33 @@ use super::Accept;
 use crate::error::{Code, Error};
 use crate::max_body::MaxBody;
 use crate::reply::Head;
+use crate::resilience::stepwise::Finish;
 
 /// Reads the rest of `ex`'s body on `rt` and answers `gate` with the
-/// whole response (decoded as reqwest would with `accept`).
+/// whole response (decoded as reqwest would with `accept`), with the
+/// extra keys of `finish`.
 pub(crate) fn spawn(
     rt: &tokio::runtime::Handle,
     gate: Arc<Gate>,
     accept: Accept,
     ex: Exchange,
     max_body: MaxBody,
+    finish: Finish,
 ) -> tokio::task::AbortHandle {
     rt.spawn(async move {
         let r = match read_rest(ex).await {
             Ok((head, body)) => {
                 let body = body.join();
-                if tasks::compressed(accept, &head) {
+                let r = if tasks::compressed(accept, &head) {
                     tasks::decoded(accept, head, body, max_body).await
                 } else {
                     Ok((head, body))
-                }
+                };
+                // `attempts` and `timings`, `total` now that it is read.
+                r.map(|(mut head, body)| {
+                    head.meta = finish.meta(true);
+                    (head, body)
+                })
             }
             Err(e) => Err(e),
         };

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use url::Position;
 
 use super::conn::Body;
-use super::exchange::{Answering, Exchange, Forms, Step};
+use super::exchange::{Answering, Exchange, Forms, Marks, Step};
 use super::fd::{Fd, Interest};
 use super::received::Collected;
 use super::redirect::{self, Chain, Next, Template};
@@ -219,6 +219,7 @@ impl Flow {
             self.template.clone(),
             headers,
             self.max_body,
+            self.stepwise.finish(),
         ));
     }
 
@@ -230,7 +231,12 @@ impl Flow {
             let Some(hop) = &mut self.hop else {
                 return Outcome::Parked;
             };
-            match hop.advance() {
+            let step = hop.advance();
+            if matches!(step, Step::Done(..) | Step::Redirect(_) | Step::Bulk) {
+                let marks = hop.marks();
+                self.note(marks);
+            }
+            match step {
                 Step::Done(mut head, body) => {
                     self.hop = None;
                     let wait = self.stepwise.after_status(
@@ -274,7 +280,11 @@ impl Flow {
                         // (`failed` is seen at the top of the loop.)
                         Next::Follow => self.start_hop(),
                         // `follows` said it would be followed.
-                        Next::Stop => return Outcome::Reply(head, Bytes::new()),
+                        Next::Stop => {
+                            let mut head = head;
+                            head.meta = self.stepwise.meta();
+                            return Outcome::Reply(head, Bytes::new());
+                        }
                         Next::Error(e) => return Outcome::Error(e),
                     }
                 }
@@ -289,6 +299,7 @@ impl Flow {
                             self.t.accept,
                             hop,
                             self.max_body,
+                            self.stepwise.finish(),
                         ));
                     }
                     return Outcome::Parked;
@@ -306,6 +317,19 @@ impl Flow {
                     return Outcome::Error(e);
                 }
             }
+        }
+    }
+
+    /// Gives the policy layer what a hop measured (`timings`).
+    fn note(&mut self, m: Marks) {
+        if !self.stepwise.timed() {
+            return;
+        }
+        if let Some(d) = m.connect {
+            self.stepwise.connected(d);
+        }
+        if let Some(at) = m.head {
+            self.stepwise.head(at, m.peer);
         }
     }
 

@@ -28,6 +28,8 @@ use crate::compose::Decoding;
 use crate::error::{Code, Error};
 use crate::max_body::MaxBody;
 use crate::reply::{encode_resp, Head};
+use crate::resilience::stepwise::Finish;
+use crate::resilience::timings::ConnectSlot;
 
 /// Messages to the waiting process, until it closes the gate. Sending
 /// holds the lock, so once `close` returns nothing more comes, and what
@@ -322,7 +324,9 @@ pub(crate) async fn decoded(
     Ok((head, out.freeze()))
 }
 
-/// The rest of a request through reqwest, from the hop this path left.
+/// The rest of a request through reqwest, from the hop this path left,
+/// answered with the extra keys of `finish` (its connect timed by the
+/// connector's timer, as on the runtime engine).
 pub(crate) fn handoff(
     rt: &tokio::runtime::Handle,
     gate: Arc<Gate>,
@@ -330,6 +334,7 @@ pub(crate) fn handoff(
     hop: Template,
     headers: reqwest::header::HeaderMap,
     max_body: MaxBody,
+    mut finish: Finish,
 ) -> tokio::task::AbortHandle {
     rt.spawn(async move {
         let mut rb = http.request(hop.method, hop.url).headers(headers);
@@ -337,9 +342,17 @@ pub(crate) fn handoff(
             rb = rb.body(b);
         }
         let r = async {
-            let mut resp = rb.send().await.map_err(|e| Error::from_reqwest(&e))?;
-            let head = Head::take(&mut resp);
+            let slot = ConnectSlot::default();
+            let sent = if finish.timed() {
+                slot.clone().scope(rb.send()).await
+            } else {
+                rb.send().await
+            };
+            let mut resp = sent.map_err(|e| Error::from_reqwest(&e))?;
+            finish.heard(slot.get(), std::time::Instant::now(), resp.remote_addr());
+            let mut head = Head::take(&mut resp);
             let body = max_body.collect(resp).await?;
+            head.meta = finish.meta(true);
             Ok((head, body))
         }
         .await;

@@ -100,10 +100,9 @@ impl ClientOptions {
 
     /// Whether requests of this client can be carried out by the
     /// scheduler engine unless they ask for more: no limit, and no hedging
-    /// or timings by default (retries are: `stepwise.rs`).
+    /// by default (retries and timings are: `stepwise.rs`).
     pub fn is_stepwise(&self) -> bool {
         self.defaults.hedge.flatten().is_none()
-            && self.defaults.timings != Some(true)
             && self.max_in_flight.is_none()
             && self.max_in_flight_per_host.is_none()
     }

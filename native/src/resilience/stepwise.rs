@@ -7,6 +7,10 @@
 //!
 //! A request counts in `client_info/1` from [`Stepwise`] until it is
 //! dropped, as one on the runtime does.
+//!
+//! With `timings => true` it keeps a [`Clock`] that the engine feeds
+//! (a connect's duration, the head's instant) and that gives the reply's
+//! `timings`, with the keys and meaning of `Plan::meta`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +19,7 @@ use reqwest::{Method, Url};
 
 use super::limit::Slot;
 use super::retry::{unit_random, Outcome, RetryPolicy, Verdict};
+use super::timings::Clock;
 use super::{host_key, ClientState, Meta, Overrides};
 use crate::error::Error;
 
@@ -22,8 +27,53 @@ use crate::error::Error;
 pub struct Stepwise {
     retry: Option<Retrier>,
     attempts: u32,
+    /// With `timings => true`: what the attempts measured.
+    clock: Option<Clock>,
     /// Its place in the client's in-flight counts.
     _slot: Slot,
+}
+
+/// What the final message's extra keys need, apart from the request:
+/// taken when the head is in, for a body finished elsewhere (a runtime
+/// task), and made into [`Meta`] when that body is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Finish {
+    attempts: Option<u32>,
+    clock: Option<Clock>,
+}
+
+impl Finish {
+    /// Whether the reply gets `timings`.
+    pub fn timed(&self) -> bool {
+        self.clock.is_some()
+    }
+
+    /// The head came, through an engine that measured its own connect
+    /// (reqwest's, for a hop handed to it).
+    pub fn heard(
+        &mut self,
+        connect: Option<Duration>,
+        at: std::time::Instant,
+        peer: Option<std::net::SocketAddr>,
+    ) {
+        if let Some(c) = &mut self.clock {
+            if let Some(d) = connect {
+                c.connected(d);
+            }
+            c.head(at, peer);
+        }
+    }
+
+    /// `attempts` and `timings`; `complete` when the body was read (now).
+    pub fn meta(&self, complete: bool) -> Option<Box<Meta>> {
+        if self.attempts.is_none() && self.clock.is_none() {
+            return None;
+        }
+        Some(Box::new(Meta {
+            attempts: self.attempts,
+            timings: self.clock.map(|c| c.timings(complete)),
+        }))
+    }
 }
 
 struct Retrier {
@@ -35,15 +85,17 @@ struct Retrier {
 
 impl ClientState {
     /// The request's resilience as the scheduler engine can carry it out,
-    /// or `None` when the runtime must: hedging, timings and limits (a
-    /// queue, and timing connects, need the runtime's tasks).
+    /// or `None` when the runtime must: hedging and limits (a queue needs
+    /// the runtime's tasks).
     pub fn stepwise(self: &Arc<Self>, o: &Overrides, url: &Url) -> Option<Stepwise> {
         let d = &self.defaults;
         let hedge = o.hedge.or(d.hedge).flatten();
         let timings = o.timings.or(d.timings).unwrap_or(false);
-        if hedge.is_some() || timings || !self.limits.is_unlimited() {
+        if hedge.is_some() || !self.limits.is_unlimited() {
             return None;
         }
+        // Started before anything else, as a `Plan` is.
+        let mut clock = timings.then(Clock::start);
         let host = host_key(url);
         let policy = o.retry.clone().or_else(|| d.retry.clone()).flatten();
         let retry = policy.map(|policy| {
@@ -57,10 +109,15 @@ impl ClientState {
                 retries: 0,
             }
         });
+        let slot = self.limits.enter_unlimited(host);
+        if let Some(c) = &mut clock {
+            c.admitted();
+        }
         Some(Stepwise {
             retry,
             attempts: 0,
-            _slot: self.limits.enter_unlimited(host),
+            clock,
+            _slot: slot,
         })
     }
 }
@@ -69,6 +126,28 @@ impl Stepwise {
     /// An attempt is being sent.
     pub fn attempt(&mut self) {
         self.attempts += 1;
+        if let Some(c) = &mut self.clock {
+            c.attempt();
+        }
+    }
+
+    /// Whether the engine's measures are wanted (`timings => true`).
+    pub fn timed(&self) -> bool {
+        self.clock.is_some()
+    }
+
+    /// A hop of the current attempt opened a connection in `d`.
+    pub fn connected(&mut self, d: Duration) {
+        if let Some(c) = &mut self.clock {
+            c.connected(d);
+        }
+    }
+
+    /// The final response's head came at `at`, from `peer`.
+    pub fn head(&mut self, at: std::time::Instant, peer: Option<std::net::SocketAddr>) {
+        if let Some(c) = &mut self.clock {
+            c.head(at, peer);
+        }
     }
 
     /// After an attempt answered `status`: how long to wait before the
@@ -91,14 +170,18 @@ impl Stepwise {
             .next(method, Outcome::Failed(e.code(), e.cause()))
     }
 
-    /// The final message's `attempts`, when retries are on (as `Plan::meta`).
+    /// The final message's `attempts` (when retries are on) and
+    /// `timings` (when asked for), its body read now (as `Plan::meta`).
     pub fn meta(&self) -> Option<Box<Meta>> {
-        self.attempts().map(|n| {
-            Box::new(Meta {
-                attempts: Some(n),
-                timings: None,
-            })
-        })
+        self.finish().meta(true)
+    }
+
+    /// The same, for a body that another task finishes.
+    pub fn finish(&self) -> Finish {
+        Finish {
+            attempts: self.attempts(),
+            clock: self.clock,
+        }
     }
 
     pub fn attempts(&self) -> Option<u32> {
