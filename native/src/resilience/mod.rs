@@ -4,7 +4,9 @@
 //! * [`retry`]: which outcomes are retried, backoff, `Retry-After`, budget;
 //! * [`hedge`]: racing a second copy of a slow idempotent request;
 //! * [`limit`]: per-client and per-host FIFO queues;
-//! * [`timings`]: where the time went.
+//! * [`timings`]: where the time went;
+//! * [`stepwise`]: retries and timings carried out by the scheduler
+//!   engine, which reports what it measured and waits in the caller.
 //!
 //! Options are client defaults ([`ClientOptions`], kept in the client's
 //! [`ClientState`]) that a request may override ([`Overrides`]); the two
