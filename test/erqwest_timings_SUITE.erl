@@ -23,7 +23,8 @@ cases() ->
     [a_fresh_connection_has_connect, a_pooled_connection_is_reused,
      timings_asked_per_request_or_per_client, retried_request_reports_its_last_attempt,
      retried_on_a_new_connection_reports_its_connect, tls_connect_includes_the_handshake,
-     a_large_body_has_timings_too, a_stalled_server_still_answers].
+     a_large_body_has_timings_too, a_stalled_server_still_answers,
+     timings_over_a_redirect_chain, timings_of_a_hop_handed_to_reqwest].
 
 suite() -> [{timetrap, {seconds, 60}}].
 
@@ -250,6 +251,49 @@ a_stalled_server_still_answers(Config) ->
         {error, #{code := timeout} = E} = get(Config, C, url(S), #{timeout => 200}),
         ?assertNot(maps:is_key(timings, E))
     end).
+
+%% `/hop/N' redirects to `/hop/N-1', `/hop/0' answers.
+hops(#{path := <<"/hop/0">>}) -> {200, [], <<"arrived">>};
+hops(#{path := <<"/hop/", N/binary>>}) ->
+    {302, [{"location", ["/hop/", integer_to_list(binary_to_integer(N) - 1)]}], <<"on">>};
+hops(_) -> {404, [], <<>>}.
+
+%% A chain counts as one request: `connect' is its last connect (the
+%% first hop's, its connection carried the others), then none.
+timings_over_a_redirect_chain(Config) ->
+    with_server(fun hops/1, fun(S) ->
+        C = client(Config, #{timings => true}),
+        Url = erqwest_test_server:url(S, "/hop/2"),
+        {ok, #{status := 200, timings := T1}} = get(Config, C, Url),
+        ?assertEqual(?FRESH, keys(T1)),
+        check_order(T1, S),
+        {ok, #{status := 200, timings := T2}} = get(Config, C, Url),
+        ?assertEqual(?REUSED, keys(T2)),
+        ?assertEqual(1, erqwest_test_server:connections(S))
+    end).
+
+%% A hop the scheduler engine leaves to reqwest (to a URL with
+%% credentials) keeps the request's timings: reqwest's connect to the
+%% other origin is the one reported, and its pooled connection the next
+%% time.
+timings_of_a_hop_handed_to_reqwest(Config) ->
+    {ok, Far} = erqwest_test_server:start(fun ok_handler/1),
+    FarUrl = iolist_to_binary(["http://u:p@127.0.0.1:",
+                               integer_to_list(erqwest_test_server:port(Far)), "/"]),
+    Near = fun(_) -> {302, [{"location", FarUrl}], <<"there">>} end,
+    {ok, S} = erqwest_test_server:start(Near),
+    try
+        C = client(Config, #{timings => true}),
+        {ok, #{status := 200, timings := T1}} = get(Config, C, url(S)),
+        ?assertEqual(?FRESH, keys(T1)),
+        check_order(T1, Far),
+        {ok, #{status := 200, timings := T2}} = get(Config, C, url(S)),
+        ?assertEqual(?REUSED, keys(T2)),
+        check_order(T2, Far)
+    after
+        erqwest_test_server:stop(S),
+        erqwest_test_server:stop(Far)
+    end.
 
 %%% placement
 
