@@ -95,7 +95,7 @@ impl ClientState {
             return None;
         }
         // Started before anything else, as a `Plan` is.
-        let mut clock = timings.then(Clock::start);
+        let clock = timings.then(Clock::start);
         let host = host_key(url);
         let policy = o.retry.clone().or_else(|| d.retry.clone()).flatten();
         let retry = policy.map(|policy| {
@@ -109,20 +109,27 @@ impl ClientState {
                 retries: 0,
             }
         });
-        let slot = self.limits.enter_unlimited(host);
-        if let Some(c) = &mut clock {
-            c.admitted();
-        }
-        Some(Stepwise {
+        let mut stepwise = Stepwise {
             retry,
             attempts: 0,
             clock,
-            _slot: slot,
-        })
+            _slot: self.limits.enter_unlimited(host),
+        };
+        stepwise.admitted();
+        Some(stepwise)
     }
 }
 
 impl Stepwise {
+    /// The request got its place under the limits (at once when there
+    /// are none): the end of `queued`. A queue that makes it wait calls
+    /// this when it lets the request go.
+    pub fn admitted(&mut self) {
+        if let Some(c) = &mut self.clock {
+            c.admitted();
+        }
+    }
+
     /// An attempt is being sent.
     pub fn attempt(&mut self) {
         self.attempts += 1;
