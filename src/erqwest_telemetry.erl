@@ -28,9 +28,8 @@
 %% <li>`[erqwest, queue, stop]' and `[erqwest, connect, stop]':
 %%   `#{duration}', the time the request waited for room under the
 %%   client's limits and the time a new connection took (not emitted for a
-%%   reused one), from the runtime's own `timings'; only for requests
-%%   with `timings => true' (connect: on a client made with it, where
-%%   connects are timed), just before `stop'. The connect event's
+%%   reused one), from the answer's own `timings' (either engine); only
+%%   for requests with `timings => true', just before `stop'. The connect event's
 %%   metadata adds `remote_addr'.</li>
 %% </ul>
 %%

@@ -155,6 +155,26 @@ defmodule ErqwestResilienceTest do
       assert {:ok, %Response{timings: nil}} = Erqwest.get(c, Server.url(s), timings: false)
     end
 
+    test "timings have the same keys whichever engine answers" do
+      s = Server.start(Server.reply())
+      scheduler = Erqwest.make_client(timings: true)
+      runtime = Server.runtime_client("timings", timings: true)
+
+      [on_scheduler, on_runtime] =
+        for c <- [scheduler, runtime] do
+          {:ok, %Response{timings: fresh}} = Erqwest.get(c, Server.url(s))
+          {:ok, %Response{timings: again}} = Erqwest.get(c, Server.url(s), timings: true)
+          assert fresh.headers <= fresh.total and again.headers <= again.total
+          {Enum.sort(Map.keys(fresh)), fresh.reused, Enum.sort(Map.keys(again)), again.reused}
+        end
+
+      assert on_scheduler == on_runtime
+
+      assert on_scheduler ==
+               {[:connect, :headers, :queued, :remote_addr, :reused, :total], false,
+                [:headers, :queued, :remote_addr, :reused, :total], true}
+    end
+
     test "hedge" do
       slow_then_fast = fn
         %{conn: 1} -> {:custom, fn _sock, _req -> Process.sleep(2_000) && :close end}

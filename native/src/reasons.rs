@@ -108,10 +108,10 @@ pub(crate) fn write_failed(url: &str, e: &io::Error) -> Error {
 
 /// Reading or decoding the response body failed: reqwest's decode error
 /// around the cause and its sources; when a timeout runs over the body
-/// (`timed`: the request's own or a read timeout), reqwest's timeout
+/// (`under_timeout`: the request's own or a read timeout), reqwest's timeout
 /// wrapper puts its body error between the two.
-pub(crate) fn body(e: &(dyn StdError + 'static), timed: bool) -> Error {
-    let outer = if timed {
+pub(crate) fn body(e: &(dyn StdError + 'static), under_timeout: bool) -> Error {
+    let outer = if under_timeout {
         "error decoding response body: request or response body error"
     } else {
         "error decoding response body"

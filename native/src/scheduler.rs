@@ -203,8 +203,8 @@ fn direct_req<'a>(
     let overrides = std::mem::take(&mut spec.resilience);
     match template(&t, spec, &http) {
         Ok(Some(tpl)) => {
-            // Retries and limits are carried out here (the waits in the
-            // caller); hedging and timings need the runtime's tasks. A
+            // Retries, limits and timings are carried out here (the waits
+            // in the caller); hedging needs the runtime's tasks. A
             // request joins its client's queue only once it is sure to
             // stay on this engine, so none loses its place to a fallback.
             let Some(admission) = client.resilience().stepwise(&overrides, &tpl.url) else {

@@ -24,26 +24,34 @@ use super::Accept;
 use crate::error::{Code, Error};
 use crate::max_body::MaxBody;
 use crate::reply::Head;
+use crate::resilience::stepwise::Finish;
 
 /// Reads the rest of `ex`'s body on `rt` and answers `gate` with the
-/// whole response (decoded as reqwest would with `accept`).
+/// whole response (decoded as reqwest would with `accept`), with the
+/// extra keys of `finish`.
 pub(crate) fn spawn(
     rt: &tokio::runtime::Handle,
     gate: Arc<Gate>,
     accept: Accept,
     ex: Exchange,
     max_body: MaxBody,
+    finish: Finish,
 ) -> tokio::task::AbortHandle {
-    let timed = ex.timed();
+    let under_timeout = ex.under_timeout();
     rt.spawn(async move {
         let r = match read_rest(ex).await {
             Ok((head, body)) => {
                 let body = body.join();
-                if tasks::compressed(accept, &head) {
-                    tasks::decoded(accept, head, body, (max_body, timed)).await
+                let r = if tasks::compressed(accept, &head) {
+                    tasks::decoded(accept, head, body, (max_body, under_timeout)).await
                 } else {
                     Ok((head, body))
-                }
+                };
+                // `attempts` and `timings`, `total` now that it is read.
+                r.map(|(mut head, body)| {
+                    head.meta = finish.meta(true);
+                    (head, body)
+                })
             }
             Err(e) => Err(e),
         };

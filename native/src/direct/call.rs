@@ -14,7 +14,7 @@ use std::str::FromStr;
 use url::Position;
 
 use super::conn::Body;
-use super::exchange::{Answering, Exchange, Forms, Step};
+use super::exchange::{Answering, Exchange, Forms, Marks, Step};
 use super::fd::{Fd, Interest};
 use super::received::Collected;
 use super::redirect::{self, Chain, Next, Template};
@@ -200,7 +200,7 @@ impl Flow {
                     Answering {
                         follows,
                         max_body: self.max_body,
-                        timed: self.timed(),
+                        under_timeout: self.under_timeout(),
                     },
                     self.resolver.clone(),
                 ));
@@ -211,7 +211,7 @@ impl Flow {
 
     /// Whether a timeout runs over this attempt's body, as reqwest
     /// decides it: the request's own, or the client's read timeout.
-    fn timed(&self) -> bool {
+    fn under_timeout(&self) -> bool {
         self.deadline.is_some() || self.t.read_timeout.is_some()
     }
 
@@ -226,6 +226,7 @@ impl Flow {
             self.template.clone(),
             headers,
             self.max_body,
+            self.stepwise.finish(),
         ));
     }
 
@@ -237,7 +238,12 @@ impl Flow {
             let Some(hop) = &mut self.hop else {
                 return Outcome::Parked;
             };
-            match hop.advance() {
+            let step = hop.advance();
+            if matches!(step, Step::Done(..) | Step::Redirect(_) | Step::Bulk) {
+                let marks = hop.marks();
+                self.note(marks);
+            }
+            match step {
                 Step::Done(mut head, body) => {
                     self.hop = None;
                     let wait = self.stepwise.after_status(
@@ -264,7 +270,7 @@ impl Flow {
                                 accept,
                                 head,
                                 body,
-                                (self.max_body, self.timed()),
+                                (self.max_body, self.under_timeout()),
                             ));
                             Outcome::Parked
                         }
@@ -281,7 +287,11 @@ impl Flow {
                         // (`failed` is seen at the top of the loop.)
                         Next::Follow => self.start_hop(),
                         // `follows` said it would be followed.
-                        Next::Stop => return Outcome::Reply(head, Bytes::new()),
+                        Next::Stop => {
+                            let mut head = head;
+                            head.meta = self.stepwise.meta();
+                            return Outcome::Reply(head, Bytes::new());
+                        }
                         Next::Error(e) => return Outcome::Error(e),
                     }
                 }
@@ -296,6 +306,7 @@ impl Flow {
                             self.t.accept,
                             hop,
                             self.max_body,
+                            self.stepwise.finish(),
                         ));
                     }
                     return Outcome::Parked;
@@ -313,6 +324,19 @@ impl Flow {
                     return Outcome::Error(e);
                 }
             }
+        }
+    }
+
+    /// Gives the policy layer what a hop measured (`timings`).
+    fn note(&mut self, m: Marks) {
+        if !self.stepwise.timed() {
+            return;
+        }
+        if let Some(d) = m.connect {
+            self.stepwise.connected(d);
+        }
+        if let Some(at) = m.head {
+            self.stepwise.head(at, m.peer);
         }
     }
 

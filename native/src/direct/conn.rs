@@ -130,6 +130,8 @@ pub(crate) struct Conn {
     pub(crate) idle_since: Instant,
     /// Requests this connection has carried.
     pub(crate) used: u32,
+    /// Its peer, asked once when it was made (for `timings`).
+    pub(crate) peer: Option<std::net::SocketAddr>,
 }
 
 impl Conn {
@@ -146,7 +148,6 @@ impl Conn {
         let mut cx = Context::from_waker(&waker);
         match fut.as_mut().poll(&mut cx) {
             Poll::Ready(Ok((send, driver))) => Ok(Conn {
-                fd,
                 wants,
                 proto: Proto::Http1(Box::new(H1 {
                     send,
@@ -154,6 +155,8 @@ impl Conn {
                 })),
                 idle_since: Instant::now(),
                 used: 0,
+                peer: fd.peer(),
+                fd,
             }),
             Poll::Ready(Err(e)) => Err(e.to_string()),
             // Not in hyper 1, whose handshake only builds channels.
@@ -181,7 +184,6 @@ impl Conn {
         let mut cx = Context::from_waker(&waker);
         match fut.as_mut().poll(&mut cx) {
             Poll::Ready(Ok((send, driver))) => Ok(Some(Conn {
-                fd,
                 wants,
                 proto: Proto::Http2(Box::new(H2 {
                     send,
@@ -192,6 +194,8 @@ impl Conn {
                 })),
                 idle_since: Instant::now(),
                 used: 0,
+                peer: fd.peer(),
+                fd,
             })),
             Poll::Ready(Err(e)) => Err(e.to_string()),
             Poll::Pending => Ok(None),

@@ -32,6 +32,12 @@ const TIME_PER_CALL: Duration = Duration::from_micros(200);
 /// call's bytes and time instead).
 const IDLE_PASSES: u32 = 64;
 
+/// The most of a followed redirect's body that is read to keep its
+/// connection: a longer one (or one not all in yet) goes with its
+/// connection, as hyper drops a connection whose unread body it cannot
+/// drain at once.
+const DRAIN_MAX: usize = 64 * 1024;
+
 /// What a runtime task reading a large body takes per turn before it
 /// lets the worker's other tasks go (`bulk.rs`).
 const BULK_PER_TURN: usize = 1024 * 1024;
@@ -47,7 +53,7 @@ pub(crate) struct Answering {
     pub(crate) max_body: MaxBody,
     /// Whether a timeout (the request's or a read timeout) runs over the
     /// body: reqwest then words a body error with one more layer.
-    pub(crate) timed: bool,
+    pub(crate) under_timeout: bool,
 }
 
 enum Stage {
@@ -71,10 +77,23 @@ enum Stage {
     Done,
 }
 
+/// What a hop measured, for `timings` (the policy layer makes the reply).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Marks {
+    /// How long its connect took (TCP, and TLS when there is one), when
+    /// it made one.
+    pub(crate) connect: Option<Duration>,
+    /// When the response head came.
+    pub(crate) head: Option<Instant>,
+    pub(crate) peer: Option<std::net::SocketAddr>,
+}
+
 pub(crate) enum Step {
     Done(Head, Collected),
-    /// The head of a redirect that is followed: its body is not read (nor
-    /// is the connection kept), as reqwest does.
+    /// The head of a redirect that is followed. Its body was read when it
+    /// was short and all in (then its connection went back to the pool
+    /// if hyper can send another request on it); otherwise the
+    /// connection goes with the unread body.
     Redirect(Head),
     /// Call again at once: this call did its share.
     Again,
@@ -120,7 +139,10 @@ pub(crate) struct Exchange {
     max_body: MaxBody,
     bound: MaxBody,
     kept: usize,
-    timed: bool,
+    under_timeout: bool,
+    /// When the connect in progress began, and what the hop measured.
+    connect_from: Option<Instant>,
+    marks: Marks,
 }
 
 impl Exchange {
@@ -138,7 +160,7 @@ impl Exchange {
         let Answering {
             follows,
             max_body,
-            timed,
+            under_timeout,
         } = answer;
         let mut ex = Exchange {
             route,
@@ -160,7 +182,9 @@ impl Exchange {
             max_body,
             bound: max_body,
             kept: 0,
-            timed,
+            under_timeout,
+            connect_from: None,
+            marks: Marks::default(),
         };
         ex.begin();
         ex
@@ -193,10 +217,12 @@ impl Exchange {
                 return;
             }
         }
+        let now = Instant::now();
+        self.connect_from = Some(now);
         self.connect_deadline = self
             .transport
             .connect_timeout
-            .and_then(|t| Instant::now().checked_add(t));
+            .and_then(|t| now.checked_add(t));
         // A name is looked up, and a handshake done, on the runtime.
         self.stage = match (self.route.target(), &self.route.tls) {
             (Target::Addr(addr), None) => {
@@ -210,6 +236,11 @@ impl Exchange {
     }
 
     fn send_on(&mut self, mut conn: Conn) {
+        // A connect made for this hop is over (TCP, and the TLS handshake
+        // on the runtime): what reqwest's connector layer times.
+        if let Some(from) = self.connect_from.take() {
+            self.marks.connect = Some(from.elapsed());
+        }
         self.connect_deadline = None;
         self.touch();
         match self.request.take() {
@@ -234,6 +265,11 @@ impl Exchange {
             .and_then(|t| Instant::now().checked_add(t));
     }
 
+    /// What this hop measured so far.
+    pub(crate) fn marks(&self) -> Marks {
+        self.marks
+    }
+
     /// The nearest of this hop's own deadlines.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match (self.connect_deadline, self.read_deadline) {
@@ -243,8 +279,8 @@ impl Exchange {
     }
 
     /// Whether a timeout runs over the body (see [`Answering`]).
-    pub(crate) fn timed(&self) -> bool {
-        self.timed
+    pub(crate) fn under_timeout(&self) -> bool {
+        self.under_timeout
     }
 
     /// Whether the head came and the body is being read.
@@ -300,7 +336,7 @@ impl Exchange {
             // Past the head, what was held is the connection's own
             // (window updates): its failure ends the body.
             (Err(e), Step::Wait(..) | Step::Again) if matches!(self.stage, Stage::Body { .. }) => {
-                Step::Failed(reasons::body(&e, self.timed))
+                Step::Failed(reasons::body(&e, self.under_timeout))
             }
             (Err(e), Step::Wait(..) | Step::Again) => {
                 Step::Failed(reasons::write_failed(&self.url, &e))
@@ -378,6 +414,8 @@ impl Exchange {
                 Stage::Waiting(mut fut) => match fut.as_mut().poll(&mut cx) {
                     Poll::Ready(Ok(mut resp)) => {
                         self.touch();
+                        self.marks.head = Some(Instant::now());
+                        self.marks.peer = self.conn.as_ref().and_then(|c| c.peer);
                         let head = Head {
                             status: resp.status().as_u16(),
                             version: resp.version(),
@@ -389,8 +427,12 @@ impl Exchange {
                         // Every hop's cookies, as reqwest's cookie layer keeps them.
                         self.transport.store_cookies(&head.headers, &head.url);
                         if (self.follows)(&self.transport, head.status, &head.headers, &head.url) {
-                            // The connection goes with the unread body.
-                            self.conn = None;
+                            if self.drain(resp.into_body(), &mut cx) {
+                                self.finish(&mut cx);
+                            } else {
+                                // The connection goes with the unread body.
+                                self.conn = None;
+                            }
                             return Step::Redirect(head);
                         }
                         let body = resp.into_body();
@@ -453,7 +495,7 @@ impl Exchange {
                             }
                         }
                         Poll::Ready(Some(Err(e))) => {
-                            return Step::Failed(reasons::body(&e, self.timed))
+                            return Step::Failed(reasons::body(&e, self.under_timeout))
                         }
                         Poll::Ready(None) => {
                             self.finish(&mut cx);
@@ -562,6 +604,45 @@ impl Exchange {
         match &self.conn {
             Some(c) => Step::Wait(interest, c.fd.clone()),
             None => Step::Failed(Error::new(Code::Unknown, "no connection to wait on")),
+        }
+    }
+
+    /// Reads a followed redirect's body to its end when it is short and
+    /// hyper has it, or can read it from the socket now: never waits.
+    /// `false` when some of it is left (its connection cannot be reused).
+    fn drain(&mut self, mut body: Incoming, cx: &mut Context<'_>) -> bool {
+        if body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n > DRAIN_MAX as u64)
+        {
+            return false;
+        }
+        let mut read = 0usize;
+        let mut idle = 0;
+        loop {
+            match std::pin::Pin::new(&mut body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        read = read.saturating_add(data.len());
+                        if read > DRAIN_MAX {
+                            return false;
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => return false,
+                Poll::Ready(None) => return true,
+                Poll::Pending => {
+                    // The connection hands over what it has read (or
+                    // reads what the socket holds) on its next turn; one
+                    // that neither moves nor wakes has nothing more now.
+                    let alive = self.conn.as_mut().is_some_and(|c| c.drive(cx));
+                    idle += 1;
+                    if !alive || !self.flag.take() || idle >= IDLE_PASSES {
+                        return false;
+                    }
+                }
+            }
         }
     }
 

@@ -111,6 +111,13 @@ impl Fd {
         self.raw
     }
 
+    /// The address of the socket's peer (`timings`' `remote_addr`).
+    pub(crate) fn peer(&self) -> Option<std::net::SocketAddr> {
+        // Safe: the descriptor stays open while `self` lives.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.raw) };
+        socket2::SockRef::from(&fd).peer_addr().ok()?.as_socket()
+    }
+
     /// Asks the VM to send `{select, Obj, Ref, ready_input | ready_output}`
     /// to the calling process once the socket is ready. `reference` must
     /// be a reference made by `make_ref()`.

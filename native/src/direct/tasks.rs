@@ -29,6 +29,8 @@ use crate::compose::Decoding;
 use crate::error::Error;
 use crate::max_body::MaxBody;
 use crate::reply::{encode_resp, Head};
+use crate::resilience::stepwise::Finish;
+use crate::resilience::timings::ConnectSlot;
 
 /// Messages to the waiting process, until it closes the gate. Sending
 /// holds the lock, so once `close` returns nothing more comes, and what
@@ -273,12 +275,12 @@ pub(crate) fn complete(
     accept: Option<Accept>,
     head: Head,
     body: Collected,
-    (max_body, timed): (MaxBody, bool),
+    (max_body, under_timeout): (MaxBody, bool),
 ) -> tokio::task::AbortHandle {
     rt.spawn(async move {
         let body = body.join();
         let r = match accept {
-            Some(accept) => decoded(accept, head, body, (max_body, timed)).await,
+            Some(accept) => decoded(accept, head, body, (max_body, under_timeout)).await,
             None => Ok((head, body)),
         };
         gate.answer(r);
@@ -288,13 +290,13 @@ pub(crate) fn complete(
 
 /// Decodes `body` as reqwest would with `accept`, within `max_body`:
 /// the decoded bytes are counted frame by frame, so a small body that
-/// inflates far past the limit stops there. `timed`: whether a timeout
+/// inflates far past the limit stops there. `under_timeout`: whether a timeout
 /// ran over the body (reqwest's words for an error then differ).
 pub(crate) async fn decoded(
     accept: Accept,
     mut head: Head,
     body: Bytes,
-    (max_body, timed): (MaxBody, bool),
+    (max_body, under_timeout): (MaxBody, bool),
 ) -> Result<(Head, Bytes), Error> {
     use tower_service::Service;
     let mut resp = http::Response::new(Full::new(body));
@@ -314,7 +316,7 @@ pub(crate) async fn decoded(
     head.headers = parts.headers;
     let mut out = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| crate::reasons::body(&*e, timed))?;
+        let frame = frame.map_err(|e| crate::reasons::body(&*e, under_timeout))?;
         if let Ok(data) = frame.into_data() {
             max_body.admit_len(out.len().saturating_add(data.len()))?;
             out.extend_from_slice(&data);
@@ -323,7 +325,9 @@ pub(crate) async fn decoded(
     Ok((head, out.freeze()))
 }
 
-/// The rest of a request through reqwest, from the hop this path left.
+/// The rest of a request through reqwest, from the hop this path left,
+/// answered with the extra keys of `finish` (its connect timed by the
+/// connector's timer, as on the runtime engine).
 pub(crate) fn handoff(
     rt: &tokio::runtime::Handle,
     gate: Arc<Gate>,
@@ -331,6 +335,7 @@ pub(crate) fn handoff(
     hop: Template,
     headers: reqwest::header::HeaderMap,
     max_body: MaxBody,
+    mut finish: Finish,
 ) -> tokio::task::AbortHandle {
     rt.spawn(async move {
         let mut rb = http.request(hop.method, hop.url).headers(headers);
@@ -338,9 +343,17 @@ pub(crate) fn handoff(
             rb = rb.body(b);
         }
         let r = async {
-            let mut resp = rb.send().await.map_err(|e| Error::from_reqwest(&e))?;
-            let head = Head::take(&mut resp);
+            let slot = ConnectSlot::default();
+            let sent = if finish.timed() {
+                slot.clone().scope(rb.send()).await
+            } else {
+                rb.send().await
+            };
+            let mut resp = sent.map_err(|e| Error::from_reqwest(&e))?;
+            finish.heard(slot.get(), std::time::Instant::now(), resp.remote_addr());
+            let mut head = Head::take(&mut resp);
             let body = max_body.collect(resp).await?;
+            head.meta = finish.meta(true);
             Ok((head, body))
         }
         .await;

@@ -4,7 +4,9 @@
 //! * [`retry`]: which outcomes are retried, backoff, `Retry-After`, budget;
 //! * [`hedge`]: racing a second copy of a slow idempotent request;
 //! * [`limit`]: per-client and per-host FIFO queues;
-//! * [`timings`]: where the time went.
+//! * [`timings`]: where the time went;
+//! * [`stepwise`]: retries and timings carried out by the scheduler
+//!   engine, which reports what it measured and waits in the caller.
 //!
 //! Options are client defaults ([`ClientOptions`], kept in the client's
 //! [`ClientState`]) that a request may override ([`Overrides`]); the two
@@ -99,10 +101,10 @@ impl ClientOptions {
     }
 
     /// Whether requests of this client can be carried out by the
-    /// scheduler engine unless they ask for more: no hedging or timings by
-    /// default (retries and limits are: `stepwise.rs`).
+    /// scheduler engine unless they ask for more: no hedging by default
+    /// (retries, limits and timings are: `stepwise.rs`).
     pub fn is_stepwise(&self) -> bool {
-        self.defaults.hedge.flatten().is_none() && self.defaults.timings != Some(true)
+        self.defaults.hedge.flatten().is_none()
     }
 
     pub fn set(&mut self, key: Atom, v: Term) -> NifResult<()> {

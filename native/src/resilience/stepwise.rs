@@ -11,6 +11,10 @@
 //! as on the runtime); one that finds no room waits in the same FIFO
 //! queues as the runtime's requests ([`Admission::Queued`]): the engine
 //! runs [`Queue::wait`] on the runtime and wakes the caller by message.
+//!
+//! With `timings => true` it keeps a [`Clock`] that the engine feeds
+//! (a connect's duration, the head's instant) and that gives the reply's
+//! `timings`, with the keys and meaning of `Plan::meta`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +23,7 @@ use reqwest::{Method, Url};
 
 use super::limit::{QueueTimeout, Queued, Slot};
 use super::retry::{unit_random, Outcome, RetryPolicy, Verdict};
+use super::timings::Clock;
 use super::{host_key, ClientState, Meta, Overrides, QueueTimedOut};
 use crate::error::Error;
 
@@ -26,8 +31,53 @@ use crate::error::Error;
 pub struct Stepwise {
     retry: Option<Retrier>,
     attempts: u32,
+    /// With `timings => true`: what the attempts measured.
+    clock: Option<Clock>,
     /// Its place in the client's in-flight counts.
     _slot: Slot,
+}
+
+/// What the final message's extra keys need, apart from the request:
+/// taken when the head is in, for a body finished elsewhere (a runtime
+/// task), and made into [`Meta`] when that body is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Finish {
+    attempts: Option<u32>,
+    clock: Option<Clock>,
+}
+
+impl Finish {
+    /// Whether the reply gets `timings`.
+    pub fn timed(&self) -> bool {
+        self.clock.is_some()
+    }
+
+    /// The head came, through an engine that measured its own connect
+    /// (reqwest's, for a hop handed to it).
+    pub fn heard(
+        &mut self,
+        connect: Option<Duration>,
+        at: std::time::Instant,
+        peer: Option<std::net::SocketAddr>,
+    ) {
+        if let Some(c) = &mut self.clock {
+            if let Some(d) = connect {
+                c.connected(d);
+            }
+            c.head(at, peer);
+        }
+    }
+
+    /// `attempts` and `timings`; `complete` when the body was read (now).
+    pub fn meta(&self, complete: bool) -> Option<Box<Meta>> {
+        if self.attempts.is_none() && self.clock.is_none() {
+            return None;
+        }
+        Some(Box::new(Meta {
+            attempts: self.attempts,
+            timings: self.clock.map(|c| c.timings(complete)),
+        }))
+    }
 }
 
 struct Retrier {
@@ -53,12 +103,12 @@ pub struct Queue {
     queued: Queued,
     queue_timeout: Option<Duration>,
     deadline: Option<tokio::time::Instant>,
+    clock: Option<Clock>,
 }
 
 impl ClientState {
     /// The request's resilience as the scheduler engine can carry it out,
-    /// or `None` when the runtime must: hedging and timings (timing
-    /// connects needs the runtime's tasks).
+    /// or `None` when the runtime must: hedging.
     ///
     /// Under limits the request takes its place in the client's queues
     /// here, the same queues as the runtime's requests (`Plan`), with
@@ -67,17 +117,19 @@ impl ClientState {
         let d = &self.defaults;
         let hedge = o.hedge.or(d.hedge).flatten();
         let timings = o.timings.or(d.timings).unwrap_or(false);
-        if hedge.is_some() || timings {
+        if hedge.is_some() {
             return None;
         }
+        // Started before anything else (the queue included), as a `Plan` is.
+        let clock = timings.then(Clock::start);
         let host = host_key(url);
         let policy = o.retry.clone().or_else(|| d.retry.clone()).flatten();
         if self.limits.is_unlimited() {
             let slot = self.limits.enter_unlimited(host);
-            return Some(Admission::Now(self.begin(policy, slot)));
+            return Some(Admission::Now(self.begin(policy, slot, clock)));
         }
         Some(match self.limits.join(host) {
-            Ok(slot) => Admission::Now(self.begin(policy, slot)),
+            Ok(slot) => Admission::Now(self.begin(policy, slot, clock)),
             Err(queued) => {
                 let queue_timeout = super::queue_timeout(o, d);
                 Admission::Queued(Queue {
@@ -86,6 +138,7 @@ impl ClientState {
                     queued,
                     queue_timeout,
                     deadline: super::limit::deadline(queue_timeout),
+                    clock,
                 })
             }
         })
@@ -93,7 +146,13 @@ impl ClientState {
 
     /// A request in flight: it earns its share of the retry budget, as on
     /// the runtime once a request leaves the queue.
-    fn begin(self: &Arc<Self>, policy: Option<Arc<RetryPolicy>>, slot: Slot) -> Stepwise {
+    /// Its `queued` time ends here.
+    fn begin(
+        self: &Arc<Self>,
+        policy: Option<Arc<RetryPolicy>>,
+        slot: Slot,
+        clock: Option<Clock>,
+    ) -> Stepwise {
         let retry = policy.map(|policy| {
             if let Some(c) = &policy.budget {
                 self.deposit(slot.host(), c);
@@ -105,11 +164,14 @@ impl ClientState {
                 retries: 0,
             }
         });
-        Stepwise {
+        let mut stepwise = Stepwise {
             retry,
             attempts: 0,
+            clock,
             _slot: slot,
-        }
+        };
+        stepwise.admitted();
+        stepwise
     }
 }
 
@@ -123,20 +185,52 @@ impl Queue {
             queued,
             queue_timeout,
             deadline,
+            clock,
         } = self;
         // Kept for the error: the place, which has it, goes in the wait.
         let host = queued.host().to_owned();
         match queued.wait(deadline).await {
-            Ok(slot) => Ok(state.begin(policy, slot)),
+            Ok(slot) => Ok(state.begin(policy, slot, clock)),
             Err(QueueTimeout) => Err(QueueTimedOut::new(&host, queue_timeout)),
         }
     }
 }
 
 impl Stepwise {
+    /// The request got its place under the limits (at once when there
+    /// are none): the end of `queued`. A queue that makes it wait calls
+    /// this when it lets the request go.
+    pub fn admitted(&mut self) {
+        if let Some(c) = &mut self.clock {
+            c.admitted();
+        }
+    }
+
     /// An attempt is being sent.
     pub fn attempt(&mut self) {
         self.attempts += 1;
+        if let Some(c) = &mut self.clock {
+            c.attempt();
+        }
+    }
+
+    /// Whether the engine's measures are wanted (`timings => true`).
+    pub fn timed(&self) -> bool {
+        self.clock.is_some()
+    }
+
+    /// A hop of the current attempt opened a connection in `d`.
+    pub fn connected(&mut self, d: Duration) {
+        if let Some(c) = &mut self.clock {
+            c.connected(d);
+        }
+    }
+
+    /// The final response's head came at `at`, from `peer`.
+    pub fn head(&mut self, at: std::time::Instant, peer: Option<std::net::SocketAddr>) {
+        if let Some(c) = &mut self.clock {
+            c.head(at, peer);
+        }
     }
 
     /// After an attempt answered `status`: how long to wait before the
@@ -159,14 +253,18 @@ impl Stepwise {
             .next(method, Outcome::Failed(e.code(), e.cause()))
     }
 
-    /// The final message's `attempts`, when retries are on (as `Plan::meta`).
+    /// The final message's `attempts` (when retries are on) and
+    /// `timings` (when asked for), its body read now (as `Plan::meta`).
     pub fn meta(&self) -> Option<Box<Meta>> {
-        self.attempts().map(|n| {
-            Box::new(Meta {
-                attempts: Some(n),
-                timings: None,
-            })
-        })
+        self.finish().meta(true)
+    }
+
+    /// The same, for a body that another task finishes.
+    pub fn finish(&self) -> Finish {
+        Finish {
+            attempts: self.attempts(),
+            clock: self.clock,
+        }
     }
 
     pub fn attempts(&self) -> Option<u32> {

@@ -52,6 +52,69 @@ pub struct Timings {
     pub remote_addr: Option<SocketAddr>,
 }
 
+/// The same figures as the scheduler engine notes them: the engine
+/// reports instants and durations (a connect, a response head), and this
+/// turns them into [`Timings`] for the reply, as [`super::Plan`] does on
+/// the runtime.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: std::time::Instant,
+    queued: Duration,
+    /// The last connect of the current attempt (its redirect hops too,
+    /// as reqwest's connector sees every connect of one `execute`).
+    connect: Option<Duration>,
+    headers: Option<Duration>,
+    remote_addr: Option<SocketAddr>,
+}
+
+impl Clock {
+    /// Starts now: the request's start, as a `Plan` is made.
+    pub fn start() -> Self {
+        Clock {
+            start: std::time::Instant::now(),
+            queued: Duration::ZERO,
+            connect: None,
+            headers: None,
+            remote_addr: None,
+        }
+    }
+
+    /// The request got past the limits (or found none): `queued`.
+    pub fn admitted(&mut self) {
+        self.queued = self.start.elapsed();
+    }
+
+    /// An attempt begins: only its own connects count (as the runtime
+    /// reports the final attempt's connect slot).
+    pub fn attempt(&mut self) {
+        self.connect = None;
+    }
+
+    /// A hop of the current attempt opened a connection in `d`.
+    pub fn connected(&mut self, d: Duration) {
+        self.connect = Some(d);
+    }
+
+    /// The response head came at `at`, from `peer`.
+    pub fn head(&mut self, at: std::time::Instant, peer: Option<SocketAddr>) {
+        self.headers = Some(at.saturating_duration_since(self.start));
+        self.remote_addr = peer;
+    }
+
+    /// The figures and `reused`; `complete` when the body was read too,
+    /// which is now (then `total` is known).
+    pub fn timings(&self, complete: bool) -> (Timings, bool) {
+        let t = Timings {
+            queued: self.queued,
+            connect: self.connect,
+            headers: self.headers.unwrap_or_default(),
+            total: complete.then(|| self.start.elapsed()),
+            remote_addr: self.remote_addr,
+        };
+        (t, self.connect.is_none())
+    }
+}
+
 /// The layer for `ClientBuilder::connector_layer`.
 #[derive(Clone, Copy, Default)]
 pub struct ConnectTimer;
@@ -138,5 +201,25 @@ mod tests {
             let d = slot.get().unwrap();
             assert!(d >= Duration::from_millis(30), "{d:?}");
         });
+    }
+
+    #[test]
+    fn a_clock_reports_the_last_attempts_connect_and_reused_without_one() {
+        let mut c = Clock::start();
+        c.admitted();
+        c.attempt();
+        c.connected(Duration::from_millis(3));
+        c.attempt();
+        let (t, reused) = c.timings(false);
+        assert!(reused && t.connect.is_none() && t.total.is_none());
+        c.connected(Duration::from_millis(5));
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        c.head(std::time::Instant::now(), Some(peer));
+        let (t, reused) = c.timings(true);
+        assert!(!reused);
+        assert_eq!(t.connect, Some(Duration::from_millis(5)));
+        assert_eq!(t.remote_addr, Some(peer));
+        assert!(t.headers <= t.total.unwrap());
+        assert!(t.queued <= t.headers);
     }
 }
