@@ -40,7 +40,7 @@ limit_cases() ->
     [per_host_limit_holds, queue_timeout, client_info_counts,
      a_queued_caller_killed_leaves_the_queue, a_server_that_never_answers_holds_the_slot,
      a_retry_keeps_its_place, an_answer_from_a_runtime_task_gives_the_slot_back,
-     timeout_starts_once_in].
+     timeout_starts_once_in, queued_time_is_in_timings].
 
 init_per_group(G, Config) when G =:= scheduler; G =:= runtime ->
     [{engine, G} | Config];
@@ -547,6 +547,32 @@ timeout_starts_once_in(Config) ->
         {<<"/queued">>, Next} = next_arrival(),
         Next ! go,
         ?assertMatch({ok, #{status := 200, body := <<"/queued">>}}, answer(queued)),
+        ?assertEqual(idle(), erqwest:client_info(C))
+    after
+        erqwest_test_server:stop(S)
+    end.
+
+%% A timed request that waited in the queue reports that wait as
+%% `queued' (its `headers' and `total' count from before it), on both
+%% engines; the one that found room at once reports about none.
+queued_time_is_in_timings(Config) ->
+    S = gate_server(),
+    try
+        C = limited(Config, #{max_in_flight => 1, timings => true}),
+        _ = get_in(first, C, erqwest_test_server:url(S, "/first")),
+        {<<"/first">>, First} = next_arrival(),
+        _ = get_in(queued, C, erqwest_test_server:url(S, "/queued")),
+        ok = queued(C, 1),
+        timer:sleep(300),
+        First ! go,
+        {ok, #{timings := #{queued := Q1}}} = answer(first),
+        {<<"/queued">>, Next} = next_arrival(),
+        Next ! go,
+        {ok, #{status := 200, timings := #{queued := Q2, headers := H2, total := T2}}} = answer(queued),
+        ?assert(Q1 < 100000),
+        ?assert(Q2 >= 300000),
+        ?assert(Q2 =< H2),
+        ?assert(H2 =< T2),
         ?assertEqual(idle(), erqwest:client_info(C))
     after
         erqwest_test_server:stop(S)
