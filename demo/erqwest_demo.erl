@@ -7,7 +7,8 @@
 %% auth, a base URL, decoded JSON replies), a paginated listing,
 %% server-sent events and NDJSON (an event per message, then in batches),
 %% two errors, a retried request, a hedged one, timings and a client's
-%% queue counts, telemetry events (when `telemetry' is on the code path:
+%% queue counts, one cookie jar and one error text for both engines and
+%% a queue they share, telemetry events (when `telemetry' is on the code path:
 %% `make demo PEERS_LIB=$(bash scripts/peers.sh)') and a stubbed client,
 %% printing each request and reply; last, one request at a
 %% time through `erqwest:req/2' (the direct path) and through reqwest,
@@ -90,6 +91,7 @@ main() ->
 
     resilience(C, Url),
     cookies(Url),
+    one_behaviour(Url),
     hooks(C, Url),
     one_at_a_time("plain HTTP/1.1", C, Url("/echo")),
     over_tls(),
@@ -227,6 +229,36 @@ cookies(Url) ->
     after 5000 -> io:format("<-- no reply~n~n")
     end.
 
+%% One behaviour whichever engine answers: the same error, reason text
+%% included, from erqwest:get/2 (the scheduler engine) and erqwest_async
+%% (the runtime engine); and one FIFO queue per host for both, so a
+%% limited client's requests from either wait in turn.
+one_behaviour(Url) ->
+    C = erqwest:make_client(#{max_in_flight_per_host => 1, timings => true}),
+    Refused = iolist_to_binary(["http://127.0.0.1:", integer_to_list(erqwest_test_peers:free_port()), "/"]),
+    io:format("--> GET a closed port on both engines~n"),
+    {error, #{reason := R1}} = erqwest:get(C, Refused),
+    Ref = make_ref(),
+    _ = erqwest_async:req(C, self(), Ref, #{method => get, url => Refused}),
+    R2 = receive {erqwest_response, Ref, error, #{reason := R}} -> R after 5000 -> none end,
+    io:format("<-- scheduler engine: ~s~n<-- runtime engine:   ~s~n<-- the same: ~p~n~n", [R1, R2, R1 =:= R2]),
+    io:format("--> max_in_flight_per_host => 1: three GET /hello at once, from erqwest:get/2 and erqwest_async~n"),
+    Self = self(),
+    [spawn(fun() -> Self ! {demo_queued, N, erqwest:get(C, Url("/hello"))} end) || N <- [1, 2]],
+    Ref3 = make_ref(),
+    _ = erqwest_async:req(C, self(), Ref3, #{method => get, url => Url("/hello")}),
+    [receive
+         {demo_queued, N, {ok, #{status := St, timings := #{queued := Q}}}} ->
+             io:format("<-- erqwest:get/2 #~b: ~b after ~b us in the queue~n", [N, St, Q])
+     after 5000 -> io:format("<-- no reply~n")
+     end || _ <- [1, 2]],
+    receive
+        {erqwest_response, Ref3, reply, #{status := St3, timings := #{queued := Q3}}} ->
+            io:format("<-- erqwest_async: ~b after ~b us in the queue~n", [St3, Q3])
+    after 5000 -> io:format("<-- no reply~n")
+    end,
+    io:format("    client_info afterwards: ~p~n~n", [erqwest:client_info(C)]).
+
 %% `Size' zero bytes gzipped, a mebibyte at a time.
 bomb(Size) ->
     Z = zlib:open(),
@@ -289,7 +321,7 @@ resilience(C, Url) ->
     io:format("<-- ~s in ~b ms, ~b attempts (the slow one was dropped)~n~n",
               [B2, erlang:monotonic_time(millisecond) - T0, A2]),
 
-    io:format("--> GET /hello twice with timings => true, on a new client~n"),
+    io:format("--> GET /hello twice with timings => true, on a new client (the scheduler engine times its own connect)~n"),
     T = erqwest:make_client(#{timings => true, max_in_flight_per_host => 4}),
     [begin
          {ok, #{timings := Tm}} = erqwest:get(T, Url("/hello")),
