@@ -148,7 +148,7 @@ impl Cause {
 
 /// reqwest's `Display` stops at the outermost layer ("error sending
 /// request"); the useful part is usually further down the source chain.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+fn chain(e: &dyn std::error::Error) -> String {
     extend(e.to_string(), e.source())
 }
 

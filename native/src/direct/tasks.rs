@@ -180,14 +180,8 @@ async fn dial(t: &Transport, route: &Route, url: &str, in_tcp: &AtomicBool) -> R
             h2: t.learned(&route.key, Some(true)),
         }),
         // (The caller marks the origin unknown again on any error.)
-        Handshake::Failed(e) => Err(handshake_failed(url, &e)),
+        Handshake::Failed(e) => Err(crate::reasons::handshake(url, &e)),
     }
-}
-
-/// reqwest's words for a TLS handshake that failed: hyper-util's
-/// connect error around tokio-rustls's (the same error on both paths).
-fn handshake_failed(url: &str, e: &std::io::Error) -> Error {
-    crate::reasons::handshake(url, e)
 }
 
 async fn connect_name(

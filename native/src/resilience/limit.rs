@@ -249,20 +249,12 @@ impl Waiting {
     fn enter(mut self, permits: Permits) -> Slot {
         self.done = true;
         let host = std::mem::take(&mut self.host);
-        {
-            let mut c = self.limits.counts();
-            c.queued -= 1;
-            c.in_flight += 1;
-            if let Some(h) = c.hosts.get_mut(&host) {
-                h.queued -= 1;
-                h.in_flight += 1;
-            }
+        let mut c = self.limits.counts();
+        c.queued -= 1;
+        if let Some(h) = c.hosts.get_mut(&host) {
+            h.queued -= 1;
         }
-        Slot {
-            limits: self.limits.clone(),
-            host,
-            _permits: permits,
-        }
+        self.limits.count_in(&mut c, host, permits)
     }
 }
 
