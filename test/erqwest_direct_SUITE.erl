@@ -108,14 +108,7 @@ with_server(Handler, Fun) ->
 url(S, Path) -> erqwest_test_server:url(S, Path).
 
 %% The answer through reqwest, as erqwest:req/2 gave it before this path.
-via_reqwest(C, Opts) ->
-    Ref = make_ref(),
-    _ = erqwest_async:req(C, self(), Ref, Opts),
-    receive
-        {erqwest_response, Ref, reply, Resp} -> {ok, Resp};
-        {erqwest_response, Ref, error, Err} -> {error, Err}
-    after 5000 -> error(no_answer)
-    end.
+via_reqwest(C, Opts) -> erqwest_engine:req(runtime, C, Opts, 5000).
 
 %% Sends `Opts' both ways on server `S' and checks the two requests on the
 %% wire and the two answers; returns the direct answer.

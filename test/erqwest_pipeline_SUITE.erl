@@ -90,14 +90,7 @@ with_server(Fun) ->
 
 url(S, Path) -> erqwest_test_server:url(S, Path).
 
-via_runtime(C, Opts) ->
-    Ref = make_ref(),
-    _ = erqwest_async:req(C, self(), Ref, Opts),
-    receive
-        {erqwest_response, Ref, reply, Resp} -> {ok, Resp};
-        {erqwest_response, Ref, error, Err} -> {error, Err}
-    after 10000 -> error(no_answer)
-    end.
+via_runtime(C, Opts) -> erqwest_engine:req(runtime, C, Opts, 10000).
 
 %% Sends `Opts' through both engines on server `S' and checks the bytes
 %% on the wire and the two answers; returns the scheduler engine's.

@@ -774,14 +774,7 @@ request_timings_report_connect_and_reused(Config) ->
       end,
       [fun erqwest:req/2, fun via_async/2]).
 
-via_async(C, Opts) ->
-    Ref = make_ref(),
-    _ = erqwest_async:req(C, self(), Ref, Opts),
-    receive
-        {erqwest_response, Ref, reply, R} -> {ok, R};
-        {erqwest_response, Ref, error, E} -> {error, E}
-    after 10000 -> error(no_answer)
-    end.
+via_async(C, Opts) -> erqwest_engine:req(runtime, C, Opts, 10000).
 
 timings_off_by_default(Config) ->
     Url = script(Config, ?FUNCTION_NAME, [{200, [], <<"ok">>}]),

@@ -310,14 +310,7 @@ version() ->
     {ok, V} = application:get_key(erqwest, vsn),
     list_to_binary(V).
 
-via_reqwest(C, Opts) ->
-    Ref = make_ref(),
-    _ = erqwest_async:req(C, self(), Ref, Opts),
-    receive
-        {erqwest_response, Ref, reply, Resp} -> {ok, Resp};
-        {erqwest_response, Ref, error, Err} -> {error, Err}
-    after 5000 -> error(no_answer)
-    end.
+via_reqwest(C, Opts) -> erqwest_engine:req(runtime, C, Opts, 5000).
 
 without_date(#{headers := H} = Resp) ->
     Resp#{headers := [KV || {K, _} = KV <- H, K =/= <<"date">>]}.
